@@ -1,0 +1,1 @@
+"""NumPy reference implementation: the readable specification of every rule (no torch)."""
