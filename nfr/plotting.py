@@ -1,0 +1,75 @@
+"""Figures shared by the chapters (matplotlib only; no torch).
+
+Maps are shown with a symmetric diverging colour scale centred at zero, so that the sign of an
+attribution is visible, unless ``signed=False``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def show_maps(maps: dict[str, np.ndarray], shape=None, *, ncols: int | None = None,
+              signed: bool = True, size: float = 1.9, titles: dict[str, str] | None = None):
+    """A row (or grid) of maps, one panel per entry, each scaled to its own maximum |value|."""
+    plt = _plt()
+    n = len(maps)
+    ncols = ncols or n
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (name, m) in zip(axes.ravel(), maps.items()):
+        m = np.asarray(m, dtype=float)
+        m = m.reshape(shape) if shape is not None else m
+        if signed:
+            v = np.abs(m).max() or 1.0
+            ax.imshow(m, cmap="RdBu_r", vmin=-v, vmax=v, interpolation="nearest")
+        else:
+            ax.imshow(m, cmap="gray", interpolation="nearest")
+        ax.set_title((titles or {}).get(name, name), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def alignment_bars(table: dict[str, np.ndarray], *, ylabel: str = r"input alignment $\alpha(R, x)$",
+                   title: str | None = None):
+    """Bar chart of mean alignment per method with one-standard-deviation error bars."""
+    plt = _plt()
+    names = list(table)
+    means = [float(np.mean(table[k])) for k in names]
+    stds = [float(np.std(table[k])) for k in names]
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 1.5, 2.8))
+    ax.bar(names, means, yerr=stds, capsize=3, color=["0.6"] + ["C0"] * (len(names) - 1))
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.set_ylim(min(0, min(means) - 0.1), 1.0)
+    fig.tight_layout()
+    return fig
+
+
+def curves(x, ys: dict[str, np.ndarray], *, xlabel: str, ylabel: str, spread: dict | None = None,
+           logx: bool = False, title: str | None = None):
+    """Line plot of several curves sharing ``x``; optional shaded ``spread`` (same keys, 1 std)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.8, 3.0))
+    for name, y in ys.items():
+        ax.plot(x, y, marker="o", ms=3, label=name)
+        if spread and name in spread:
+            ax.fill_between(x, y - spread[name], y + spread[name], alpha=0.2)
+    if logx:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

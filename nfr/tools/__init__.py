@@ -1,0 +1,1 @@
+"""Maintenance tools for the book: re-execute a chapter in place, check the built HTML."""
