@@ -11,7 +11,6 @@ MATHJAX := book/_static/mathjax
 SHARED := $(abspath ../shared)
 export NFR_SHARED := $(if $(wildcard $(SHARED)/README.md),$(SHARED),)
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 JB_FLAGS := -W -n --keep-going
 CHAPTER ?=
 
@@ -46,7 +45,7 @@ book: setup mathjax
 	$(PY) -m nfr.tools.check_html _build/html
 	@echo "Book built: $(abspath _build/html/index.html)"
 
-unit: setup
+unit: setup mathjax
 	$(PY) -m pytest tests -q
 
 nbval: setup
