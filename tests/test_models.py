@@ -137,3 +137,16 @@ def test_efficientnet_lite0_predicts_foolbox_photos():
     assert top1 >= 16 and top5 >= 19  # measured 17/20 and 20/20
     r = M.efficientnet_lite0(pretrained=False, seed=0)
     assert not r.training and not torch.equal(r._fc.weight, m._fc.weight)
+
+
+@pytest.mark.parametrize("which", ["cifar_resnet56", "resnet18", "alexnet", "efficientnet_lite0"])
+def test_registration_order_is_forward_order(which):
+    # nfr.engine.weights numbers layers in registration order; it must be the forward order here
+    from nfr.engine.weights import weight_layers
+    if which == "cifar_resnet56":
+        m, x = M.cifar_resnet(56), torch.rand(1, 3, 32, 32)
+    elif which == "efficientnet_lite0":
+        m, x = M.efficientnet_lite0(pretrained=False), torch.rand(1, 3, 224, 224)
+    else:
+        m, x = M.torchvision_model(which), torch.rand(1, 3, 224, 224)
+    assert [n for n, _ in weight_layers(m)] == [n for n, _ in weight_layers(m, x)]

@@ -200,7 +200,7 @@ def test_remove_linear_and_conv_pattern():
     assert torch.equal(w[:, :k0], torch.ones(5, k0)) and float(w[:, k0:].abs().sum()) == 0
     assert removal_kept_inputs(100) == 1 and int((r[2].weight != 0).sum()) == 3
     assert torch.equal(r[0].bias, lin[0].bias)
-    assert float(lin[0].weight.sum()) == 25088 * 5  # original unchanged
+    assert float(lin[0].weight.detach().sum()) == 25088 * 5  # original unchanged
     rr = remove(lin, choice="random", seed=3)
     nz = (rr[0].weight != 0)
     assert int(nz.sum()) == 5 * k0 and torch.equal(nz[0], nz[1])  # same columns for all neurons
@@ -240,6 +240,13 @@ def test_weight_stats_gaussian_theory():
         assert abs(st["cos_std"] * math.sqrt(n) - 1) < 5 * math.sqrt(2 / P) / 2 + 2 / n
         assert abs(st["norm_cv"] * math.sqrt(2 * n) - 1) < 5 / math.sqrt(2 * m) + 1 / n
         assert st["norm_mean"] == pytest.approx(math.sqrt(2), rel=0.05)  # s sqrt(n) = sqrt(2)
+
+
+def test_weight_stats_leaves_model_unchanged():
+    net = small_net()
+    before = snapshot(net)
+    weight_stats(net, max_neurons=4, seed=1)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
 def test_weight_stats_ring_and_orthogonal_and_hand_case():
