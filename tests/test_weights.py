@@ -260,3 +260,13 @@ def test_weight_stats_ring_and_orthogonal_and_hand_case():
     assert st["n_zero"] == 1 and st["cos_mean"] == pytest.approx(1 / math.sqrt(2))
     assert st["cos_std"] == 0
     assert st["norm_mean"] == pytest.approx((1 + math.sqrt(2)) / 3)
+
+
+def test_weight_stats_kurtosis_separates_uniform():
+    # entrywise kurtosis mean(w^4)/mean(w^2)^2: 3 Gaussian, 3n/(n+2) ring, 9/5 uniform.
+    # N = 256*500 entries: s.e. of the Gaussian estimate ~ sqrt(96/N) ~ 0.03 -> tolerance 0.15
+    lin = nn.Linear(500, 256)
+    k = {d: weight_stats(randomize(lin, d, seed=2))[0]["kurtosis"] for d in ("gaussian", "ring", "uniform")}
+    assert k["gaussian"] == pytest.approx(3.0, abs=0.15)
+    assert k["ring"] == pytest.approx(3 * 500 / 502, abs=0.15)
+    assert k["uniform"] == pytest.approx(1.8, abs=0.05)

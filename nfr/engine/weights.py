@@ -312,13 +312,18 @@ def weight_stats(model: nn.Module, max_neurons: int = 512, seed: int = 0, layers
       over all pairs i < j of neurons with nonzero norm. For i.i.d. isotropic weights
       E[c] = 0 and std(c) = 1/sqrt(n) (n = fan-in);
     * ``norm_mean``, ``norm_std``: mean and std of ||w_i||; ``norm_cv`` = norm_std / norm_mean
-      (coefficient of variation; ~ 1/sqrt(2n) for Gaussian weights, 0 for ring/orthogonal).
+      (coefficient of variation; ~ 1/sqrt(2n) for Gaussian weights, 0 for ring/orthogonal);
+    * ``kurtosis``: mean(w^4) / mean(w^2)^2 over all entries of the used neurons (no centring;
+      the weights are meant to be zero-mean). 3 for Gaussian entries, 3n/(n+2) for ring, 1.8 for
+      uniform. Pairwise cosines and norms cannot tell uniform from Gaussian weights; this can:
+      i.i.d. entries give an isotropic distribution only when they are Gaussian (Maxwell), so a
+      kurtosis far from 3 flags the non-isotropy of seed Fig 3 (bottom).
 
     When m > ``max_neurons`` a subset of ``max_neurons`` neurons is drawn without replacement
     from a generator seeded with (seed, l); ``n_used`` says how many were used. The norm
     statistics use the same subset. Works on raw models (BatchNorm is ignored, not merged).
     Returns a list of dicts with keys index, name, type, n_neurons, fan_in, n_used, n_zero,
-    cos_mean, cos_std, norm_mean, norm_std, norm_cv.
+    cos_mean, cos_std, norm_mean, norm_std, norm_cv, kurtosis.
     """
     wl, idx = _resolve(model, layers)
     out = []
@@ -341,8 +346,10 @@ def weight_stats(model: nn.Module, max_neurons: int = 512, seed: int = 0, layers
         else:
             cos_mean = cos_std = float("nan")
         nm, ns = float(norms.mean()), float(norms.std(unbiased=False))
+        m2 = float((w ** 2).mean())
+        kurt = float((w ** 4).mean()) / m2 ** 2 if m2 > 0 else float("nan")
         out.append(dict(index=l, name=name, type=type(mod).__name__, n_neurons=m, fan_in=n,
                         n_used=int(w.shape[0]), n_zero=int((~nz).sum()), cos_mean=cos_mean,
                         cos_std=cos_std, norm_mean=nm, norm_std=ns,
-                        norm_cv=ns / nm if nm > 0 else float("nan")))
+                        norm_cv=ns / nm if nm > 0 else float("nan"), kurtosis=kurt))
     return out
