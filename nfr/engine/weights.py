@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
