@@ -1,0 +1,381 @@
+"""Images and labels: ImageNet sample photos, ImageNet validation folders, CIFAR-10.
+
+Every loader returns ``(x, y)``: ``x`` a float32 tensor of shape (N, 3, H, W) with values in
+[0, 1] (NOT normalised; see :func:`normalize`), ``y`` an int64 tensor of N class indices (or, for
+unlabelled photos, a list of names). Subsets are drawn with a ``torch.Generator`` seeded by the
+``seed`` argument and returned in sorted file order, so a loader call is deterministic.
+
+Normalisation. torchvision's ImageNet models and the CIFAR ResNets of ``../shared/models`` expect
+``(x - mean) / std`` per channel with the ImageNet constants :data:`IMAGENET_MEAN`,
+:data:`IMAGENET_STD`; EfficientNet-Lite0 expects (255 x - 127) / 128
+(:data:`EFFICIENTNET_LITE_STATS`). The box of valid inputs [0, 1]^3 maps to the
+normalised box [low_c, high_c] = [(0 - mean_c) / std_c, (1 - mean_c) / std_c] per channel
+(:func:`box_bounds`), the bounds of DTD's z^B rule (seed eq 11).
+
+Local files. Nothing here downloads at import or by default. CIFAR-10 for users comes from
+torchvision (``cifar10(root, download=True)``); the JPEG copy used by tests and CI is
+``../shared/data/cifar10-jpeg.tar.gz`` (found through ``NFR_CIFAR10_DIR`` or ``NFR_SHARED``), which is
+read in memory without extracting it. torchvision's download goes to ``NFR_CACHE`` or
+``~/.cache/nfr`` unless a root is given; nothing is ever written into the repository.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import os
+import tarfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from nfr.errors import NFRError
+
+__all__ = [
+    "IMAGENET_MEAN", "IMAGENET_STD", "EFFICIENTNET_LITE_STATS", "CIFAR10_CLASSES", "imagenet_classes", "normalize",
+    "denormalize", "box_bounds", "shared_dir", "cache_dir", "foolbox_imagenet", "foolbox_cifar10",
+    "skimage_photos", "SKIMAGE_PHOTOS", "imagenet_folder", "cifar10", "cifar10_folder",
+    "load_image",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: (mean, std) of EfficientNet-Lite's TF preprocessing (255 x - 127) / 128, for normalize / box_bounds
+EFFICIENTNET_LITE_STATS = ((127 / 255,) * 3, (128 / 255,) * 3)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+#: scikit-image's bundled colour photos (no download needed)
+SKIMAGE_PHOTOS = ("coffee", "chelsea", "astronaut", "rocket")
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------------------------
+# constants and normalisation
+# --------------------------------------------------------------------------------------------
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet class names in torchvision's index order (from torchvision's weights meta)."""
+    from torchvision.models import VGG16_Weights
+    return list(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def _stats(mean, std, x):
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
+    return m, s
+
+
+def normalize(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """(x - mean_c) / std_c per channel of an NCHW tensor (ImageNet constants by default)."""
+    m, s = _stats(mean, std, x)
+    return (x - m) / s
+
+
+def denormalize(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """Inverse of :func:`normalize`: x * std_c + mean_c."""
+    m, s = _stats(mean, std, x)
+    return x * s + m
+
+
+def box_bounds(mean=IMAGENET_MEAN, std=IMAGENET_STD, lo: float = 0.0, hi: float = 1.0,
+               dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel bounds (low, high) of the normalised input box, each of shape (1, C, 1, 1).
+
+    low_c = (lo - mean_c) / std_c and high_c = (hi - mean_c) / std_c, the box [lo, hi]^C of raw
+    pixel values after :func:`normalize`; DTD's z^B rule (seed eq 11) takes them as its bounds.
+    """
+    m = torch.as_tensor(mean, dtype=dtype).reshape(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=dtype).reshape(1, -1, 1, 1)
+    return (lo - m) / s, (hi - m) / s
+
+
+# --------------------------------------------------------------------------------------------
+# locations
+# --------------------------------------------------------------------------------------------
+def shared_dir() -> Path | None:
+    """The project's ``shared`` folder: ``$NFR_SHARED`` if set, else ``../shared`` beside the repo; None if absent."""
+    env = os.environ.get("NFR_SHARED")
+    cands = [Path(env)] if env else []
+    cands.append(_REPO_ROOT.parent / "shared")
+    for c in cands:
+        if c.is_dir():
+            return c
+    return None
+
+
+def cache_dir() -> Path:
+    """Default download folder: ``$NFR_CACHE`` or ``~/.cache/nfr`` (created on demand)."""
+    d = Path(os.environ.get("NFR_CACHE") or Path.home() / ".cache" / "nfr")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _foolbox_dir() -> Path:
+    """foolbox's ``data`` folder, located without importing foolbox (which is slow and noisy)."""
+    import importlib.util
+    spec = importlib.util.find_spec("foolbox")
+    if spec is None or not spec.submodule_search_locations:
+        raise NFRError("the sample images come from the pip package 'foolbox' (its foolbox/data "
+                       "folder); install it with `pip install foolbox`")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+# --------------------------------------------------------------------------------------------
+# decoding
+# --------------------------------------------------------------------------------------------
+def load_image(path, size: int | None = None, resize: int | None = None) -> torch.Tensor:
+    """One RGB image as a float32 tensor (3, H, W) in [0, 1].
+
+    ``resize``: scale the shorter side to ``resize`` pixels (bicubic); ``size``: then center-crop
+    to size x size (if ``resize`` is None and ``size`` is given, the shorter side is scaled to
+    ``size`` first, so the crop keeps as much of the image as possible).
+    """
+    from PIL import Image
+    with Image.open(path) as im:
+        return _pil_to_tensor(im.convert("RGB"), size, resize)
+
+
+def _pil_to_tensor(im, size=None, resize=None) -> torch.Tensor:
+    from PIL import Image
+    if size is not None and resize is None:
+        resize = size
+    if resize is not None:
+        w, h = im.size
+        r = resize / min(w, h)
+        nw, nh = max(size or 1, round(w * r)), max(size or 1, round(h * r))
+        im = im.resize((nw, nh), Image.BICUBIC)
+    if size is not None:
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+    a = np.asarray(im, dtype=np.float32) / 255.0
+    return torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous()
+
+
+def _select(n_total: int, n: int | None, seed: int) -> list[int]:
+    """Sorted indices of a seeded random subset of size n (all when n is None)."""
+    if n is None or n >= n_total:
+        return list(range(n_total))
+    if n < 0:
+        raise NFRError(f"n must be >= 0, got {n}")
+    g = torch.Generator().manual_seed(int(seed))
+    return sorted(torch.randperm(n_total, generator=g)[:n].tolist())
+
+
+# --------------------------------------------------------------------------------------------
+# ImageNet samples
+# --------------------------------------------------------------------------------------------
+def _foolbox_files(prefix: str) -> list[tuple[Path, int]]:
+    d = _foolbox_dir()
+    files = sorted(p for p in d.glob(f"{prefix}_*") if p.stem.split("_")[0] == prefix)
+    if not files:
+        raise NFRError(f"no {prefix}_<index>_<label> images in {d}; reinstall foolbox")
+    return [(p, int(p.stem.split("_")[-1])) for p in files]
+
+
+def foolbox_imagenet(size: int = 224, indices: Sequence[int] | None = None):
+    """foolbox's 20 labelled ImageNet validation photos, ``(x, y)`` with x (N, 3, size, size) in [0, 1].
+
+    Files ``foolbox/data/imagenet_<index>_<label>.jpg`` (512 x 512 JPEG in foolbox 3); each is
+    resized to size x size with PIL's bicubic filter, exactly as ``foolbox.utils.samples`` does.
+    ``y`` holds the torchvision class indices. ``indices`` picks a subset of 0..19.
+    """
+    from PIL import Image
+    files = _foolbox_files("imagenet")
+    if indices is not None:
+        files = [files[i] for i in indices]
+    xs = []
+    for p, _ in files:
+        with Image.open(p) as im:
+            xs.append(_pil_to_tensor(im.convert("RGB").resize((size, size), Image.BICUBIC)))
+    return torch.stack(xs), torch.tensor([lab for _, lab in files], dtype=torch.int64)
+
+
+def foolbox_cifar10(indices: Sequence[int] | None = None):
+    """foolbox's 20 lossless CIFAR-10 test images (``cifar10_<index>_<label>.png``), x (N, 3, 32, 32) in [0, 1]."""
+    files = _foolbox_files("cifar10")
+    if indices is not None:
+        files = [files[i] for i in indices]
+    x = torch.stack([load_image(p) for p, _ in files])
+    return x, torch.tensor([lab for _, lab in files], dtype=torch.int64)
+
+
+def skimage_photos(names: Sequence[str] = SKIMAGE_PHOTOS, size: int = 224):
+    """scikit-image's bundled photos, shorter side resized to ``size`` (bicubic) then center-cropped.
+
+    Returns ``(x, names)`` with x (N, 3, size, size) in [0, 1]; the photos carry no ImageNet label.
+    Available colour photos include coffee, chelsea (a cat), astronaut, rocket.
+    """
+    import skimage.data
+    from PIL import Image
+    xs = []
+    for n in names:
+        fn = getattr(skimage.data, n, None)
+        if fn is None:
+            raise NFRError(f"skimage.data has no photo {n!r}; try one of {SKIMAGE_PHOTOS}")
+        a = fn()
+        if a.ndim == 2:
+            a = np.stack([a] * 3, -1)
+        xs.append(_pil_to_tensor(Image.fromarray(a[..., :3]), size))
+    return torch.stack(xs), list(names)
+
+
+_IMG_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def imagenet_folder(root, n: int | None = None, seed: int = 0, size: int = 224,
+                    resize: int | None = None, labels_file=None):
+    """Images and labels from an ImageNet validation folder, ``(x, y)``, torchvision preprocessing.
+
+    Two layouts are read:
+
+    1. ImageFolder: ``root/<wnid>/<image>`` with one folder per class; the class index is the
+       position of the folder name among the sorted folder names (for the 1000 ImageNet wnids
+       this is torchvision's index order).
+    2. Flat: all images directly in ``root`` plus ``labels_file`` (default ``root/labels.txt``
+       or ``root/val.txt``) whose lines are either ``<filename> <index>`` or just ``<index>``
+       (one per image, in sorted filename order). Indices are torchvision's 0-based class indices
+       (as in the common ``val.txt``), not the devkit's 1-based ILSVRC2012 ids.
+
+    ``n`` images are drawn with a generator seeded by ``seed`` (all when None). Each image is
+    resized (shorter side to ``resize``, default round(size * 256 / 224)) and center-cropped to
+    ``size``: the standard ImageNet evaluation transform.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NFRError(f"ImageNet folder {root} does not exist; give the path of an ImageNet "
+                       "validation folder (ImageFolder layout or flat files + labels file)")
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
+    items: list[tuple[Path, int]] = []
+    if subdirs:
+        for k, d in enumerate(subdirs):
+            items += [(p, k) for p in sorted(d.iterdir()) if p.suffix.lower() in _IMG_EXT]
+    else:
+        files = sorted(p for p in root.iterdir() if p.suffix.lower() in _IMG_EXT)
+        lf = Path(labels_file) if labels_file else next(
+            (root / f for f in ("labels.txt", "val.txt") if (root / f).is_file()), None)
+        if lf is None or not lf.is_file():
+            raise NFRError(f"{root} holds flat image files but no labels file; give labels_file= "
+                           "(lines '<filename> <index>' or '<index>' in sorted filename order)")
+        lines = [ln.split() for ln in lf.read_text().splitlines() if ln.strip()]
+        if all(len(t) == 1 for t in lines):
+            if len(lines) != len(files):
+                raise NFRError(f"{lf} has {len(lines)} labels but {root} has {len(files)} images")
+            items = list(zip(files, (int(t[0]) for t in lines)))
+        else:
+            lab = {t[0]: int(t[-1]) for t in lines}
+            missing = [f.name for f in files if f.name not in lab]
+            if missing:
+                raise NFRError(f"{lf} has no label for {missing[0]} (and {len(missing) - 1} more)")
+            items = [(f, lab[f.name]) for f in files]
+    if not items:
+        raise NFRError(f"no images found in {root}")
+    pick = _select(len(items), n, seed)
+    resize = resize if resize is not None else round(size * 256 / 224)
+    x = torch.stack([load_image(items[i][0], size=size, resize=resize) for i in pick])
+    return x, torch.tensor([items[i][1] for i in pick], dtype=torch.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR-10
+# --------------------------------------------------------------------------------------------
+def cifar10(root=None, split: str = "test", download: bool = False, n: int | None = None, seed: int = 0):
+    """CIFAR-10 through ``torchvision.datasets.CIFAR10``, ``(x, y)`` with x (N, 3, 32, 32) in [0, 1].
+
+    ``root`` defaults to ``<cache_dir()>/cifar10``; ``download=True`` fetches the original
+    (lossless) data set there (170 MB). ``n`` images are drawn with a generator seeded by ``seed``.
+    """
+    if split not in ("train", "test"):
+        raise NFRError(f"split must be 'train' or 'test', got {split!r}")
+    from torchvision.datasets import CIFAR10
+    root = Path(root) if root is not None else cache_dir() / "cifar10"
+    try:
+        ds = CIFAR10(str(root), train=split == "train", download=download)
+    except RuntimeError as e:
+        raise NFRError(f"CIFAR-10 not found under {root}: call cifar10(root, download=True) to "
+                       "download it with torchvision (needs internet), or use cifar10_folder(path) "
+                       "for a JPEG copy") from e
+    pick = _select(len(ds.data), n, seed)
+    x = torch.from_numpy(ds.data[pick]).permute(0, 3, 1, 2).float() / 255.0
+    return x.contiguous(), torch.tensor([ds.targets[i] for i in pick], dtype=torch.int64)
+
+
+def _read_tar_split(tarball: Path, split: str) -> dict[tuple[str, str], bytes]:
+    st = tarball.stat()
+    return _read_tar_split_cached(str(tarball.resolve()), st.st_size, st.st_mtime_ns, split)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_tar_split_cached(tarball: str, _size: int, _mtime: int, split: str) -> dict[tuple[str, str], bytes]:
+    """The encoded image files ``<split>/<class>/<file>`` of a (gzipped) tarball, read in one pass.
+
+    Nothing is written to disk (the shared tarball's test split is 10,000 files of ~1.5 kB;
+    reading them takes about 3 s; the last two splits read stay in memory). Keys are (class, file name).
+    """
+    out = {}
+    with tarfile.open(tarball) as tf:
+        for m in tf:
+            parts = Path(m.name).parts
+            if not m.isfile() or split not in parts[:-2]:
+                continue
+            if Path(parts[-1]).suffix.lower() in _IMG_EXT:
+                out[(parts[-2], parts[-1])] = tf.extractfile(m).read()
+    if not out:
+        raise NFRError(f"{tarball} has no '{split}/<class>/<file>' images")
+    return out
+
+
+def _find_split_root(base: Path, split: str) -> Path:
+    for cand in (base, *sorted(p for p in base.iterdir() if p.is_dir())):
+        if (cand / split).is_dir():
+            return cand / split
+    raise NFRError(f"{base} has no '{split}/<class>/' folder (expected layout <split>/<class>/<NNNN>.jpg)")
+
+
+def cifar10_folder(path=None, split: str = "test", n: int | None = None, seed: int = 0):
+    """CIFAR-10 from a JPEG/PNG folder tree ``<path>/<split>/<class>/<NNNN>.jpg``, ``(x, y)``.
+
+    ``path`` is the folder, or a ``.tar.gz`` of it (read in memory in one pass; nothing is
+    extracted, so nothing is written into the repository). Default: ``$NFR_CIFAR10_DIR`` (folder or tarball), else
+    ``<shared_dir()>/data/cifar10-jpeg.tar.gz``. Class folders must be the ten CIFAR-10 class names;
+    label = index in :data:`CIFAR10_CLASSES`. ``n`` images are drawn with a generator seeded by
+    ``seed`` (from all classes together), returned in sorted (class, file) order.
+
+    The shared tarball is a LOSSY JPEG copy (see ``../shared/data/README.md``): accuracies on it are
+    lower than on the original data; say which copy a number comes from.
+    """
+    if split not in ("train", "test"):
+        raise NFRError(f"split must be 'train' or 'test', got {split!r}")
+    if path is None:
+        env = os.environ.get("NFR_CIFAR10_DIR")
+        sd = shared_dir()
+        if env:
+            path = Path(env)
+        elif sd is not None and (sd / "data" / "cifar10-jpeg.tar.gz").is_file():
+            path = sd / "data" / "cifar10-jpeg.tar.gz"
+        else:
+            raise NFRError("no CIFAR-10 JPEG folder: set NFR_CIFAR10_DIR or pass a path (a folder "
+                           "<split>/<class>/<NNNN>.jpg or its .tar.gz), or use "
+                           "nfr.data.cifar10(root, download=True) to fetch CIFAR-10 with torchvision")
+    path = Path(path)
+    if not path.exists():
+        raise NFRError(f"CIFAR-10 folder or tarball {path} does not exist")
+    items = []  # (class index, file name, path or bytes)
+    if path.is_file():
+        blobs = _read_tar_split(path, split)
+        found = {c for c, _ in blobs}
+        if found != set(CIFAR10_CLASSES):
+            raise NFRError(f"{path}: class folders {sorted(found)} are not the CIFAR-10 classes {CIFAR10_CLASSES}")
+        items = [(CIFAR10_CLASSES.index(c), f, blobs[(c, f)]) for c, f in sorted(blobs, key=lambda t: (CIFAR10_CLASSES.index(t[0]), t[1]))]
+    else:
+        sroot = _find_split_root(path, split)
+        for k, c in enumerate(CIFAR10_CLASSES):
+            d = sroot / c
+            if not d.is_dir():
+                raise NFRError(f"{sroot} has no class folder {c!r}; expected {CIFAR10_CLASSES}")
+            items += [(k, p.name, p) for p in sorted(d.iterdir()) if p.suffix.lower() in _IMG_EXT]
+    pick = _select(len(items), n, seed)
+    x = torch.stack([load_image(io.BytesIO(items[i][2]) if isinstance(items[i][2], bytes) else items[i][2])
+                     for i in pick])
+    return x, torch.tensor([items[i][0] for i in pick], dtype=torch.int64)

@@ -1,0 +1,210 @@
+"""Map metrics for sanity checks and analyses: SSIM, Spearman, normalisation, effective rank, ...
+
+Inputs may be NumPy arrays or torch tensors (detached and moved to the CPU); results are Python
+floats or arrays/tensors of the input's kind, as each docstring says. Nothing here depends on the
+rules; input alignment (Definition 1) lives with the engine (``nfr.alignment``).
+
+Conventions (PITFALLS #11):
+* a *map* is 2D (H, W) or has a leading channel axis (C, H, W); :func:`to_2d` reduces a (C, H, W)
+  map to 2D by summing absolute values over channels (``reduce="abs_sum"``, the usual convention
+  of Adebayo et al. 2018 for visualising and comparing maps), or by a plain sum (``"sum"``);
+* images are indexed ``[..., y, x]`` (row, column); a bounding box is ``(y1, y2, x1, x2)`` and
+  selects ``R[..., y1:y2, x1:x2]`` (half-open, as Python slices);
+* a border of width b is the set of pixels with row < b or row >= H - b or column < b or
+  column >= W - b; the centre is the rest.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nfr.errors import NFRError
+
+__all__ = ["to_2d", "ssim", "spearman", "normalize_map", "effective_rank", "border_centre_ratio",
+           "energy_in_box", "rescale_to_input_range"]
+
+
+def _np(a) -> np.ndarray:
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def to_2d(R, reduce: str | None = "abs_sum") -> np.ndarray:
+    """A (H, W) float64 array from a (H, W) or (C, H, W) map.
+
+    ``reduce="abs_sum"``: sum_c |R_c|; ``"sum"``: sum_c R_c; ``None``: R must already be 2D.
+    A (1, C, H, W) batch of one is accepted.
+    """
+    a = _np(R)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 2:
+        return a
+    if a.ndim != 3 or reduce is None:
+        raise NFRError(f"expected a (H, W) map{'' if reduce is None else ' or a (C, H, W) map'}, "
+                       f"got shape {a.shape}")
+    if reduce == "abs_sum":
+        return np.abs(a).sum(0)
+    if reduce == "sum":
+        return a.sum(0)
+    raise NFRError(f"reduce must be 'abs_sum', 'sum' or None, got {reduce!r}")
+
+
+def ssim(a, b, data_range: float | None = None, reduce: str | None = "abs_sum", **kwargs) -> float:
+    """Structural similarity of two maps (Wang et al. 2004) via ``skimage.metrics.structural_similarity``.
+
+    Both maps are reduced to 2D with :func:`to_2d` (``reduce``). With local means mu, variances
+    sigma^2 and covariance sigma_ab over 7 x 7 windows (skimage's defaults: uniform window,
+    sample covariance, K1 = 0.01, K2 = 0.03, borders of 3 pixels excluded),
+
+        SSIM = mean over windows of (2 mu_a mu_b + C1)(2 sigma_ab + C2)
+                                     / ((mu_a^2 + mu_b^2 + C1)(sigma_a^2 + sigma_b^2 + C2)),
+
+    C1 = (K1 D)^2, C2 = (K2 D)^2, D = ``data_range``, which is always passed explicitly to
+    skimage: by default the joint range max(a, b) - min(a, b) of the two 2D maps (1.0 if both are
+    constant). For sanity checks normalise both maps first (:func:`normalize_map`) and pass
+    ``data_range=1``. Extra ``kwargs`` go to skimage (e.g. ``win_size``, ``gaussian_weights``).
+    """
+    from skimage.metrics import structural_similarity
+    x, y = to_2d(a, reduce), to_2d(b, reduce)
+    if x.shape != y.shape:
+        raise NFRError(f"ssim: maps have different shapes {x.shape} and {y.shape}")
+    if data_range is None:
+        data_range = float(max(x.max(), y.max()) - min(x.min(), y.min())) or 1.0
+    return float(structural_similarity(x, y, data_range=float(data_range), **kwargs))
+
+
+def _rank(v: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+    return rankdata(v, method="average")
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation of two maps, flattened: Pearson correlation of their ranks.
+
+    Ties get their average rank; without ties this equals 1 - 6 sum d_i^2 / (n (n^2 - 1)),
+    d_i the rank differences. Returns nan if either map is constant.
+    """
+    x, y = _np(a).ravel(), _np(b).ravel()
+    if x.shape != y.shape:
+        raise NFRError(f"spearman: maps have different sizes {x.size} and {y.size}")
+    rx, ry = _rank(x), _rank(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    den = math.sqrt(float((rx ** 2).sum() * (ry ** 2).sum()))
+    return float((rx * ry).sum() / den) if den > 0 else float("nan")
+
+
+def normalize_map(R, abs: bool = False):  # noqa: A002 - the conventional name
+    """Min-max normalisation to [0, 1]: (R - min R) / (max R - min R), over all elements of R.
+
+    ``abs=True`` uses |R| (sign-insensitive comparison, Adebayo et al. 2018's "absolute" maps).
+    A constant map gives all zeros. Returns the input's kind (NumPy array or torch tensor).
+    """
+    if hasattr(R, "detach"):
+        t = R.abs() if abs else R
+        lo, hi = t.min(), t.max()
+        return (t - lo) / (hi - lo) if float(hi - lo) > 0 else t * 0
+    t = np.abs(_np(R)) if abs else _np(R)
+    rng = t.max() - t.min()
+    return (t - t.min()) / rng if rng > 0 else np.zeros_like(t)
+
+
+def effective_rank(matrix, eps: float = 0.0) -> float:
+    """Effective rank (Roy & Vetterli 2007): exp(H(p)), p_i = s_i / sum_j s_j, H(p) = -sum p_i log p_i.
+
+    s are the singular values of ``matrix`` (2D; a stack of vectors as rows, e.g. attribution maps
+    of several classes flattened, as in Sixt et al. 2020's rank-1 convergence argument). It is 1
+    for a rank-1 matrix and n for n orthogonal rows of equal norm. Terms with p_i <= eps are
+    dropped (0 log 0 = 0). A zero matrix has effective rank 0.
+    """
+    m = _np(matrix)
+    if m.ndim != 2:
+        raise NFRError(f"effective_rank expects a 2D matrix, got shape {m.shape}")
+    s = np.linalg.svd(m, compute_uv=False)
+    if s.sum() <= 0:
+        return 0.0
+    p = s / s.sum()
+    p = p[p > eps]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def _border_mask(h: int, w: int, border: int) -> np.ndarray:
+    if border < 1 or 2 * border >= min(h, w):
+        raise NFRError(f"border must be >= 1 and leave a centre: got {border} for a {h}x{w} map")
+    mask = np.zeros((h, w), dtype=bool)
+    mask[:border, :] = mask[-border:, :] = True
+    mask[:, :border] = mask[:, -border:] = True
+    return mask
+
+
+def border_centre_ratio(R, border: int, reduce: str | None = "abs_sum") -> float:
+    """Mean |R| on the border band of width ``border`` divided by mean |R| in the centre.
+
+    R is reduced to 2D with :func:`to_2d`; border = rows/columns within ``border`` pixels of the
+    edge (see module doc). 1 means no preference, < 1 a map concentrated in the centre (e.g. on
+    the object), > 1 one that piles up at the edges (padding artefacts). Centre mean 0 gives inf
+    (or nan if the border mean is 0 too).
+    """
+    a = np.abs(to_2d(R, reduce))
+    m = _border_mask(*a.shape, border)
+    b, c = float(a[m].mean()), float(a[~m].mean())
+    if c == 0:
+        return float("nan") if b == 0 else float("inf")
+    return b / c
+
+
+def energy_in_box(R, box: tuple[int, int, int, int], positive: bool = True,
+                  reduce: str | None = "sum") -> float:
+    """Fraction of a map's energy inside a bounding box ``box = (y1, y2, x1, x2)``: R[y1:y2, x1:x2].
+
+    Energy = R^+ = max(R, 0) (``positive=True``, the energy-based pointing game of Wang et al.
+    2020) or |R|; R is first reduced to 2D with :func:`to_2d` (plain channel sum by default, so
+    signs survive). Returns sum_in / sum_all (nan for an all-zero map). Note the order: rows
+    (y) first, then columns (x) -- PITFALLS #11.
+    """
+    a = to_2d(R, reduce)
+    e = np.maximum(a, 0) if positive else np.abs(a)
+    y1, y2, x1, x2 = (int(v) for v in box)
+    if not (0 <= y1 < y2 <= a.shape[0] and 0 <= x1 < x2 <= a.shape[1]):
+        raise NFRError(f"box (y1, y2, x1, x2) = {box} is empty or outside the {a.shape} map")
+    tot = float(e.sum())
+    return float(e[y1:y2, x1:x2].sum()) / tot if tot > 0 else float("nan")
+
+
+def rescale_to_input_range(R, x):
+    """Seed 001 eq 20's R~: R mapped affinely onto the value range of the input x.
+
+        R~ = (R - min R)(max x - min x) / (max R - min R) + min x.
+
+    Min and max are taken per sample over all non-batch axes when R is 4D (N, C, H, W) -- x must
+    then have the same batch size -- and over all elements otherwise. A constant R maps to min x.
+    Returns the input's kind (NumPy array or torch tensor) and shape.
+    """
+    if hasattr(R, "detach"):
+        import torch
+        xt = x if hasattr(x, "detach") else torch.as_tensor(x, dtype=R.dtype)
+        if R.ndim == 4:
+            n = R.shape[0]
+            rmin, rmax = R.reshape(n, -1).amin(1), R.reshape(n, -1).amax(1)
+            xmin, xmax = xt.reshape(n, -1).amin(1), xt.reshape(n, -1).amax(1)
+            rmin, rmax, xmin, xmax = (v.reshape(-1, 1, 1, 1) for v in (rmin, rmax, xmin, xmax))
+        else:
+            rmin, rmax, xmin, xmax = R.min(), R.max(), xt.min(), xt.max()
+        den = rmax - rmin
+        scaled = torch.where(den > 0, (R - rmin) / torch.where(den > 0, den, torch.ones_like(den)),
+                             torch.zeros_like(R))
+        return scaled * (xmax - xmin) + xmin
+    r, xa = _np(R), _np(x)
+    if r.ndim == 4:
+        n = r.shape[0]
+        rmin = r.reshape(n, -1).min(1).reshape(-1, 1, 1, 1)
+        rmax = r.reshape(n, -1).max(1).reshape(-1, 1, 1, 1)
+        xmin = xa.reshape(n, -1).min(1).reshape(-1, 1, 1, 1)
+        xmax = xa.reshape(n, -1).max(1).reshape(-1, 1, 1, 1)
+    else:
+        rmin, rmax, xmin, xmax = r.min(), r.max(), xa.min(), xa.max()
+    den = rmax - rmin
+    scaled = np.where(den > 0, (r - rmin) / np.where(den > 0, den, 1.0), 0.0)
+    return scaled * (xmax - xmin) + xmin

