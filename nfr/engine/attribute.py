@@ -75,6 +75,16 @@ def _onehot(out, target, B):
     return seed
 
 
+def _forward(gm, xg):
+    try:
+        return gm(xg)
+    except NFRError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- a shape mismatch inside the model
+        raise NFRError(f"the model's forward failed on x of shape {tuple(xg.shape)} "
+                       f"({type(e).__name__}: {e}); check the input shape") from e
+
+
 # ----------------------------------------------------------------------------- composites
 def composite_for(rule: str, L: int, *, bottom: bool = True, upto: int | None = None,
                   below: str = "grad") -> dict:
@@ -223,7 +233,7 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
         sess.set(comp)
         xg = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            out = gm(xg)
+            out = _forward(gm, xg)
             if rule.startswith("activation"):
                 if target is not None:
                     _onehot(out, target, x.shape[0])
@@ -294,7 +304,7 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
     try:
         xg = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            out = gm(xg)
+            out = _forward(gm, xg)
             seed = _onehot(out, target, x.shape[0])
             by_level = {}
             if rule != "activation" and any(0 < n for n in levels):
