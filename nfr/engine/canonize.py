@@ -188,7 +188,7 @@ def _wrap_weight(mod: nn.Module, node) -> Weighted:
             sp = getattr(mod, "static_padding", None)
             if isinstance(sp, nn.ZeroPad2d):
                 pad = tuple(sp.padding)
-            elif not isinstance(sp, nn.Identity):
+            elif not (isinstance(sp, nn.Identity) or type(sp).__name__ == "Identity"):
                 raise NFRError(f"unsupported Conv2d subclass at {_describe(node, mod)}: its "
                                f"forward is overridden; {_WAY_OUT}")
         if mod.padding_mode != "zeros":
