@@ -330,12 +330,7 @@ def test_cascade_on_residual_net_equals_composites():
             _close(C[n], want)
 
 
-def _noinplace(model):
-    m = copy.deepcopy(model)
-    for mod in m.modules():
-        if isinstance(mod, nn.ReLU):
-            mod.inplace = False
-    return m
+from nfr.bench import _noinplace  # noqa: E402  (one copy of the helper)
 
 
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
