@@ -13,7 +13,6 @@ Where the definitions differ and tests therefore use bias-free nets:
   proportional redistribution of R = A * c; Zennit needs its Norm rule on pooling for that.
 * For a signed input exactly 0, nfr's c_0 uses the W > 0 mask (R = x * c_0 = 0 either way).
 """
-import copy
 
 import numpy as np
 import pytest
