@@ -320,7 +320,7 @@ def figure1_setup():
     deg = np.array([12, 58, 103, 148, 196, 238, 287, 333], dtype=float)
     lengths = np.array([1.0, 0.8, 1.1, 0.9, 1.0, 0.85, 0.95, 1.05])
     W = lengths * np.stack([np.cos(np.radians(deg)), np.sin(np.radians(deg))])
-    v = np.array([0.9, -0.7, 1.0, 0.6, -0.8, 0.5, 0.7, 0.8])
+    v = np.array([0.6, 1.0, -0.9, 0.6, -0.8, 0.5, 0.7, 0.8])
     x = 1.2 * np.array([np.cos(np.radians(35.0)), np.sin(np.radians(35.0))])
     return W, v, x
 
@@ -358,8 +358,11 @@ def figure1(W: np.ndarray, v: np.ndarray, x: np.ndarray):
         arrow(axes[2], v[j] * W[:, j], "C3" if v[j] > 0 else "C0", label=f"$r_{j + 1}w_{j + 1}$")
     arrow(axes[2], x, "k", lw=1.0, ls=":")
     scale = np.linalg.norm(x)
-    for vec, col, lab in ((Rp, "C3", "$R_+$ (NFR)"), (Rp + Rm, "C4", "$R_++R_-$ (grad)"), (x, "k", "$x$")):
-        arrow(axes[3], vec / np.linalg.norm(vec) * scale, col, lw=2.2, label=lab)
+    handles = []
+    for vec, col, lab in ((Rp, "C3", "$R_+$ (NFR)"), (Rp + Rm, "C4", "$R_++R_-$ (gradient)"), (x, "k", "$x$")):
+        arrow(axes[3], vec / np.linalg.norm(vec) * scale, col, lw=2.2)
+        handles.append(plt.Line2D([], [], color=col, lw=2.2, label=f"{lab}: $\\alpha$ = {vec @ x / (np.linalg.norm(vec) * scale):.2f}"))
+    axes[3].legend(handles=handles, fontsize=7, loc="lower left")
     titles = ["(a) 8 hidden units", "(b) input; ReLU masks the blue side",
               "(c) active units times $r_j$", "(d) results, scaled to $\\|x\\|$"]
     for ax, title in zip(axes, titles):
@@ -396,6 +399,31 @@ def plot_convergence(sweeps: dict, rules=("grad", "gbp", "rectgrad", "zplus"), p
         ax.set_xlabel("hidden width $N$")
         ax.set_title(f"d = {d}", fontsize=10)
     axes[0, 0].set_ylabel(r"$1-\alpha(R, x)$")
+    axes[0, -1].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_isotropy(panels: dict, limits: dict, rule: str = "gbp"):
+    """``1 - alpha(R, x)`` of ``rule`` against width per weight distribution (log-log; median and
+    10-90% band over seeds), one panel per entry of ``panels`` (``{title: {dist: sweep}}``), with
+    ``1 - cos(E[R], x)`` of each non-isotropic distribution (``limits[title][dist] < 1``) dashed."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.1), squeeze=False)
+    for ax, (title, sweeps) in zip(axes[0], panels.items()):
+        for i, (dist, sw) in enumerate(sweeps.items()):
+            gap = 1 - sw["alpha"][:, :, RULES.index(rule)]
+            lo, med, hi = np.quantile(gap, [0.1, 0.5, 0.9], axis=1)
+            ax.plot(sw["widths"], med, marker="o", ms=3, color=f"C{i}", label=dist)
+            ax.fill_between(sw["widths"], lo, hi, color=f"C{i}", alpha=0.12)
+            if limits[title][dist] < 1 - 1e-12:
+                ax.axhline(1 - limits[title][dist], color=f"C{i}", ls="--", lw=0.9)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("hidden width $N$")
+        ax.set_title(title, fontsize=10)
+    axes[0, 0].set_ylabel(rf"$1-\alpha(R, x)$, {rule}")
     axes[0, -1].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     return fig
