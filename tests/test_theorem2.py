@@ -93,6 +93,16 @@ def test_optimal_alignment_is_projection():
         for _ in range(20):  # no relevance beats the projection
             v = rng.standard_normal(6)
             assert ref.alignment(W[t] @ ((W[t].T @ x[t] > 0) * v), x[t]) <= opt[t] + 1e-12
+    # against the pseudo-inverse, with more columns than dimensions too
+    for d, m in ((10, 6), (8, 20)):
+        W2, x2 = rng.standard_normal((30, d, m)), rng.standard_normal((30, d))
+        Wa = W2 * (np.einsum("tdm,td->tm", W2, x2) > 0)[:, None, :]
+        P = Wa @ np.linalg.pinv(Wa)
+        lit = np.linalg.norm(np.einsum("tij,tj->ti", P, x2), axis=-1) / np.linalg.norm(x2, axis=-1)
+        assert np.allclose(t2.optimal_alignment(W2, x2), lit)
+    # more active columns than dimensions: the projection is x itself
+    W = rng.standard_normal((5, 6, 40))
+    assert np.allclose(t2.optimal_alignment(W, rng.standard_normal((5, 6))), 1.0)
     # under Theorem 2's hypotheses the activation attains the optimum
     W = t2.orthogonal_columns(10, 6, 15, rng)
     res = t2.theorem2_trials(W, x, np.ones((15, 6)))
