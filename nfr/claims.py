@@ -113,5 +113,5 @@ def record(chapter: str, entries: list[dict], root: Path | None = None) -> list[
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
     (path.parent / "claims_table.md").write_text(table_markdown(rows))
-    print(f"claims ledger: {len(entries)} verdicts of {chapter} recorded ({len(rows)} in all)")
+    print(f"claims ledger: {len(entries)} verdicts of {chapter} recorded")
     return rows
