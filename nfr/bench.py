@@ -1,0 +1,147 @@
+"""Benchmark of the torch engine: ``python -m nfr.bench [--small] [--repeats N] [--out PATH]``.
+
+VGG16 (torchvision, weights=None, seeded), batch 4x3x224x224 on the CPU, all in ONE run (median
+of ``--repeats``): the plain autograd input gradient, every rule of :func:`nfr.attribute`,
+:func:`nfr.cascade` over all levels, Captum's GuidedBackprop and Zennit's EpsilonPlusFlat.
+Writes ``book/data/bench.json`` (seconds, ratios to the plain gradient, peak RSS / tracemalloc
+peak of the cascade) and prints the ratio table. Targets: gbp / rectgrad / activation <= 1.05x,
+zplus / dtd <= 1.6x, cascade <= 0.4 (L+1) x, peak memory < 8 GB. ``--small`` runs a tiny CNN
+(for a quick check; its times mean nothing).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import resource
+import statistics
+import time
+import tracemalloc
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+
+def _model(small: bool, seed: int):
+    with torch.random.fork_rng():          # torchvision initialisers use the global RNG
+        torch.manual_seed(seed)
+        if small:
+            m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True),
+                              nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1),
+                              nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                              nn.Linear(32, 10))
+        else:
+            import torchvision
+            m = torchvision.models.vgg16(weights=None)
+    return m.eval()
+
+
+def _time(fn, repeats):
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def _noinplace(model):
+    m = copy.deepcopy(model)
+    for mod in m.modules():
+        if isinstance(mod, nn.ReLU):
+            mod.inplace = False
+    return m
+
+
+def run(small=False, repeats=3, out="book/data/bench.json", seed=0, progress=True,
+        warmup=True):
+    """Run the benchmark and write the JSON; returns the result dict."""
+    import nfr
+    from nfr.engine.canonize import _canonize
+    from tqdm import tqdm
+
+    model = _model(small, seed)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn((4, 3, 32, 32) if small else (4, 3, 224, 224), generator=g)
+    target = torch.tensor([1, 2, 3, 4])
+    L = len(_canonize(model).nfr_layers)
+
+    def plain():
+        xg = x.detach().requires_grad_(True)
+        out = model(xg)
+        return torch.autograd.grad(out[torch.arange(4), target].sum(), xg)[0]
+
+    jobs = {"plain_gradient": plain}
+    for rule in ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd"):
+        jobs[rule] = (lambda r=rule: nfr.attribute(model, x, target, r))
+    jobs["activation"] = lambda: nfr.attribute(model, x, target, "activation", layer=L // 2)
+    jobs["cascade_gbp_all_levels"] = lambda: nfr.cascade(model, x, target, "gbp")
+    try:
+        from captum.attr import GuidedBackprop
+        cm = _noinplace(model)
+        jobs["captum_guided_backprop"] = lambda: GuidedBackprop(cm).attribute(x.clone(),
+                                                                              target=target)
+    except ImportError:
+        pass
+    try:
+        from zennit.attribution import Gradient
+        from zennit.composites import EpsilonPlusFlat
+        zm = _noinplace(model)
+
+        def zen():
+            onehot = torch.eye(10 if small else 1000)[target]
+            with Gradient(model=zm, composite=EpsilonPlusFlat()) as attributor:
+                return attributor(x.clone(), onehot)[1]
+        jobs["zennit_epsilon_plus_flat"] = zen
+    except ImportError:
+        pass
+
+    times = {}
+    for name, fn in tqdm(jobs.items(), desc="bench", disable=not progress):
+        if warmup:
+            fn()
+        times[name] = _time(fn, repeats)
+    base = times["plain_gradient"]
+    ratios = {k: v / base for k, v in times.items()}
+
+    tracemalloc.start()
+    nfr.cascade(model, x, target, "gbp")
+    _, tm_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    targets = {"gbp": 1.05, "rectgrad": 1.05, "activation": 1.05, "zplus": 1.6, "dtd": 1.6,
+               "cascade_gbp_all_levels": 0.4 * (L + 1)}
+    res = {"model": "tiny-cnn" if small else "vgg16 (torchvision, weights=None)",
+           "input": list(x.shape), "layers_L": L, "repeats": repeats, "device": "cpu",
+           "threads": torch.get_num_threads(), "torch": torch.__version__,
+           "machine": platform.processor() or platform.machine(),
+           "seconds": times, "ratio_to_plain_gradient": ratios, "targets": targets,
+           "cascade_peak_rss_bytes": rss, "cascade_tracemalloc_peak_bytes": tm_peak,
+           "meets_targets": {k: ratios[k] <= v for k, v in targets.items() if k in ratios}}
+    res["meets_targets"]["peak_memory_below_8GB"] = rss < 8 * 2 ** 30
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(res, indent=2))
+    print(f"{'method':28s} {'seconds':>9s} {'ratio':>7s} {'target':>7s}")
+    for k in times:
+        t = targets.get(k)
+        print(f"{k:28s} {times[k]:9.3f} {ratios[k]:7.2f} {'' if t is None else f'{t:7.2f}'}")
+    print(f"cascade peak RSS {rss / 2 ** 30:.2f} GiB (tracemalloc {tm_peak / 2 ** 20:.1f} MiB); "
+          f"L = {L}; wrote {out}")
+    return res
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m nfr.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--small", action="store_true", help="tiny CNN, quick check only")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default="book/data/bench.json")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-warmup", action="store_true", help="skip the warm-up call per method")
+    a = p.parse_args(argv)
+    run(a.small, a.repeats, a.out, a.seed, warmup=not a.no_warmup)
+
+
+if __name__ == "__main__":
+    main()

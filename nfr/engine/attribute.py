@@ -1,0 +1,367 @@
+"""Attributors: the public torch API ``attribute``, ``cascade`` and ``alignment``.
+
+Notation of seed 001 (Section III-A) and the project conventions: L weight layers, A_0 = x,
+Z_l = W_l^T A_{l-1} + b_l, A_l = relu(Z_l), M_l = diag(1(Z_l > 0)), f = Z_L, r_L = e_k and
+r_{l-1} = F_l(W_l M_l) r_l. What each rule returns is Table I of the seed (see :func:`attribute`).
+
+Every call works on a private canonical copy of the model's graph (:mod:`nfr.engine.canonize`)
+that shares the caller's parameters read-only: the caller's model is never modified (no hooks are
+registered on it), and its parameters and outputs are bit-identical after any call.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from nfr.engine.canonize import Gate, Tap, Weighted, _canonize, _check_eval
+from nfr.engine.rules import RuleState
+from nfr.errors import NFRError
+
+__all__ = ["attribute", "cascade", "alignment", "RULES", "CASCADE_RULES", "composite_for"]
+
+RULES = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd", "activation",
+         "activation_max", "activation_min")
+CASCADE_RULES = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd", "activation")
+_BELOW = ("grad", "gbp", "rectgrad", "zplus")
+
+
+# ----------------------------------------------------------------------------- validation
+def _check_rule(rule, valid):
+    if not isinstance(rule, str) or rule not in valid:
+        raise NFRError(f"unknown rule {rule!r}; valid rules are: {', '.join(valid)}")
+
+
+def _check_x(model, x):
+    if not isinstance(model, nn.Module):
+        raise NFRError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_eval(model)
+    if not isinstance(x, torch.Tensor):
+        raise NFRError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise NFRError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() < 2 or x.shape[0] == 0:
+        raise NFRError(f"x must be a non-empty batch [B, ...] with at least 2 dims, got shape "
+                       f"{tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise NFRError("x contains NaN or inf")
+    p = next(iter(model.parameters()), None)
+    if p is not None and p.dtype != x.dtype:
+        raise NFRError(f"x has dtype {x.dtype} but the model's parameters are {p.dtype}; "
+                       "convert one of them (e.g. model.double() and x.double())")
+
+
+def _onehot(out, target, B):
+    if out.dim() != 2 or out.shape[0] != B:
+        raise NFRError(f"the model output must have shape [batch, classes]; got "
+                       f"{tuple(out.shape)} for a batch of {B}")
+    K = out.shape[1]
+    if isinstance(target, bool) or target is None:
+        raise NFRError(f"target must be an int or a LongTensor of {B} class indices, got {target!r}")
+    if isinstance(target, int):
+        t = torch.full((B,), target, dtype=torch.long)
+    else:
+        t = torch.as_tensor(target)
+        if t.is_floating_point() or t.dtype == torch.bool:
+            raise NFRError(f"target must hold integer class indices, got dtype {t.dtype}")
+        t = t.long().reshape(-1)
+        if t.numel() == 1 and B > 1 and torch.as_tensor(target).dim() == 0:
+            t = t.expand(B)
+        if t.numel() != B:
+            raise NFRError(f"target has {t.numel()} entries but the batch has {B} samples")
+    if bool((t < 0).any()) or bool((t >= K).any()):
+        raise NFRError(f"target {t.tolist()} out of range for {K} classes")
+    seed = torch.zeros_like(out)
+    seed[torch.arange(B), t.to(out.device)] = 1.0
+    return seed
+
+
+def _forward(gm, xg):
+    try:
+        return gm(xg)
+    except NFRError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- a shape mismatch inside the model
+        raise NFRError(f"the model's forward failed on x of shape {tuple(xg.shape)} "
+                       f"({type(e).__name__}: {e}); check the input shape") from e
+
+
+# ----------------------------------------------------------------------------- composites
+def composite_for(rule: str, L: int, *, bottom: bool = True, upto: int | None = None,
+                  below: str = "grad") -> dict:
+    """Map layer index l = 1..L to a layer rule ("grad", "gbp", "rectgrad", "zplus", "zbox").
+
+    ``rule`` applies to layers l > L - ``upto`` (``upto=None``: all L layers), the raw gradient
+    below: this is cascade substitution (Definition 3, eq 19) at level N = ``upto``. For "dtd"
+    layer 1 is "zbox" (``bottom=True``) or the raw gradient (``bottom=False``, "R w/o B").
+    For the activation rules the layers at and below the start layer use ``below``.
+    """
+    base = {"grad": "grad", "grad_x_input": "grad", "gbp": "gbp", "rectgrad": "rectgrad",
+            "zplus": "zplus", "dtd": "zplus", "activation": below, "activation_max": below,
+            "activation_min": below}[rule]
+    n = L if upto is None else upto
+    comp = {l: (base if l > L - n else "grad") for l in range(1, L + 1)}
+    if rule == "dtd" and n >= L:
+        comp[1] = "zbox" if bottom else "grad"
+    return comp
+
+
+class _Session:
+    """Install RuleStates on a canonical GraphModule; ``close()`` removes them (in finally)."""
+
+    def __init__(self, gm, comps, *, q, eps, low, high, keep=()):
+        self.gm = gm
+        self.layers = gm.nfr_layers
+        self.gates, self.weights = {}, {}
+        modes = {l.index: {c[l.index] for c in comps} for l in self.layers}
+        for lay in self.layers:
+            used = modes[lay.index]
+            w = gm.get_submodule(lay.weight)
+            st = RuleState(custom=bool(used & {"zplus", "zbox"}), q=q, eps=eps, low=low,
+                           high=high, gated=bool(lay.gates), keep=lay.index in keep and
+                           not lay.gates)
+            w.nfr_state = st
+            self.weights[lay.index] = st
+            gs = []
+            for i, gname in enumerate(lay.gates):
+                gst = RuleState(custom=bool(used & {"gbp", "rectgrad"}), q=q,
+                                keep=(i == 0 and lay.index in keep))
+                gm.get_submodule(gname).nfr_state = gst
+                gs.append(gst)
+            self.gates[lay.index] = gs
+        # gates before the first layer (index 0) get a plain state too (raw gradient)
+        for m in gm.modules():
+            if isinstance(m, Gate) and m.nfr_state is None:
+                m.nfr_state = RuleState()
+
+    def set(self, comp):
+        for l, st in self.weights.items():
+            r = comp[l]
+            st.mode = r if r in ("zplus", "zbox") else "grad"
+            for g in self.gates[l]:
+                g.mode = r if r in ("gbp", "rectgrad") else "grad"
+
+    def output(self, l):
+        st = self.gates[l][0] if self.gates[l] else self.weights[l]
+        return st.output
+
+    def close(self):
+        for m in self.gm.modules():
+            if isinstance(m, (Gate, Weighted, Tap)):
+                m.nfr_state = None
+
+
+def _bottom(rule, x, r):
+    if rule in ("grad_x_input", "zplus", "dtd"):
+        return x * r
+    if rule == "rectgrad":
+        return torch.relu(x * r)
+    return r
+
+
+def _restrict(A, which, frac):
+    """A restricted to the top (``max``) or bottom (``min``) ``frac`` of its non-zero entries,
+    per sample (ties broken by index order of ``torch.topk``)."""
+    B = A.shape[0]
+    flat = A.reshape(B, -1)
+    out = torch.zeros_like(flat)
+    for b in range(B):
+        nz = (flat[b] != 0).nonzero().squeeze(1)
+        if nz.numel() == 0:
+            continue
+        k = max(1, int(round(frac * nz.numel())))
+        vals = flat[b, nz]
+        idx = torch.topk(vals, k, largest=(which == "max")).indices
+        out[b, nz[idx]] = vals[idx]
+    return out.view_as(A)
+
+
+# ----------------------------------------------------------------------------- public API
+def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0.9, low=None,
+              high=None, record=False, eps=0.0, below="grad", frac=0.1, composite=None):
+    """Attribution map R of ``model`` at ``x`` for class ``target``, shaped like ``x``.
+
+    Rules (seed 001 Table I; ``bottom=False`` returns "R w/o B", i.e. r_0 / c_0):
+
+    * ``grad``          R = r_0 = d f_k / d x                 (eq 5)
+    * ``grad_x_input``  R = x * r_0
+    * ``gbp``           r_{l-1} = W_l M_l relu(r_l); R = r_0  (eq 6)
+    * ``rectgrad``      r_{l-1} = W_l M_l (r_l 1(A_l r_l > tau_l)), tau_l the per-sample
+      ``q``-quantile of A_l * r_l; R = relu(x * r_0)           (eq 7/15)
+    * ``zplus``         LRP-z+ / alpha1-beta0 in filter form, c_{l-1} = W^{(+a)}_l gamma_l M_l c_l,
+      gamma_j = z_j / s_j (bias excluded); R = x * c_0          (eq 10)
+    * ``dtd``           z+ in layers L..2, z^B at layer 1 with box [``low``, ``high``] (floats or
+      tensors broadcastable to x; default: min / max of x); R = R_0 (eq 11). w/o B: c_1 passed
+      through layer 1 with the raw gradient.
+    * ``activation``    relevance at layer ``layer`` (1..L) replaced by A_l, raw gradient below:
+      R = r_0 = d <A_l, stopgrad(A_l)> / d x (target ignored).
+    * ``activation_max`` / ``activation_min``  as ``activation`` with A_l restricted to the top /
+      bottom ``frac`` (10%) of its non-zero entries per sample (seed Fig 6); the layers 1..l use
+      the rule ``below`` ("grad", "gbp", "rectgrad" or "zplus").
+
+    ``target``: an int or a LongTensor of class indices (one per sample). ``composite``: an
+    explicit mapping l -> layer rule overriding the rule's own (advanced). ``record=True``
+    returns ``(R, rec)`` with ``rec["relevance"][l]`` = r_l (the relevance reaching A_l) and
+    ``rec["activation"][l]`` = A_l for every layer l reached.
+    """
+    _check_rule(rule, RULES)
+    _check_x(model, x)
+    if not (0.0 < float(q) < 1.0):
+        raise NFRError(f"q must lie in (0, 1), got {q}")
+    if rule.startswith("activation"):
+        _check_rule(below, _BELOW)
+    gm = _canonize(model)
+    layers = gm.nfr_layers
+    L = len(layers)
+    if rule.startswith("activation"):
+        if not isinstance(layer, int) or not 1 <= layer <= L:
+            raise NFRError(f"rule {rule!r} needs layer = an int in 1..{L}, got {layer!r}")
+    if rule == "dtd":
+        low = x.min().item() if low is None else low
+        high = x.max().item() if high is None else high
+    if composite is None:
+        if rule.startswith("activation"):   # layers 1..l use `below`; those above are unused
+            comp = {l: (below if l <= layer else "grad") for l in range(1, L + 1)}
+        else:
+            comp = composite_for(rule, L, bottom=bottom)
+    else:
+        comp = {l: composite.get(l, "grad") for l in range(1, L + 1)}
+        for r in comp.values():
+            _check_rule(r, ("grad", "gbp", "rectgrad", "zplus", "zbox"))
+    keep = set(range(1, L + 1)) if record else ({layer} if rule.startswith("activation") else set())
+    sess = _Session(gm, [comp], q=q, eps=eps, low=low, high=high, keep=keep)
+    try:
+        sess.set(comp)
+        xg = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = _forward(gm, xg)
+            if rule.startswith("activation"):
+                if target is not None:
+                    _onehot(out, target, x.shape[0])
+                start = sess.output(layer)
+                seed = start.detach()
+                if rule != "activation":
+                    seed = _restrict(seed, rule.split("_")[1], frac)
+                top = layer - 1
+            else:
+                seed = _onehot(out, target, x.shape[0])
+                start, top = out, L
+            recs = [l for l in range(1, top + 1)] if record else []
+            tens = [sess.output(l) for l in recs]
+            grads = torch.autograd.grad(start, [xg] + tens, seed, allow_unused=True)
+        r0 = grads[0] if grads[0] is not None else torch.zeros_like(x)
+        r0 = r0.detach()
+        if rule == "dtd" and bottom and comp[1] == "zbox":
+            R = r0
+        else:
+            R = _bottom(rule, x, r0) if bottom else r0
+        if not record:
+            return R
+        rel = {l: (g.detach() if g is not None else torch.zeros_like(t))
+               for l, g, t in zip(recs, grads[1:], tens)}
+        act = {l: t.detach() for l, t in zip(recs, tens)}
+        if rule.startswith("activation"):
+            rel[layer] = seed
+            act[layer] = start.detach()
+        return R, {"relevance": rel, "activation": act}
+    finally:
+        sess.close()
+
+
+def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=None, high=None,
+            eps=0.0):
+    """Cascade substitution (seed 001 Definition 3, eq 19): ``[len(levels), *x.shape]``.
+
+    Level N (0..L): the top N layers (l > L - N) use ``rule``, layers l <= L - N the raw gradient;
+    level 0 is the plain gradient. For "activation", level N >= 1 starts from r_{L-N} = A_{L-N}
+    (A_0 = x) with the raw gradient below. Returns r_0 per level ("w/o B") unless
+    ``bottom=True`` (then each level gets the rule's bottom process; for "dtd" level L uses z^B).
+
+    Efficient: ONE forward; the rule chain runs once top-down and records the relevance crossing
+    the cut before every weight layer (:class:`~nfr.engine.canonize.Tap`); level N then runs only
+    the raw backward below its cut (a truncated backward), reusing the same graph.
+    """
+    _check_rule(rule, CASCADE_RULES)
+    _check_x(model, x)
+    gm = _canonize(model, taps=True)
+    L = len(gm.nfr_layers)
+    levels = list(range(L + 1)) if levels is None else [int(n) for n in levels]
+    for n in levels:
+        if not 0 <= n <= L:
+            raise NFRError(f"cascade level {n} out of range 0..{L}")
+    if rule == "dtd":
+        low = x.min().item() if low is None else low
+        high = x.max().item() if high is None else high
+    full = composite_for(rule, L, bottom=bottom) if rule != "activation" else \
+        composite_for("grad", L)
+    raw = composite_for("grad", L)
+    keep = set(range(1, L + 1)) if rule == "activation" else set()
+    sess = _Session(gm, [full, raw], q=q, eps=eps, low=low, high=high, keep=keep)
+    taps: dict = {}
+    for m in gm.modules():
+        if isinstance(m, Tap):
+            m.nfr_state = taps
+    res = torch.zeros((len(levels),) + tuple(x.shape), dtype=x.dtype, device=x.device)
+    try:
+        xg = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = _forward(gm, xg)
+            seed = _onehot(out, target, x.shape[0])
+            by_level = {}
+            if rule != "activation" and any(0 < n for n in levels):
+                sess.set(full)
+                splits = sorted({L - n + 1 for n in levels if 0 < n < L})
+                inputs = [xg] + [t for k in splits for t in taps.get(k, [])]
+                g = torch.autograd.grad(out, inputs, seed, retain_graph=True, allow_unused=True)
+                tapg, i = {}, 1
+                for k in splits:
+                    ts = taps.get(k, [])
+                    tapg[k] = list(zip(ts, g[i:i + len(ts)]))
+                    i += len(ts)
+                if L in levels:
+                    by_level[L] = g[0] if g[0] is not None else torch.zeros_like(x)
+            sess.set(raw)
+            for n in sorted(set(levels), reverse=True):
+                if n in by_level:
+                    continue
+                if n == 0:
+                    r = torch.autograd.grad(out, xg, seed, retain_graph=True)[0]
+                elif rule == "activation":
+                    l = L - n
+                    if l == 0:
+                        r = x.detach().clone()
+                    else:
+                        A = sess.output(l)
+                        r = torch.autograd.grad(A, xg, A.detach(), retain_graph=True,
+                                                allow_unused=True)[0]
+                else:
+                    pairs = [(t, gt) for t, gt in tapg[L - n + 1] if gt is not None]
+                    if not pairs:
+                        r = None
+                    else:
+                        r = torch.autograd.grad([t for t, _ in pairs], xg,
+                                                [gt for _, gt in pairs], retain_graph=True,
+                                                allow_unused=True)[0]
+                by_level[n] = r if r is not None else torch.zeros_like(x)
+        for i, n in enumerate(levels):
+            r = by_level[n].detach()
+            if bottom and not (rule == "dtd" and n == L):
+                r = _bottom(rule, x, r)
+            res[i] = r
+        return res
+    finally:
+        sess.close()
+
+
+def alignment(R, x):
+    """Input alignment (seed 001 Definition 1): alpha(R, x) = <R, x> / (||R|| ||x||) per sample,
+    over all non-batch dims; 0 where a norm is 0. Returns a tensor of shape [batch]."""
+    if not isinstance(R, torch.Tensor) or not isinstance(x, torch.Tensor):
+        raise NFRError("alignment takes two tensors R and x")
+    if R.shape != x.shape:
+        raise NFRError(f"R has shape {tuple(R.shape)} but x has {tuple(x.shape)}")
+    B = R.shape[0]
+    r, v = R.reshape(B, -1), x.reshape(B, -1).to(R.dtype)
+    den = r.norm(dim=1) * v.norm(dim=1)
+    num = (r * v).sum(dim=1)
+    return torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)),
+                       torch.zeros_like(num))

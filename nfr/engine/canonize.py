@@ -1,0 +1,459 @@
+"""Canonizer: rewrite a ReLU network into the form the rules of :mod:`nfr.engine.rules` understand.
+
+The model is traced with :mod:`torch.fx` (so functional ``F.relu`` calls are found, PITFALLS #2)
+and rewritten into a :class:`torch.fx.GraphModule` in which
+
+* every ReLU *call* (``nn.ReLU`` incl. ``inplace=True``, ``F.relu``, ``torch.relu``, ``x.relu()``,
+  ``x.relu_()``, one module called twice) is its own, non-inplace :class:`Gate` module
+  (PITFALLS #1, #3); ``ReLU6`` / ``F.relu6`` / ``hardtanh(0, 6)`` likewise (``Gate(upper=6)``);
+* every ``BatchNorm1d/2d`` is merged exactly (running statistics and its ``eps``) into the
+  ``Conv2d`` / ``Linear`` directly before it (PITFALLS #5); BN anywhere else raises;
+* every ``Conv2d`` / ``Linear`` is wrapped in a :class:`Weighted` module (the rules' hook point);
+* every residual addition of two tensors (``a + b``, ``a += b``, ``torch.add(a, b)``) is an
+  explicit :class:`Add` module (PITFALLS #4);
+* pooling, flatten / view / reshape, dropout (eval), identity, zero padding, ``cat`` and indexing
+  pass unchanged (their gradient is what every rule uses for them).
+
+Everything else that touches data (sigmoid, SiLU, softmax, LayerNorm, attention, multiplication of
+two tensors, ...) raises one :class:`nfr.errors.NFRError` that names the node and the way out.
+
+The ordered list of *layers* (weight layers in forward order, l = 1..L, each with the ReLU gates
+that follow it) is stored on the result as ``gm.nfr_layers`` (a tuple of :class:`Layer`).
+A ReLU belongs to the last weight layer before it in the (topologically ordered) graph; in a
+ResNet block the ReLU after the residual add therefore belongs to the later of ``conv2`` and the
+downsample convolution. Gates before the first weight layer belong to no layer (index 0) and
+always pass the raw gradient.
+"""
+from __future__ import annotations
+
+import copy
+import operator
+from dataclasses import dataclass
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+from nfr.errors import NFRError
+
+__all__ = ["canonize", "Gate", "Weighted", "Add", "Tap", "Layer"]
+
+_WAY_OUT = ("replace it with nn.ReLU (or remove it), or pass an fx-traceable ReLU network made of "
+            "Conv2d/Linear, BatchNorm directly after them, ReLU/ReLU6, pooling, flatten and "
+            "residual additions")
+
+
+class Gate(nn.Module):
+    """A ReLU-type gate: ``relu(x)``, or ``clamp(x, 0, upper)`` for ReLU6 (``upper=6``).
+
+    Forward is exactly ``torch.relu`` / ``torch.clamp``. Rules act on its backward through
+    ``self.nfr_state`` (set only while an attribution runs). For ReLU6 the mask of the raw
+    gradient is ``1(0 < x < 6)``: the upper clamp also masks the gradient where ``x > 6``.
+    """
+
+    def __init__(self, upper: float | None = None):
+        super().__init__()
+        self.upper = upper
+        self.nfr_state = None
+
+    def forward(self, x):
+        st = self.nfr_state
+        if st is not None:
+            from nfr.engine.rules import gate_forward
+            return gate_forward(self, x, st)
+        if self.upper is None:
+            return torch.relu(x)
+        return torch.clamp(x, 0.0, self.upper)
+
+    def extra_repr(self):
+        return "" if self.upper is None else f"upper={self.upper}"
+
+
+class Weighted(nn.Module):
+    """A weight layer ``Z = W^T A + b`` (``inner`` is a ``nn.Conv2d`` or ``nn.Linear``).
+
+    ``pad`` is an optional constant zero padding applied first (TF-style static "same" padding
+    of EfficientNet's ``Conv2dStaticSamePadding``). Forward equals the wrapped module.
+    """
+
+    def __init__(self, inner: nn.Module, pad: tuple | None = None):
+        super().__init__()
+        self.inner = inner
+        self.pad = pad
+        self.nfr_state = None
+
+    @property
+    def weight(self):
+        return self.inner.weight
+
+    @property
+    def bias(self):
+        return self.inner.bias
+
+    def linear(self, a, weight, bias=None):
+        """The layer's linear map with a given weight (used by the rules: W+, W-, ...)."""
+        m = self.inner
+        if isinstance(m, nn.Linear):
+            return F.linear(a, weight, bias)
+        return F.conv2d(a, weight, bias, m.stride, m.padding, m.dilation, m.groups)
+
+    def forward(self, x):
+        if self.pad is not None:
+            x = F.pad(x, self.pad)
+        st = self.nfr_state
+        if st is not None:
+            from nfr.engine.rules import weighted_forward
+            return weighted_forward(self, x, st)
+        return self.linear(x, self.inner.weight, self.inner.bias)
+
+
+class Add(nn.Module):
+    """Explicit residual addition ``a + b`` (never in place). Relevance (filter form) passes
+    unchanged to both summands, which equals LRP's proportional split of ``R = A * c``."""
+
+    def forward(self, a, b):
+        return a + b
+
+
+class Tap(nn.Module):
+    """Identity marking a cut of the graph before weight layer ``split``; used by the cascade to
+    read the relevance crossing the cut. Forward is the identity; while ``nfr_state`` is set
+    it returns a fresh view whose gradient autograd can report."""
+
+    def __init__(self, split: int):
+        super().__init__()
+        self.split = split
+        self.nfr_state = None
+
+    def forward(self, x):
+        st = self.nfr_state
+        if st is None or not isinstance(x, torch.Tensor) or not x.requires_grad:
+            return x
+        y = x.view_as(x)
+        st.setdefault(self.split, []).append(y)
+        return y
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Weight layer ``index`` (1..L): the :class:`Weighted` module name and its gates' names."""
+
+    index: int
+    weight: str
+    gates: tuple
+
+    @property
+    def output(self) -> str:
+        """Name of the module whose output is A_l (the first gate, or the weight layer itself)."""
+        return self.gates[0] if self.gates else self.weight
+
+
+_PASS_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
+                 nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, nn.Dropout2d,
+                 nn.Dropout1d, nn.AlphaDropout, nn.Identity, nn.ZeroPad2d)
+_PASS_FUNCTIONS = {torch.flatten, torch.cat, torch.concat, torch.reshape, torch.squeeze,
+                   torch.unsqueeze, torch.transpose, torch.permute, torch.mean,
+                   F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d,
+                   F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.dropout, F.dropout2d,
+                   operator.getitem, getattr}
+_PASS_METHODS = {"view", "reshape", "flatten", "contiguous", "squeeze", "unsqueeze", "transpose",
+                 "permute", "mean", "size", "dim", "view_as", "reshape_as", "detach_", "clone"}
+_META_METHODS = {"size", "dim"}
+_RELU_FUNCTIONS = {F.relu, torch.relu, torch.relu_, F.relu_}
+_RELU6_FUNCTIONS = {F.relu6}
+_ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
+
+
+class _Tracer(fx.Tracer):
+    """Leaf modules: torch.nn modules (default) and every Conv2d subclass (EfficientNet's
+    ``Conv2dStaticSamePadding`` calls ``F.conv2d`` inside its own forward)."""
+
+    def is_leaf_module(self, m, qualname):
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.ReLU, nn.ReLU6)):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+
+def _describe(node, mod=None):
+    what = f"module {node.target!r} ({type(mod).__name__})" if mod is not None else (
+        f"{node.op} {getattr(node.target, '__name__', node.target)!s}")
+    return f"node {node.name!r}: {what}"
+
+
+def _wrap_weight(mod: nn.Module, node) -> Weighted:
+    pad = None
+    if isinstance(mod, nn.Conv2d):
+        if type(mod).forward is not nn.Conv2d.forward:
+            sp = getattr(mod, "static_padding", None)
+            if isinstance(sp, nn.ZeroPad2d):
+                pad = tuple(sp.padding)
+            elif not (isinstance(sp, nn.Identity) or type(sp).__name__ == "Identity"):
+                raise NFRError(f"unsupported Conv2d subclass at {_describe(node, mod)}: its "
+                               f"forward is overridden; {_WAY_OUT}")
+        if mod.padding_mode != "zeros":
+            raise NFRError(f"unsupported padding_mode {mod.padding_mode!r} at "
+                           f"{_describe(node, mod)}; use zero padding")
+        if isinstance(mod.padding, str):
+            raise NFRError(f"string padding {mod.padding!r} at {_describe(node, mod)} is not "
+                           "supported; give the padding as numbers")
+    return Weighted(mod, pad)
+
+
+def _merge_bn(w: Weighted, bn: nn.Module, node) -> Weighted:
+    """Exact merge of an eval-mode BatchNorm into the preceding weight layer:
+    W' = W * g / sqrt(var + eps) (per output channel), b' = (b - mean) * g / sqrt(var + eps) + beta.
+    """
+    if bn.running_mean is None or bn.running_var is None:
+        raise NFRError(f"BatchNorm at {_describe(node, bn)} has no running statistics "
+                       "(track_running_stats=False) and cannot be merged")
+    inner = w.inner
+    W = inner.weight.detach()
+    with torch.no_grad():
+        dt = torch.float64
+        scale = 1.0 / torch.sqrt(bn.running_var.to(dt) + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight.detach().to(dt)
+        b = inner.bias.detach().to(dt) if inner.bias is not None else torch.zeros_like(scale)
+        b = (b - bn.running_mean.to(dt)) * scale
+        if bn.bias is not None:
+            b = b + bn.bias.detach().to(dt)
+        shape = (-1,) + (1,) * (W.dim() - 1)
+        Wn = (W.to(dt) * scale.view(shape)).to(W.dtype)
+        new = copy.copy(inner)            # shallow: same hyper-parameters, fresh parameters
+        new._parameters = dict(inner._parameters)
+        new.weight = nn.Parameter(Wn, requires_grad=False)
+        new.bias = nn.Parameter(b.to(W.dtype), requires_grad=False)
+    return Weighted(new, w.pad)
+
+
+def _check_eval(model: nn.Module):
+    bad = [n or type(model).__name__ for n, m in model.named_modules() if m.training]
+    if bad:
+        raise NFRError(f"the model is in train mode (e.g. {bad[0]!r}); BatchNorm/Dropout would "
+                       "make attributions depend on the batch. Call model.eval() first")
+
+
+def _const_hardtanh(node):
+    lo = node.kwargs.get("min_val", node.args[1] if len(node.args) > 1 else -1.0)
+    hi = node.kwargs.get("max_val", node.args[2] if len(node.args) > 2 else 1.0)
+    return lo == 0 and hi == 6
+
+
+def _build(model: nn.Module, modules: dict) -> fx.GraphModule:
+    """Trace ``model`` and rewrite its graph; ``modules`` gets the new module table."""
+    _check_eval(model)
+    try:
+        graph = _Tracer().trace(model)
+    except Exception as e:  # noqa: BLE001 -- any tracing failure becomes one clear error
+        raise NFRError(f"cannot trace {type(model).__name__} with torch.fx ({type(e).__name__}: "
+                       f"{e}); data-dependent control flow is not supported: pass an "
+                       "fx-traceable model (or wrap the untraceable part)") from e
+    old = dict(model.named_modules())
+    counter = {"gate": 0, "w": 0, "add": 0}
+
+    def new_name(kind, hint):
+        counter[kind] += 1
+        return f"nfr_{kind}{counter[kind]}_{str(hint).replace('.', '_')}"
+
+    for node in list(graph.nodes):
+        op = node.op
+        if op in ("placeholder", "output"):
+            continue
+        if op == "get_attr":
+            continue  # constants/parameters; only a problem if consumed by a data op (checked there)
+        if op == "call_module":
+            mod = old[node.target]
+            if isinstance(mod, (nn.ReLU, nn.ReLU6)) or (
+                    isinstance(mod, nn.Hardtanh) and mod.min_val == 0 and mod.max_val == 6):
+                name = new_name("gate", node.target)
+                modules[name] = Gate(None if isinstance(mod, nn.ReLU) else 6.0)
+                node.target = name
+            elif isinstance(mod, (nn.Conv2d, nn.Linear)):
+                if isinstance(mod, nn.Conv2d) and mod.weight.dim() != 4:
+                    raise NFRError(f"unsupported {_describe(node, mod)}")
+                name = new_name("w", node.target)
+                modules[name] = _wrap_weight(mod, node)
+                node.target = name
+            elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                prev = node.args[0] if node.args else None
+                ok = (isinstance(prev, fx.Node) and prev.op == "call_module"
+                      and isinstance(modules.get(prev.target), Weighted) and len(prev.users) == 1
+                      and len(node.args) == 1 and not node.kwargs)
+                if not ok:
+                    raise NFRError(f"BatchNorm at {_describe(node, mod)} does not directly follow a "
+                                   "Conv2d/Linear (e.g. a pre-activation network); it cannot be "
+                                   "merged exactly. Use a network with conv -> BN -> ReLU order")
+                modules[prev.target] = _merge_bn(modules[prev.target], mod, node)
+                node.replace_all_uses_with(prev)
+                graph.erase_node(node)
+            elif isinstance(mod, _PASS_MODULES):
+                modules[node.target] = mod
+            else:
+                raise NFRError(f"unsupported layer at {_describe(node, mod)}: it touches the data "
+                               f"in a way the rules do not define; {_WAY_OUT}")
+            continue
+        tgt = node.target
+        if op == "call_function":
+            if tgt in _RELU_FUNCTIONS or tgt in _RELU6_FUNCTIONS or (
+                    tgt is F.hardtanh and _const_hardtanh(node)):
+                name = new_name("gate", getattr(tgt, "__name__", "relu"))
+                modules[name] = Gate(None if tgt in _RELU_FUNCTIONS else 6.0)
+                _to_module(graph, node, name, node.args[:1])
+            elif tgt in _ADD_FUNCTIONS:
+                _add(graph, node, modules, new_name)
+            elif tgt in _PASS_FUNCTIONS:
+                pass
+            elif tgt is F.pad and _zero_pad(node):
+                pass
+            else:
+                raise NFRError(f"unsupported operation at {_describe(node)}: it touches the data "
+                               f"in a way the rules do not define; {_WAY_OUT}")
+        elif op == "call_method":
+            if tgt in ("relu", "relu_"):
+                name = new_name("gate", tgt)
+                modules[name] = Gate(None)
+                _to_module(graph, node, name, node.args[:1])
+            elif tgt in ("add", "add_", "__add__", "__iadd__"):
+                _add(graph, node, modules, new_name)
+            elif tgt in _PASS_METHODS:
+                pass
+            else:
+                raise NFRError(f"unsupported tensor method at {_describe(node)}: it touches the "
+                               f"data in a way the rules do not define; {_WAY_OUT}")
+    # forbid data ops on parameters / constants pulled in via get_attr (e.g. F.conv2d on
+    # self.weight inside a custom forward, already rejected above as unsupported functions)
+    graph.lint()
+    return graph
+
+
+def _zero_pad(node):
+    mode = node.kwargs.get("mode", node.args[2] if len(node.args) > 2 else "constant")
+    value = node.kwargs.get("value", node.args[3] if len(node.args) > 3 else None)
+    return mode == "constant" and (value is None or value == 0)
+
+
+def _to_module(graph, node, name, args):
+    with graph.inserting_after(node):
+        new = graph.call_module(name, tuple(args))
+    node.replace_all_uses_with(new)
+    graph.erase_node(node)
+
+
+def _add(graph, node, modules, new_name):
+    args = list(node.args)
+    if len(args) != 2 or node.kwargs or not all(isinstance(a, fx.Node) for a in args):
+        raise NFRError(f"unsupported addition at {_describe(node)}: only the sum of two tensors "
+                       f"(a residual add) is supported, not a constant shift or alpha; {_WAY_OUT}")
+    name = new_name("add", node.name)
+    modules[name] = Add()
+    _to_module(graph, node, name, args)
+
+
+def _layers(gm: fx.GraphModule):
+    layers, current = [], None
+    for node in gm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        mod = gm.get_submodule(node.target)
+        if isinstance(mod, Weighted):
+            current = [node.target, []]
+            layers.append(current)
+        elif isinstance(mod, Gate) and current is not None:
+            current[1].append(node.target)
+    if not layers:
+        raise NFRError("the model has no Conv2d/Linear layer")
+    return tuple(Layer(i + 1, w, tuple(g)) for i, (w, g) in enumerate(layers))
+
+
+def _insert_taps(gm: fx.GraphModule, layers):
+    """Insert a :class:`Tap` on every tensor crossing the cut just before each weight layer
+    (consumers at or after the cut read the tapped tensor)."""
+    graph = gm.graph
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    wpos = {}
+    for n in graph.nodes:
+        if n.op == "call_module" and n.target in {l.weight: 0 for l in layers}:
+            wpos[n.target] = order[n]
+    for lay in layers:
+        pos = wpos[lay.weight]
+        nodes = list(graph.nodes)
+        for n in nodes:
+            if order.get(n, 10**9) >= pos or n.op in ("get_attr", "output"):
+                continue
+            users = [u for u in n.users if order.get(u, 10**9) >= pos]
+            if not users:
+                continue
+            if n.op == "call_method" and n.target in _META_METHODS:
+                continue
+            name = f"nfr_tap{lay.index}_{n.name}"
+            gm.add_module(name, Tap(lay.index))
+            wnode = next(m for m in graph.nodes if m.op == "call_module" and m.target == lay.weight)
+            with graph.inserting_before(wnode):
+                t = graph.call_module(name, (n,))
+            order[t] = pos - 0.5
+            for u in users:
+                u.replace_input_with(n, t)
+    graph.lint()
+    gm.recompile()
+
+
+def _canonize(model: nn.Module, *, taps: bool = False) -> fx.GraphModule:
+    """Canonical GraphModule that SHARES the untouched parameters of ``model`` (no copy; used by
+    the attributors, which never write to them). See :func:`canonize` for the public version."""
+    modules: dict = {}
+    graph = _build(model, modules)
+    # keep only referenced modules, build a fresh root
+    used = {n.target for n in graph.nodes if n.op == "call_module"}
+    root = nn.Module()
+    for name in sorted(used):
+        mod = modules[name] if name in modules else model.get_submodule(name)
+        _set(root, name, mod)
+    for n in graph.nodes:
+        if n.op == "get_attr":
+            _set(root, n.target, _get_attr(model, n.target))
+    gm = fx.GraphModule(root, graph, class_name=f"Canonical{type(model).__name__}")
+    gm.eval()
+    layers = _layers(gm)
+    if taps:
+        _insert_taps(gm, layers)
+    gm.nfr_layers = layers
+    return gm
+
+
+def _get_attr(model, target):
+    obj = model
+    for p in target.split("."):
+        obj = getattr(obj, p)
+    return obj
+
+
+def _set(root, name, value):
+    parts = name.split(".")
+    obj = root
+    for p in parts[:-1]:
+        if not hasattr(obj, p):
+            setattr(obj, p, nn.Module())
+        obj = getattr(obj, p)
+    if isinstance(value, nn.Module):
+        obj.add_module(parts[-1], value)
+    elif isinstance(value, nn.Parameter):
+        obj.register_parameter(parts[-1], value)
+    elif isinstance(value, torch.Tensor):
+        obj.register_buffer(parts[-1], value)
+    else:
+        setattr(obj, parts[-1], value)
+
+
+def canonize(model: nn.Module) -> fx.GraphModule:
+    """Return a NEW canonical ``torch.fx.GraphModule`` equivalent to ``model`` (a deep copy; the
+    caller's model is never modified). ``model`` must be in eval mode (else :class:`NFRError`).
+
+    The result computes the same function f(x) (BatchNorm merged exactly:
+    ``W' = W g / sqrt(var + eps)``, ``b' = (b - mean) g / sqrt(var + eps) + beta``), has one
+    :class:`Gate` per ReLU call, a :class:`Weighted` per Conv2d/Linear and an :class:`Add` per
+    residual sum. ``gm.nfr_layers`` lists the L weight layers in forward order, each with its
+    gates (``Layer(index, weight, gates)``); layer l's rule acts on those modules.
+    """
+    _check_eval(model)
+    return _canonize(copy.deepcopy(model))
