@@ -121,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layers", type=_int_list, default=None, metavar="L1,L2",
                    help="start layers (default 1..L-1)")
     g.add_argument("--frac", type=float, default=0.1, help="fraction of non-zero activations (default 0.1)")
-    add("sanity", "Sanity checks: cascading randomization, SSIM / Spearman to the original map",
-        "grad,grad_x_input,gbp,rectgrad,zplus,dtd")
+    g = add("sanity", "Sanity checks: cascading randomization, SSIM / Spearman to the original map",
+            "grad,grad_x_input,gbp,rectgrad,zplus,dtd")
+    g.add_argument("--steps", type=_int_list, default=None, metavar="K1,K2",
+                   help="numbers k of top layers randomized to evaluate (default 0..L)")
     return parser
 
 
@@ -139,7 +141,8 @@ def _call(args) -> dict:
              "distributions": dict(dists=[d for d in getattr(args, "dists", "").split(",") if d]),
              "removal": dict(ks=getattr(args, "k", None)),
              "activations": dict(layers=getattr(args, "layers", None),
-                                 frac=getattr(args, "frac", 0.1))}.get(args.experiment, {})
+                                 frac=getattr(args, "frac", 0.1)),
+             "sanity": dict(steps=getattr(args, "steps", None))}.get(args.experiment, {})
     return fn(**kw, **extra)
 
 

@@ -74,12 +74,29 @@ def _is_cifar(model: str) -> bool:
     return model.startswith("cifar_resnet")
 
 
-def load_model(model: str, weights: str = "random", seed: int = 0):
-    """The model ``model`` with ``weights`` ("random", "imagenet"/"pretrained" or a path), in eval mode."""
-    from nfr import models as M
-    torch = _torch()
+def check_args(model: str, weights: str = "random", data: str | None = None,
+               device: str = "cpu") -> None:
+    """Fail fast (before torch is imported or a model is built) on an unknown model, a missing
+    weights file, a missing data path or a bad device name."""
     if model not in MODELS:
         raise NFRError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    w = "random" if weights is None else str(weights)
+    if w not in ("random", "imagenet", "pretrained") and not Path(w).is_file():
+        raise NFRError(f"weights file {w} does not exist; give 'random', 'imagenet' or the path of "
+                       f"a state dict saved with torch.save for {model}")
+    if data is not None and str(data) not in ("samples", "skimage", "cifar10") and \
+            not Path(data).exists():
+        raise NFRError(f"data {data!r} is neither 'samples', 'skimage', 'cifar10' nor an existing "
+                       "folder (an ImageNet validation folder or a CIFAR-10 folder/.tar.gz)")
+    if device not in ("cpu", "cuda"):
+        raise NFRError(f"device must be 'cpu' or 'cuda', got {device!r}")
+
+
+def load_model(model: str, weights: str = "random", seed: int = 0):
+    """The model ``model`` with ``weights`` ("random", "imagenet"/"pretrained" or a path), in eval mode."""
+    check_args(model, weights)
+    from nfr import models as M
+    torch = _torch()
     pretrained = weights in ("imagenet", "pretrained")
     if weights is None or weights == "random":
         if model == "efficientnet_lite0":
@@ -153,10 +170,9 @@ def load_setup(model: str = "vgg16", weights: str = "random", data: str = "sampl
                n_images: int | None = 4, size: int | None = None, device: str = "cpu",
                seed: int = 0, target: str = "pred", batch_size: int = 16) -> Setup:
     """Load model and data, normalise the images for the model and pick the target classes."""
+    check_args(model, weights, data, device)
     from nfr import data as D
     torch = _torch()
-    if device not in ("cpu", "cuda"):
-        raise NFRError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise NFRError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")
     if target not in ("pred", "label"):
@@ -393,6 +409,7 @@ def weight_stats(model="vgg16", weights="random", seed=0, max_neurons=512, compa
     random initialisation of the same architecture. Figure ``weight-stats.png``.
     """
     from nfr.engine.weights import weight_stats as ws
+    check_args(model, weights)
     settings = {str(weights): load_model(model, weights, seed)}
     if compare_random and str(weights) != "random":
         settings["random"] = load_model(model, "random", seed)
@@ -457,6 +474,8 @@ def distributions(model="vgg16", weights="random", data="samples", n_images=4, s
     torch = _torch()
     s = load_setup(**_setup_kwargs(locals()))
     rules = _rules(rules, NFR_RULES, ("gbp", "rectgrad", "zplus", "activation"))
+    if isinstance(dists, str):
+        dists = [d for d in dists.split(",") if d]
     dists = _rules(list(dists), ("gaussian", "ring", "uniform", "orthogonal"))
     curves, colour, maps = {}, {}, {}
     for d in dists:
@@ -627,27 +646,30 @@ def activations(model="vgg16", weights="random", data="samples", n_images=4, siz
 
 # ============================================================================== sanity checks
 def sanity(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
-           seed=0, target="pred", batch_size=16, rules=None, out=None, progress=True) -> dict:
+           seed=0, target="pred", batch_size=16, rules=None, steps=None, out=None,
+           progress=True) -> dict:
     """Cascading randomization from the top (Adebayo et al. 2018; seed Sec. IV sanity checks).
 
-    Step k = 0..L randomizes the top k layers (Gaussian, He scale, biases zero; layer l always
+    Step k (``steps``, default 0..L; 0 is always added) randomizes the top k layers (Gaussian, He scale, biases zero; layer l always
     gets the same weights). Per rule (the method's ordinary output, with bottom process) and k:
     SSIM (maps reduced to 2D by sum |R_c|, min-max normalised, data_range 1) and Spearman rank
     correlation (of the 2D |R| maps) between the original map (k = 0) and the map at step k, for
     the original target class. Figure ``sanity.png``.
     """
     import nfr
-    from nfr.engine.weights import cascading_randomizations
     from nfr.metrics import normalize_map, spearman, ssim, to_2d
     from tqdm.auto import tqdm
     s = load_setup(**_setup_kwargs(locals()))
     rules = _rules(rules, SANITY_RULES)
     L = _num_layers(s.model)
+    steps = sorted({0} | set(range(L + 1) if steps is None else (int(k) for k in steps)))
+    if steps[-1] > L:
+        raise NFRError(f"sanity step {steps[-1]} out of range 0..{L}")
     base = {}
-    res_ssim = {r: np.zeros((L + 1, len(s.x))) for r in rules}
-    res_sp = {r: np.zeros((L + 1, len(s.x))) for r in rules}
-    for k, m in tqdm(cascading_randomizations(s.model, "gaussian", seed), total=L + 1,
-                     desc="sanity (k)", disable=not progress, leave=False):
+    res_ssim = {r: np.zeros((len(steps), len(s.x))) for r in rules}
+    res_sp = {r: np.zeros((len(steps), len(s.x))) for r in rules}
+    for j, k in enumerate(tqdm(steps, desc="sanity (k)", disable=not progress, leave=False)):
+        m = nfr.randomize(s.model, "gaussian", seed, cascade_from_top=k) if k else s.model
         for r in rules:
             kw = dict(low=s.low, high=s.high) if r == "dtd" else {}
             R = _torch().cat([nfr.attribute(m, s.x[sl], s.target[sl], r, **kw).cpu()
@@ -657,15 +679,15 @@ def sanity(model="vgg16", weights="random", data="samples", n_images=4, size=Non
                 base[r] = maps
             for i, mp in enumerate(maps):
                 a, b = normalize_map(base[r][i]), normalize_map(mp)
-                res_ssim[r][k, i] = ssim(a, b, data_range=1.0)
-                res_sp[r][k, i] = spearman(base[r][i], mp)
+                res_ssim[r][j, i] = ssim(a, b, data_range=1.0)
+                res_sp[r][j, i] = spearman(base[r][i], mp)
         del m
     res = dict(experiment="sanity", config=dict(s.config, rules=rules, L=L),
-               steps=list(range(L + 1)), ssim={r: _curve(v) for r, v in res_ssim.items()},
+               steps=steps, ssim={r: _curve(v) for r, v in res_ssim.items()},
                spearman={r: _curve(v) for r, v in res_sp.items()}, figures=[])
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-    ks = np.arange(L + 1)
+    ks = np.array(steps)
     for r in rules:
         axes[0].plot(ks, np.nanmean(res_ssim[r], 1), marker="o", ms=3, label=LABELS[r])
         axes[1].plot(ks, np.nanmean(res_sp[r], 1), marker="o", ms=3, label=LABELS[r])
