@@ -277,7 +277,7 @@ def _jsonable(o):
     if isinstance(o, (list, tuple)):
         return [_jsonable(v) for v in o]
     if isinstance(o, (np.floating, np.integer)):
-        return o.item()
+        o = o.item()
     if isinstance(o, float) and not math.isfinite(o):
         return None
     return o
