@@ -1,0 +1,175 @@
+"""Command line of nfr: ``python -m nfr <experiment> [options]`` runs one experiment of seed 001,
+Section IV (see :mod:`nfr.experiments`), writes ``<experiment>.json`` and PNG figures to ``--out``
+and prints a short summary. Errors of the user's making (missing weights or data, bad options)
+print the message on stderr and exit with code 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from nfr.errors import NFRError
+
+DESCRIPTION = """\
+Run the experiments of "Negative Filtering Rules" (seed 001, Section IV) on a real network.
+
+Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) into --out.
+  table1         Table I: Grad x Input, GBP, RectGrad, LRP(z+), DTD and Activation maps,
+                 with and without the bottom process, and their input alignment
+  cascade        Fig 2a: alignment vs cascade level N = 0..L (gbp, rectgrad, zplus, activation)
+  weight-stats   Fig 2b,c: pairwise cosine and norm spread of neuron weights per layer
+  distributions  Figs 3-4: cascade curves after gaussian / ring / uniform randomization,
+                 maps and per-channel colour bias
+  removal        Fig 5: alignment after randomizing vs removing the top k layers
+  activations    Fig 6: maps started from the top / bottom 10% of activations at each layer
+  sanity         Sanity checks: cascading randomization from the top, SSIM and Spearman
+                 between original and randomized maps
+
+Input alignment: alpha(R, x) = <R, x> / (||R|| ||x||) on the normalised input x.
+Run `python -m nfr <experiment> --help` for the options of one experiment."""
+
+EPILOG = """\
+examples:
+  # a quick look on CPU: a random VGG16, the 20 bundled ImageNet photos
+  python -m nfr table1 --model vgg16 --weights random --data samples --n-images 2 --out results/
+  # the paper's Fig 2a on the ImageNet validation set with a GPU
+  python -m nfr cascade --model vgg16 --weights imagenet --data /data/imagenet/val \\
+      --n-images 1000 --device cuda --batch-size 32 --out results/
+  # weight statistics, pretrained vs random initialisation
+  python -m nfr weight-stats --model vgg16 --weights imagenet --out results/
+  # a tiny CIFAR ResNet (fast on CPU)
+  python -m nfr sanity --model cifar_resnet20 --weights random --data samples --n-images 4 --out results/
+
+weights: 'random' = the architecture's own initialisation drawn under --seed (the paper's
+"Random"); 'imagenet' = torchvision's ImageNet weights from the torch hub cache (the bundled
+weights for efficientnet_lite0, the checkpoints in ../shared/models for cifar_resnet*);
+or the path of a state dict. Nothing is downloaded.
+data: 'samples' = foolbox's 20 ImageNet photos (CIFAR-10 images for cifar_resnet*),
+'skimage' = scikit-image's 4 photos (unlabelled), 'cifar10' = ../shared/data's JPEG copy,
+or a folder: ImageNet validation (<wnid>/<img> or flat + labels.txt) or CIFAR-10 (<split>/<class>/).
+Missing weights or data: message on stderr, exit code 2."""
+
+
+def _shared_parser() -> argparse.ArgumentParser:
+    from nfr.experiments import MODELS
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("shared options")
+    g.add_argument("--model", default="vgg16", choices=MODELS, help="network (default: vgg16)")
+    g.add_argument("--weights", default="random", metavar="{random,imagenet,PATH}",
+                   help="'random' (seeded init), 'imagenet' (pretrained) or a state-dict file "
+                        "(default: random)")
+    g.add_argument("--data", default="samples", metavar="{samples,skimage,cifar10,PATH}",
+                   help="images (default: samples)")
+    g.add_argument("--n-images", type=int, default=4, metavar="N",
+                   help="number of images, a subset drawn with --seed (default: 4; 0 = all)")
+    g.add_argument("--size", type=int, default=None, metavar="PX",
+                   help="input resolution (default: 224; 32 for cifar_resnet*)")
+    g.add_argument("--batch-size", type=int, default=16, metavar="B", help="images per batch (default: 16)")
+    g.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="(default: cpu)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="seeds the random model, the image subset and the randomizations (default: 0)")
+    g.add_argument("--target", default="pred", choices=("pred", "label"),
+                   help="class to explain: the model's prediction or the data label (default: pred)")
+    g.add_argument("--rules", default=None, metavar="R1,R2",
+                   help="comma-separated rules (default: the experiment's own list)")
+    g.add_argument("--out", default="results", metavar="DIR", help="output folder (default: results)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _int_list(s: str) -> list[int]:
+    try:
+        return [int(t) for t in s.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nfr", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="experiment", metavar="<experiment>", required=True)
+    shared = _shared_parser()
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    def add(name, help_, rules):
+        sp = sub.add_parser(name, parents=[shared], help=help_, epilog=EPILOG, formatter_class=fmt,
+                            description=f"{help_}\nDefault rules: {rules}.")
+        return sp.add_argument_group(f"{name} options")
+
+    g = add("table1", "Table I: maps with / without bottom process and their alignment",
+            "grad_x_input,gbp,rectgrad,zplus,dtd,activation")
+    g.add_argument("--layer", type=int, default=None,
+                   help="layer l of the Activation column (1..L; default L // 2)")
+    add("cascade", "Fig 2a: alignment vs cascade substitution level",
+        "gbp,rectgrad,zplus,activation (also grad, grad_x_input, dtd)")
+    g = add("weight-stats", "Fig 2b,c: pairwise cosine and norm per layer (no images needed)", "-")
+    g.add_argument("--max-neurons", type=int, default=512, help="neurons sampled per layer (default 512)")
+    g.add_argument("--no-random", action="store_true",
+                   help="do not add the random initialisation for comparison")
+    g = add("distributions", "Figs 3-4: cascade curves under gaussian / ring / uniform weights",
+            "gbp,rectgrad,zplus")
+    g.add_argument("--dists", default="gaussian,ring,uniform",
+                   help="distributions (gaussian, ring, uniform, orthogonal)")
+    g = add("removal", "Fig 5: alignment after randomizing vs removing the top k layers",
+            "gbp,rectgrad,zplus")
+    g.add_argument("--k", type=_int_list, default=[1, 2, 3], metavar="K1,K2",
+                   help="numbers of top layers changed (default 1,2,3)")
+    g = add("activations", "Fig 6: maps from the top / bottom 10%% of activations per layer",
+            "gbp,rectgrad,zplus")
+    g.add_argument("--layers", type=_int_list, default=None, metavar="L1,L2",
+                   help="start layers (default 1..L-1)")
+    g.add_argument("--frac", type=float, default=0.1, help="fraction of non-zero activations (default 0.1)")
+    g = add("sanity", "Sanity checks: cascading randomization, SSIM / Spearman to the original map",
+            "grad,grad_x_input,gbp,rectgrad,zplus,dtd")
+    g.add_argument("--steps", type=_int_list, default=None, metavar="K1,K2",
+                   help="numbers k of top layers randomized to evaluate (default 0..L)")
+    return parser
+
+
+def _call(args) -> dict:
+    from nfr import experiments as E
+    fn = E.EXPERIMENTS[args.experiment]
+    kw = dict(model=args.model, weights=args.weights, seed=args.seed, out=args.out,
+              progress=not args.quiet)
+    if args.experiment == "weight-stats":
+        return fn(**kw, max_neurons=args.max_neurons, compare_random=not args.no_random)
+    kw.update(data=args.data, n_images=args.n_images or None, size=args.size, device=args.device,
+              target=args.target, batch_size=args.batch_size, rules=args.rules)
+    extra = {"table1": dict(layer=getattr(args, "layer", None)),
+             "distributions": dict(dists=[d for d in getattr(args, "dists", "").split(",") if d]),
+             "removal": dict(ks=getattr(args, "k", None)),
+             "activations": dict(layers=getattr(args, "layers", None),
+                                 frac=getattr(args, "frac", 0.1)),
+             "sanity": dict(steps=getattr(args, "steps", None))}.get(args.experiment, {})
+    return fn(**kw, **extra)
+
+
+def _summary(res: dict) -> str:
+    exp = res["experiment"]
+    lines = [f"{exp}: wrote {', '.join([exp + '.json'] + res.get('figures', []))}"]
+    if exp == "table1":
+        for r, d in res["alignment"].items():
+            lines.append(f"  {r:14s} alpha with B {d['with_bottom']['mean']:+.3f}  "
+                         f"w/o B {d['without_bottom']['mean']:+.3f}")
+    elif exp == "cascade":
+        for r, d in res["curves"].items():
+            lines.append(f"  {r:14s} alpha level 0 {d['mean'][0]:+.3f} -> level L {d['mean'][-1]:+.3f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.time()
+    try:
+        res = _call(args)
+    except NFRError as e:
+        print(f"nfr {args.experiment}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(_summary(res) + f"\n  ({time.time() - t0:.1f} s, results in {args.out}/)")
+    json.dumps(res)  # already JSON-able; fail loudly here rather than in a chapter
+    return 0
