@@ -124,13 +124,12 @@ def load_model(model: str, weights: str = "random", seed: int = 0):
 
 
 def _subset(n_total: int, n: int | None, seed: int) -> list[int]:
-    torch = _torch()
-    if n is None or n >= n_total:
-        return list(range(n_total))
-    if n < 1:
+    """Seeded subset of image indices (the data loaders' own selection, one implementation)."""
+    if n is not None and n < 1:
         raise NFRError(f"n_images must be >= 1, got {n}")
-    g = torch.Generator().manual_seed(int(seed))
-    return sorted(torch.randperm(n_total, generator=g)[:n].tolist())
+    from nfr.data import _select
+
+    return _select(n_total, n, seed)
 
 
 def load_data(data: str, model: str, n_images: int | None, size: int, seed: int = 0):
