@@ -1,7 +1,8 @@
 """Benchmark of the torch engine: ``python -m nfr.bench [--small] [--repeats N] [--out PATH]``.
 
 VGG16 (torchvision, weights=None, seeded), batch 4x3x224x224 on the CPU, all in ONE run (median
-of ``--repeats``): the plain autograd input gradient, every rule of :func:`nfr.attribute`,
+of ``--repeats`` rounds; each round runs every method once, interleaved, so a change in machine
+load affects all methods alike): the plain autograd input gradient, every rule of :func:`nfr.attribute`,
 :func:`nfr.cascade` over all levels, Captum's GuidedBackprop and Zennit's EpsilonPlusFlat.
 Writes ``book/data/bench.json`` (seconds, ratios to the plain gradient, peak RSS / tracemalloc
 peak of the cascade) and prints the ratio table. Targets: gbp / rectgrad / activation <= 1.05x,
@@ -38,15 +39,6 @@ def _model(small: bool, seed: int):
     return m.eval()
 
 
-def _time(fn, repeats):
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
-
-
 def _noinplace(model):
     m = copy.deepcopy(model)
     for mod in m.modules():
@@ -56,7 +48,7 @@ def _noinplace(model):
 
 
 def run(small=False, repeats=3, out="book/data/bench.json", seed=0, progress=True,
-        warmup=True):
+        warmup=True, size=224):
     """Run the benchmark and write the JSON; returns the result dict."""
     import nfr
     from nfr.engine.canonize import _canonize
@@ -64,7 +56,7 @@ def run(small=False, repeats=3, out="book/data/bench.json", seed=0, progress=Tru
 
     model = _model(small, seed)
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn((4, 3, 32, 32) if small else (4, 3, 224, 224), generator=g)
+    x = torch.randn((4, 3, 32, 32) if small else (4, 3, size, size), generator=g)
     target = torch.tensor([1, 2, 3, 4])
     L = len(_canonize(model).nfr_layers)
 
@@ -98,11 +90,16 @@ def run(small=False, repeats=3, out="book/data/bench.json", seed=0, progress=Tru
     except ImportError:
         pass
 
-    times = {}
-    for name, fn in tqdm(jobs.items(), desc="bench", disable=not progress):
-        if warmup:
+    if warmup:
+        for name, fn in tqdm(jobs.items(), desc="warm-up", disable=not progress):
             fn()
-        times[name] = _time(fn, repeats)
+    samples = {name: [] for name in jobs}
+    for _ in tqdm(range(repeats), desc="bench rounds", disable=not progress):
+        for name, fn in jobs.items():       # interleaved: load drifts hit every method alike
+            t = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t)
+    times = {name: statistics.median(v) for name, v in samples.items()}
     base = times["plain_gradient"]
     ratios = {k: v / base for k, v in times.items()}
 
@@ -138,9 +135,10 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="book/data/bench.json")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=224, help="image side (the target is 224)")
     p.add_argument("--no-warmup", action="store_true", help="skip the warm-up call per method")
     a = p.parse_args(argv)
-    run(a.small, a.repeats, a.out, a.seed, warmup=not a.no_warmup)
+    run(a.small, a.repeats, a.out, a.seed, warmup=not a.no_warmup, size=a.size)
 
 
 if __name__ == "__main__":

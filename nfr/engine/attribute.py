@@ -267,6 +267,27 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
         sess.close()
 
 
+def _representatives(rule, layers, levels):
+    """level -> the lowest level with the identical composite EFFECT (computed once, copied).
+
+    "grad" and "grad_x_input" do not change the backward rule: every level equals level 0.
+    GBP and RectGrad act only at gates: level N equals level N - 1 when layer L - N + 1 has no
+    ReLU (e.g. the linear output layer, so level 1 = level 0; EfficientNet's projections).
+    """
+    L = len(layers)
+    gated = {lay.index: bool(lay.gates) for lay in layers}
+    rep = {}
+    for n in levels:
+        m = n
+        if rule in ("grad", "grad_x_input"):
+            m = 0
+        elif rule in ("gbp", "rectgrad"):
+            while m > 0 and not gated[L - m + 1]:
+                m -= 1
+        rep[n] = m
+    return rep
+
+
 def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=None, high=None,
             eps=0.0):
     """Cascade substitution (seed 001 Definition 3, eq 19): ``[len(levels), *x.shape]``.
@@ -288,6 +309,8 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
     for n in levels:
         if not 0 <= n <= L:
             raise NFRError(f"cascade level {n} out of range 0..{L}")
+    asked, rep = levels, _representatives(rule, gm.nfr_layers, levels)
+    levels = sorted(set(rep.values()))
     if rule == "dtd":
         low = x.min().item() if low is None else low
         high = x.max().item() if high is None else high
@@ -300,7 +323,7 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
     for m in gm.modules():
         if isinstance(m, Tap):
             m.nfr_state = taps
-    res = torch.zeros((len(levels),) + tuple(x.shape), dtype=x.dtype, device=x.device)
+    res = torch.zeros((len(asked),) + tuple(x.shape), dtype=x.dtype, device=x.device)
     try:
         xg = x.detach().requires_grad_(True)
         with torch.enable_grad():
@@ -342,8 +365,8 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
                                                 [gt for _, gt in pairs], retain_graph=True,
                                                 allow_unused=True)[0]
                 by_level[n] = r if r is not None else torch.zeros_like(x)
-        for i, n in enumerate(levels):
-            r = by_level[n].detach()
+        for i, n in enumerate(asked):
+            r = by_level[rep[n]].detach()
             if bottom and not (rule == "dtd" and n == L):
                 r = _bottom(rule, x, r)
             res[i] = r
