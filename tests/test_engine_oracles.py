@@ -348,14 +348,16 @@ def test_gbp_equals_captum(arch):
     assert not torch.allclose(ours, nfr.attribute(model, x, 7, "grad"))
 
 
-def _zennit(model, x, target, first=None):
+def _zennit(model, x, target, first=None, alpha_beta=None):
     from zennit.attribution import Gradient
     from zennit.composites import LayerMapComposite, SpecialFirstLayerMapComposite
-    from zennit.rules import Norm, ZBox, ZPlus
+    from zennit.rules import AlphaBeta, Norm, ZBox, ZPlus
     from zennit.types import AvgPool, Linear
     # average pooling must redistribute proportionally (Zennit's Norm rule, as in its own
     # composites); without a rule Zennit would pass R itself through the pooling gradient
-    lm = [(Linear, ZPlus(stabilizer=1e-30)), (AvgPool, Norm(stabilizer=1e-30))]
+    main = (ZPlus(stabilizer=1e-30) if alpha_beta is None else
+            AlphaBeta(alpha=alpha_beta[0], beta=alpha_beta[1], stabilizer=1e-30))
+    lm = [(Linear, main), (AvgPool, Norm(stabilizer=1e-30))]
     comp = (LayerMapComposite(layer_map=lm) if first is None else
             SpecialFirstLayerMapComposite(layer_map=lm, first_map=[
                 (Linear, ZBox(first[0], first[1], stabilizer=1e-30))]))
@@ -375,6 +377,15 @@ def test_zplus_and_dtd_equal_zennit_on_toy():
     _close(nfr.attribute(model, xp, 1, "zplus"), _zennit(model, xp, 1), 1e-8)
     _close(nfr.attribute(model, x, 1, "dtd", low=-3.0, high=3.0),
            _zennit(model, x, 1, first=(-3.0, 3.0)), 1e-8)
+
+
+def test_alphabeta_equals_zennit_on_toy():
+    """Zennit's AlphaBeta also splits the products a_i w_ij by sign (both input signs)."""
+    model = tiny_cnn(34, bias=False)
+    x = torch.randn(2, 3, 8, 8, generator=_gen(35), dtype=DT)
+    for ab in ((2.0, 1.0), (1.0, 0.0)):
+        _close(nfr.attribute(model, x, 1, "alphabeta", alpha=ab[0], beta=ab[1]),
+               _zennit(model, x, 1, alpha_beta=ab), 1e-8)
 
 
 def test_zplus_and_dtd_equal_zennit_on_vgg16():

@@ -92,3 +92,22 @@ def test_cnn_equals_reference_through_dense_matrices():
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=rule)
     np.testing.assert_allclose(nfr.cascade(model, xt, k, "gbp")[:, 0].reshape(4, -1).numpy(),
                                ref.cascade(net, x, k, "gbp"), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (2.0, 1.0), (1.5, 0.5)])
+def test_mlp_alphabeta_equals_reference_relevance_form(toy, alpha, beta):
+    """LRP-alpha-beta (eq 9): the engine's filter form equals the literal relevance form R_0,
+    with a signed input (the products' signs decide z+ / z-)."""
+    net, x, k, model, xt = toy
+    want = ref.lrp(net, x, k, "alphabeta", alpha=alpha, beta=beta)[0]
+    got = nfr.attribute(model, xt, k, "alphabeta", alpha=alpha, beta=beta)[0].numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert (x < 0).any()
+    if beta == 0.0:
+        np.testing.assert_allclose(got, nfr.attribute(model, xt, k, "zplus")[0].numpy(), rtol=1e-12)
+
+
+def test_alphabeta_needs_conservation():
+    model = nn.Sequential(nn.Linear(3, 2)).eval()
+    with pytest.raises(nfr.NFRError, match="alpha - beta = 1"):
+        nfr.attribute(model, torch.rand(1, 3), 0, "alphabeta", alpha=2.0, beta=0.5)

@@ -19,9 +19,10 @@ from nfr.errors import NFRError
 
 __all__ = ["attribute", "cascade", "alignment", "RULES", "CASCADE_RULES", "composite_for"]
 
-RULES = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd", "activation",
+RULES = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "alphabeta", "dtd", "activation",
          "activation_max", "activation_min")
-CASCADE_RULES = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd", "activation")
+CASCADE_RULES = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "alphabeta", "dtd",
+                 "activation")
 _BELOW = ("grad", "gbp", "rectgrad", "zplus")
 
 
@@ -48,6 +49,13 @@ def _check_x(model, x):
     if p is not None and p.dtype != x.dtype:
         raise NFRError(f"x has dtype {x.dtype} but the model's parameters are {p.dtype}; "
                        "convert one of them (e.g. model.double() and x.double())")
+
+
+def _check_alpha_beta(alpha, beta):
+    a, b = float(alpha), float(beta)
+    if b < 0 or abs(a - b - 1.0) > 1e-12:
+        raise NFRError(f"LRP alpha-beta needs alpha - beta = 1 and beta >= 0 (relevance "
+                       f"conservation), got alpha={alpha}, beta={beta}")
 
 
 def _onehot(out, target, B):
@@ -88,7 +96,8 @@ def _forward(gm, xg):
 # ----------------------------------------------------------------------------- composites
 def composite_for(rule: str, L: int, *, bottom: bool = True, upto: int | None = None,
                   below: str = "grad") -> dict:
-    """Map layer index l = 1..L to a layer rule ("grad", "gbp", "rectgrad", "zplus", "zbox").
+    """Map layer index l = 1..L to a layer rule ("grad", "gbp", "rectgrad", "zplus", "alphabeta",
+    "zbox").
 
     ``rule`` applies to layers l > L - ``upto`` (``upto=None``: all L layers), the raw gradient
     below: this is cascade substitution (Definition 3, eq 19) at level N = ``upto``. For "dtd"
@@ -96,7 +105,7 @@ def composite_for(rule: str, L: int, *, bottom: bool = True, upto: int | None = 
     For the activation rules the layers at and below the start layer use ``below``.
     """
     base = {"grad": "grad", "grad_x_input": "grad", "gbp": "gbp", "rectgrad": "rectgrad",
-            "zplus": "zplus", "dtd": "zplus", "activation": below, "activation_max": below,
+            "zplus": "zplus", "alphabeta": "alphabeta", "dtd": "zplus", "activation": below, "activation_max": below,
             "activation_min": below}[rule]
     n = L if upto is None else upto
     comp = {l: (base if l > L - n else "grad") for l in range(1, L + 1)}
@@ -108,7 +117,7 @@ def composite_for(rule: str, L: int, *, bottom: bool = True, upto: int | None = 
 class _Session:
     """Install RuleStates on a canonical GraphModule; ``close()`` removes them (in finally)."""
 
-    def __init__(self, gm, comps, *, q, eps, low, high, keep=()):
+    def __init__(self, gm, comps, *, q, eps, low, high, keep=(), alpha=1.0, beta=0.0):
         self.gm = gm
         self.layers = gm.nfr_layers
         self.gates, self.weights = {}, {}
@@ -116,9 +125,9 @@ class _Session:
         for lay in self.layers:
             used = modes[lay.index]
             w = gm.get_submodule(lay.weight)
-            st = RuleState(custom=bool(used & {"zplus", "zbox"}), q=q, eps=eps, low=low,
-                           high=high, gated=bool(lay.gates), keep=lay.index in keep and
-                           not lay.gates)
+            st = RuleState(custom=bool(used & {"zplus", "alphabeta", "zbox"}), q=q, eps=eps,
+                           low=low, high=high, gated=bool(lay.gates), keep=lay.index in keep and
+                           not lay.gates, extra={"alpha": alpha, "beta": beta})
             w.nfr_state = st
             self.weights[lay.index] = st
             gs = []
@@ -136,7 +145,7 @@ class _Session:
     def set(self, comp):
         for l, st in self.weights.items():
             r = comp[l]
-            st.mode = r if r in ("zplus", "zbox") else "grad"
+            st.mode = r if r in ("zplus", "alphabeta", "zbox") else "grad"
             for g in self.gates[l]:
                 g.mode = r if r in ("gbp", "rectgrad") else "grad"
 
@@ -151,7 +160,7 @@ class _Session:
 
 
 def _bottom(rule, x, r):
-    if rule in ("grad_x_input", "zplus", "dtd"):
+    if rule in ("grad_x_input", "zplus", "alphabeta", "dtd"):
         return x * r
     if rule == "rectgrad":
         return torch.relu(x * r)
@@ -177,7 +186,8 @@ def _restrict(A, which, frac):
 
 # ----------------------------------------------------------------------------- public API
 def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0.9, low=None,
-              high=None, record=False, eps=0.0, below="grad", frac=0.1, composite=None):
+              high=None, record=False, eps=0.0, below="grad", frac=0.1, composite=None,
+              alpha=1.0, beta=0.0):
     """Attribution map R of ``model`` at ``x`` for class ``target``, shaped like ``x``.
 
     Rules (seed 001 Table I; ``bottom=False`` returns "R w/o B", i.e. r_0 / c_0):
@@ -189,6 +199,9 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
       ``q``-quantile of A_l * r_l; R = relu(x * r_0)           (eq 7/15)
     * ``zplus``         LRP-z+ / alpha1-beta0 in filter form, c_{l-1} = W^{(+a)}_l gamma_l M_l c_l,
       gamma_j = z_j / s_j (bias excluded); R = x * c_0          (eq 10)
+    * ``alphabeta``     LRP-alpha-beta (eq 9) with z+-/z- the positive / negative parts of the
+      products a_i w_ij: R_i = sum_j (alpha z+_ij / sum_k z+_kj - beta z-_ij / sum_k z-_kj) R_j,
+      R_j = z_j g_j (bias excluded, as z+); ``alpha - beta = 1`` (alpha=1, beta=0 is z+). R = x * c_0
     * ``dtd``           z+ in layers L..2, z^B at layer 1 with box [``low``, ``high``] (floats or
       tensors broadcastable to x; default: min / max of x); R = R_0 (eq 11). w/o B: c_1 passed
       through layer 1 with the raw gradient.
@@ -207,6 +220,7 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
     _check_x(model, x)
     if not (0.0 < float(q) < 1.0):
         raise NFRError(f"q must lie in (0, 1), got {q}")
+    _check_alpha_beta(alpha, beta)
     if rule.startswith("activation"):
         _check_rule(below, _BELOW)
     gm = _canonize(model)
@@ -226,9 +240,10 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
     else:
         comp = {l: composite.get(l, "grad") for l in range(1, L + 1)}
         for r in comp.values():
-            _check_rule(r, ("grad", "gbp", "rectgrad", "zplus", "zbox"))
+            _check_rule(r, ("grad", "gbp", "rectgrad", "zplus", "alphabeta", "zbox"))
     keep = set(range(1, L + 1)) if record else ({layer} if rule.startswith("activation") else set())
-    sess = _Session(gm, [comp], q=q, eps=eps, low=low, high=high, keep=keep)
+    sess = _Session(gm, [comp], q=q, eps=eps, low=low, high=high, keep=keep, alpha=alpha,
+                    beta=beta)
     try:
         sess.set(comp)
         xg = x.detach().requires_grad_(True)
@@ -289,7 +304,7 @@ def _representatives(rule, layers, levels):
 
 
 def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=None, high=None,
-            eps=0.0):
+            eps=0.0, alpha=1.0, beta=0.0):
     """Cascade substitution (seed 001 Definition 3, eq 19): ``[len(levels), *x.shape]``.
 
     Level N (0..L): the top N layers (l > L - N) use ``rule``, layers l <= L - N the raw gradient;
@@ -303,6 +318,7 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
     """
     _check_rule(rule, CASCADE_RULES)
     _check_x(model, x)
+    _check_alpha_beta(alpha, beta)
     gm = _canonize(model, taps=True)
     L = len(gm.nfr_layers)
     levels = list(range(L + 1)) if levels is None else [int(n) for n in levels]
@@ -318,7 +334,8 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
         composite_for("grad", L)
     raw = composite_for("grad", L)
     keep = set(range(1, L + 1)) if rule == "activation" else set()
-    sess = _Session(gm, [full, raw], q=q, eps=eps, low=low, high=high, keep=keep)
+    sess = _Session(gm, [full, raw], q=q, eps=eps, low=low, high=high, keep=keep, alpha=alpha,
+                    beta=beta)
     taps: dict = {}
     for m in gm.modules():
         if isinstance(m, Tap):

@@ -14,6 +14,11 @@ Rules acting at a :class:`~nfr.engine.canonize.Gate` (layer l's ReLU):
 
 Rules acting at a :class:`~nfr.engine.canonize.Weighted` (W_l itself):
 
+* ``alphabeta`` (eq 9) R_i = sum_j (alpha z+_ij / sum_k z+_kj - beta z-_ij / sum_k z-_kj) R_j with
+  z+-_ij the positive / negative parts of a_i w_ij and R_j = z_j g_j (bias excluded); in filter
+  form c_i = (W+ h+ - W- h-)_i for a_i >= 0 and (W- h+ - W+ h-)_i for a_i < 0,
+  h+ = alpha R / s+, h- = beta R / s- (alpha = 1, beta = 0 is z+).
+
 * ``zplus``  (eq 10, filter form) c_{l-1} = W^{(+a)}_l (gamma_l * g_l) with g_l = M_l c_l the
   relevance at Z_l, gamma_j = z_j / s_j, z_j = sum_i a_i w_ij (bias excluded),
   s_j = sum_i (a_i w_ij)^+ (gamma_j := 0 where s_j == 0), and W^{(+a)} the weight masked to the
@@ -43,7 +48,7 @@ __all__ = ["RuleState", "GATE_RULES", "WEIGHT_RULES", "LAYER_RULES", "row_quanti
            "gate_forward", "weighted_forward"]
 
 GATE_RULES = ("gbp", "rectgrad")
-WEIGHT_RULES = ("zplus", "zbox")
+WEIGHT_RULES = ("zplus", "alphabeta", "zbox")
 LAYER_RULES = ("grad",) + GATE_RULES + WEIGHT_RULES
 
 
@@ -220,6 +225,19 @@ class _WeightFn(torch.autograd.Function):
             c = _input_grad(mod, a, Wp, h)
             if signed:
                 c = torch.where(a < 0, _input_grad(mod, a, Wn, h), c)
+            return c, None, None
+        if mode == "alphabeta":
+            al, be = st.extra["alpha"], st.extra["beta"]
+            Wn = W - Wp
+            ap, an = a.clamp(min=0), a.clamp(max=0)
+            sp = mod.linear(ap, Wp) + mod.linear(an, Wn)      # sum_i z+_ij
+            sn = mod.linear(ap, Wn) + mod.linear(an, Wp)      # sum_i z-_ij
+            R = z0 * g
+            hp = _safe_div(R, sp, st.eps) * al
+            hn = _safe_div(R, sn, st.eps) * be
+            c = _input_grad(mod, a, Wp, hp) - _input_grad(mod, a, Wn, hn)
+            if bool(a.amin() < 0):      # z+_ij = a_i w-_ij and z-_ij = a_i w+_ij where a_i < 0
+                c = torch.where(a < 0, _input_grad(mod, a, Wn, hp) - _input_grad(mod, a, Wp, hn), c)
             return c, None, None
         if mode == "zbox":
             Wn = W - Wp

@@ -175,11 +175,12 @@ def cascade(net: ToyNet, x: np.ndarray, k: int, rule: str, levels=None, *, botto
 
 
 def lrp(net: ToyNet, x: np.ndarray, k: int, rule: str = "zplus", *, low=None, high=None,
-        eps: float = 0.0) -> list[np.ndarray]:
+        eps: float = 0.0, alpha: float = 1.0, beta: float = 0.0) -> list[np.ndarray]:
     """LRP in relevance form, literally eqs 8-11: returns ``[R_0, ..., R_L]`` with ``R_L = f_k e_k``.
 
-    ``rule``: ``"z"`` (eq 8, every layer), ``"zplus"`` (eq 10, every layer) or ``"dtd"`` (z+ in
-    layers ``L..2``, z^B at layer 1).
+    ``rule``: ``"z"`` (eq 8, every layer), ``"zplus"`` (eq 10, every layer), ``"alphabeta"``
+    (eq 9 with ``alpha``, ``beta``, every layer) or ``"dtd"`` (z+ in layers ``L..2``, z^B at
+    layer 1).
     """
     x = np.asarray(x, dtype=np.float64)
     fwd = forward(net, x)
@@ -189,6 +190,8 @@ def lrp(net: ToyNet, x: np.ndarray, k: int, rule: str = "zplus", *, low=None, hi
         W, a_prev = net.weights[l - 1], fwd.A[l - 1]
         if rule == "z":
             R[l - 1] = rl.lrp_z_layer(a_prev, W, R[l], net.bias(l), eps)
+        elif rule == "alphabeta":
+            R[l - 1] = rl.lrp_alpha_beta_layer(a_prev, W, R[l], alpha, beta, eps)
         elif rule == "zplus" or (rule == "dtd" and l > 1):
             R[l - 1] = rl.zplus_layer(a_prev, W, R[l], eps)
         elif rule == "dtd":
@@ -196,7 +199,7 @@ def lrp(net: ToyNet, x: np.ndarray, k: int, rule: str = "zplus", *, low=None, hi
                 raise NFRError("dtd needs the input domain's bounds: pass low=... and high=...")
             R[0] = rl.zb_layer(x, W, R[1], low, high, eps)
         else:
-            raise NFRError(f"unknown LRP rule {rule!r}; choose 'z', 'zplus' or 'dtd'")
+            raise NFRError(f"unknown LRP rule {rule!r}; choose 'z', 'zplus', 'alphabeta' or 'dtd'")
     return R
 
 
