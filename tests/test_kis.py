@@ -11,6 +11,15 @@ from nfr.errors import NFRError
 from nfr.models import cifar_resnet
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny convolutions are far faster on one thread on a shared 2-core machine; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _linear_model():
     """f(x) = W flatten(x) + b: A_L(x) is flatten(x) itself, so S can be computed by hand."""
     m = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
@@ -22,7 +31,7 @@ def _linear_model():
 
 def test_features_of_cifar_resnet_are_pooled_vector():
     model = cifar_resnet(20, seed=1)
-    x = torch.randn(3, 3, 32, 32)
+    x = torch.randn(3, 3, 8, 8)
     A, W, out = K.features(model, x)
     with torch.no_grad():
         h = model.relu(model.bn1(model.conv1(x)))
@@ -67,7 +76,7 @@ def test_train_mode_and_no_linear_raise():
 def test_kis_of_the_input_itself_is_one():
     # R = x: R~ = x (rescaling x into its own range), so A_L(R~) = A_L(x) and S = 1
     model = cifar_resnet(20, seed=2).double()
-    x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
+    x = torch.randn(4, 3, 8, 8, dtype=torch.float64)
     S = K.kis(model, x, x.clone())
     torch.testing.assert_close(S, torch.ones(4, dtype=torch.float64), rtol=0, atol=1e-10)
     # and any positive affine map of x as well (min-max rescaling undoes it)
@@ -102,7 +111,7 @@ def test_kis_linear_model_by_hand():
 def test_scores_agree_with_single_functions_and_batch():
     model = cifar_resnet(20, seed=3)
     g = torch.Generator().manual_seed(0)
-    x, R = torch.randn(5, 3, 32, 32, generator=g), torch.randn(5, 3, 32, 32, generator=g)
+    x, R = torch.randn(5, 3, 8, 8, generator=g), torch.randn(5, 3, 8, 8, generator=g)
     sc = K.scores(model, x, R)
     torch.testing.assert_close(sc["kis"], K.kis(model, x, R))
     torch.testing.assert_close(sc["insertion"], K.insertion(model, x, R))
