@@ -49,7 +49,8 @@ from nfr.errors import NFRError
 from nfr.metrics import rescale_to_input_range
 
 __all__ = ["LastLinear", "features", "decision_change", "kis", "insertion_input", "insertion",
-           "scores", "roc_auc", "bimodality_coefficient", "BIMODALITY_THRESHOLD"]
+           "scores", "evaluate", "roc_auc", "auc_difference", "bimodality_coefficient",
+           "BIMODALITY_THRESHOLD"]
 
 #: Sarle's bimodality coefficient of a uniform distribution, 5/9: larger values suggest bimodality
 BIMODALITY_THRESHOLD = 5.0 / 9.0
@@ -201,6 +202,50 @@ def scores(model, x: torch.Tensor, R: torch.Tensor, target=None, baseline=0.0) -
     return {name: _change(rd, A, out, rd(xs)[0], target) for name, xs in subs.items()}
 
 
+def evaluate(model, images: torch.Tensor, labels, preprocess=None, *, rule: str = "gbp",
+             batch_size: int = 100, variants: bool = False, progress: bool = False) -> dict:
+    """KIS, Insertion and Insertion(ABS) of ``rule``'s attributions for the decided class, on a
+    data set, in batches. Returns NumPy arrays of length N:
+
+    ``label``, ``pred`` (k = argmax f(x)), ``correct`` (pred == label), ``kis``, ``insertion``,
+    ``insertion_abs`` (:func:`scores` with ``baseline=0`` in the model's input space), and with
+    ``variants=True`` also ``kis_image`` (R~ rescaled into the raw image's range, then
+    ``preprocess``ed: :func:`kis` with ``preprocess``) and ``insertion_black`` /
+    ``insertion_abs_black`` (baseline = ``preprocess`` of a black image).
+
+    ``images``: raw images (N, C, H, W); the model sees x = ``preprocess(images)`` (identity if
+    None). R = ``nfr.attribute(model, x, k, rule)`` (for GBP, R = r_0).
+    """
+    import nfr
+    prep = preprocess or (lambda t: t)
+    rd = LastLinear(model, prep(images[:1]))
+    black = prep(torch.zeros_like(images[:1, :, :1, :1]))
+    keys = ["kis", "insertion", "insertion_abs"] + (
+        ["kis_image", "insertion_black", "insertion_abs_black"] if variants else [])
+    out = {k: [] for k in ["pred"] + keys}
+    from tqdm.auto import tqdm
+    for i in tqdm(range(0, images.shape[0], batch_size), disable=not progress, desc="kis"):
+        img = images[i:i + batch_size]
+        x = prep(img)
+        A, logits = rd(x)
+        k = logits.argmax(1)
+        R = nfr.attribute(model, x, k, rule)
+        subs = {"kis": rescale_to_input_range(R, x).to(x.dtype),
+                "insertion": insertion_input(x, R, False),
+                "insertion_abs": insertion_input(x, R, True)}
+        if variants:
+            subs["kis_image"] = prep(rescale_to_input_range(R, img).to(x.dtype))
+            subs["insertion_black"] = insertion_input(x, R, False, black)
+            subs["insertion_abs_black"] = insertion_input(x, R, True, black)
+        out["pred"].append(k)
+        for name, xs in subs.items():
+            out[name].append(_change(rd, A, logits, rd(xs)[0], k))
+    res = {k: torch.cat(v).cpu().numpy() for k, v in out.items()}
+    res["label"] = _np1(labels).astype(np.int64)
+    res["correct"] = res["pred"] == res["label"]
+    return res
+
+
 def _np1(a) -> np.ndarray:
     if hasattr(a, "detach"):
         a = a.detach().cpu().numpy()
@@ -227,6 +272,29 @@ def roc_auc(score, label) -> float:
         return float("nan")
     r = rankdata(s, method="average")
     return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def auc_difference(score_a, score_b, label, n_boot: int = 2000, seed: int = 0,
+                   level: float = 0.95) -> dict:
+    """AUC(a) - AUC(b) for predicting the same ``label``, with a paired bootstrap interval.
+
+    Each of ``n_boot`` resamples draws the N samples with replacement (``numpy`` generator seeded by
+    ``seed``; resamples with a single class are redrawn) and recomputes both :func:`roc_auc`;
+    ``lo`` / ``hi`` are the (1 - level)/2 and (1 + level)/2 percentiles of the differences.
+    Returns ``{"diff", "lo", "hi"}``.
+    """
+    a, b, y = _np1(score_a), _np1(score_b), _np1(label).astype(bool)
+    if not (a.shape == b.shape == y.shape):
+        raise NFRError("score_a, score_b and label must have the same length")
+    rng = np.random.default_rng(seed)
+    n, diffs = y.size, []
+    while len(diffs) < n_boot:
+        i = rng.integers(0, n, n)
+        if y[i].all() or not y[i].any():
+            continue
+        diffs.append(roc_auc(a[i], y[i]) - roc_auc(b[i], y[i]))
+    lo, hi = np.percentile(diffs, [50 * (1 - level), 50 * (1 + level)])
+    return {"diff": roc_auc(a, y) - roc_auc(b, y), "lo": float(lo), "hi": float(hi)}
 
 
 def bimodality_coefficient(values) -> float:

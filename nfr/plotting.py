@@ -85,7 +85,7 @@ def layer_strips(images, maps, layers, *, titles=None, clip: float = 99.5, size:
     plt = _plt()
     maps = np.asarray(maps, dtype=float)
     n_l, B = maps.shape[:2]
-    fig, axes = plt.subplots(B, n_l + 1, figsize=(size * (n_l + 1), size * B + 0.3), squeeze=False)
+    fig, axes = plt.subplots(B, n_l + 1, figsize=(size * (n_l + 1), (size + 0.12) * B + 0.2), squeeze=False)
     for b in range(B):
         axes[b, 0].imshow(np.clip(np.asarray(images[b], dtype=float), 0, 1))
         axes[b, 0].set_title((titles or [""] * B)[b], fontsize=6)
@@ -99,4 +99,23 @@ def layer_strips(images, maps, layers, *, titles=None, clip: float = 99.5, size:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout(pad=0.2)
+    return fig
+
+
+def measure_curves(layers, profiles: dict, measures, *, labels: dict | None = None):
+    """One panel per measure: its median over samples against the start layer, one line per
+    entry of ``profiles`` (name -> {measure: array [len(layers), B]}), with the interquartile
+    range shaded."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(measures), figsize=(2.6 * len(measures), 2.5), squeeze=False)
+    for ax, m in zip(axes[0], measures):
+        for name, prof in profiles.items():
+            v = np.asarray(prof[m], dtype=float)
+            q1, med, q3 = np.nanpercentile(v, [25, 50, 75], axis=1)
+            ax.plot(layers, med, marker="o", ms=3, label=name)
+            ax.fill_between(layers, q1, q3, alpha=0.15)
+        ax.set_xlabel("start layer l")
+        ax.set_title((labels or {}).get(m, m), fontsize=9)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
     return fig

@@ -190,3 +190,40 @@ def test_bimodality_coefficient_literal_and_known_distributions():
     assert np.isnan(K.bimodality_coefficient(np.ones(10)))
     with pytest.raises(NFRError):
         K.bimodality_coefficient([1.0, 2.0, 3.0])
+
+
+def test_evaluate_matches_scores_and_variants():
+    import nfr
+    model = cifar_resnet(8, seed=4)
+    g = torch.Generator().manual_seed(2)
+    img, y = torch.rand(5, 3, 8, 8, generator=g), torch.tensor([0, 1, 2, 3, 4])
+
+    def prep(t):
+        return (t - 0.5) / 0.25
+
+    res = K.evaluate(model, img, y, prep, batch_size=2, variants=True)
+    x = prep(img)
+    k = model(x).argmax(1)
+    R = nfr.attribute(model, x, k, "gbp")
+    sc = K.scores(model, x, R)
+    for name in ("kis", "insertion", "insertion_abs"):
+        np.testing.assert_allclose(res[name], sc[name].numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(res["kis_image"], K.kis(model, img, R, preprocess=prep).numpy(),
+                               rtol=1e-4, atol=1e-5)
+    black = prep(torch.zeros(1, 3, 1, 1))
+    np.testing.assert_allclose(res["insertion_black"],
+                               K.insertion(model, x, R, baseline=black).numpy(), rtol=1e-4, atol=1e-5)
+    assert res["pred"].tolist() == k.tolist()
+    assert res["correct"].tolist() == (k == y).tolist()
+
+
+def test_auc_difference_bootstrap():
+    rng = np.random.default_rng(3)
+    y = rng.random(300) < 0.5
+    a, b = y + rng.normal(size=300), rng.normal(size=300)
+    d = K.auc_difference(a, b, y, n_boot=300, seed=1)
+    assert d["diff"] == pytest.approx(K.roc_auc(a, y) - K.roc_auc(b, y))
+    assert d["lo"] < d["diff"] < d["hi"] and d["lo"] > 0
+    assert K.auc_difference(a, b, y, n_boot=300, seed=1) == d     # seeded: reproducible
+    z = K.auc_difference(a, a, y, n_boot=50)
+    assert z == {"diff": 0.0, "lo": 0.0, "hi": 0.0}
