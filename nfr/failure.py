@@ -28,7 +28,10 @@ import torch
 from nfr.errors import NFRError
 
 __all__ = ["central_box", "layer_maps", "chroma_fraction", "colour_alignment", "outside_energy",
-           "layer_profile", "trend"]
+           "layer_profile", "trend", "MEASURES", "summarize", "report"]
+
+#: the per-layer measures of :func:`layer_profile`
+MEASURES = ("alignment", "colour", "chroma", "outside")
 
 
 def central_box(h: int, w: int, frac: float = 0.5) -> tuple[int, int, int, int]:
@@ -130,3 +133,24 @@ def trend(layers, values) -> np.ndarray:
     if v.ndim != 2 or v.shape[0] != len(layers):
         raise NFRError(f"values must have shape [len(layers) = {len(layers)}, B], got {v.shape}")
     return np.array([spearman(np.asarray(layers, dtype=float), v[:, b]) for b in range(v.shape[1])])
+
+
+def summarize(layers, prof: dict, groups: dict, measures=MEASURES) -> dict:
+    """Medians over the samples of each group: ``{group: {measure: {"trend", "first", "last"}}}``
+    with ``trend`` the median of :func:`trend` (Spearman rho of measure against start layer) and
+    ``first`` / ``last`` the median measure at the lowest / highest start layer. ``groups`` maps a
+    name to the sample indices (columns of ``prof[measure]``) that form it."""
+    out = {}
+    for g, idx in groups.items():
+        idx = np.asarray(idx, dtype=int)
+        out[g] = {m: {"trend": float(np.nanmedian(trend(layers, prof[m][:, idx]))),
+                      "first": float(np.nanmedian(prof[m][0, idx])),
+                      "last": float(np.nanmedian(prof[m][-1, idx]))} for m in measures}
+    return out
+
+
+def report(layers, prof: dict, groups: dict, measures=MEASURES) -> list[str]:
+    """One printable line per group and measure from :func:`summarize` (3 decimals)."""
+    s = summarize(layers, prof, groups, measures)
+    return [f"{g:>9} {m:>9}: rho {v['trend']:+.3f}   l={layers[0]}: {v['first']:.3f} -> "
+            f"l={layers[-1]}: {v['last']:.3f}" for g, d in s.items() for m, v in d.items()]

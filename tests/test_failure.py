@@ -76,3 +76,12 @@ def test_trend():
     np.testing.assert_allclose(F.trend([1, 2, 3], v), [-1.0, 1.0])
     with pytest.raises(NFRError):
         F.trend([1, 2], v)
+
+
+def test_summarize_and_report():
+    prof = {m: np.array([[3.0, 1.0, 5.0], [2.0, 2.0, 4.0], [1.0, 3.0, 3.0]]) for m in F.MEASURES}
+    s = F.summarize([1, 2, 3], prof, {"a": [0, 2], "b": [1]})
+    assert s["a"]["colour"] == {"trend": -1.0, "first": 4.0, "last": 2.0}
+    assert s["b"]["outside"]["trend"] == 1.0
+    lines = F.report([1, 2, 3], prof, {"a": [0, 2]}, ("colour",))
+    assert lines == ["        a    colour: rho -1.000   l=1: 4.000 -> l=3: 2.000"]
