@@ -49,7 +49,7 @@ from nfr.errors import NFRError
 from nfr.metrics import rescale_to_input_range
 
 __all__ = ["LastLinear", "features", "decision_change", "kis", "insertion_input", "insertion",
-           "scores", "evaluate", "roc_auc", "auc_difference", "bimodality_coefficient",
+           "scores", "evaluate", "roc_auc", "auc_difference", "summary", "bimodality_coefficient",
            "BIMODALITY_THRESHOLD"]
 
 #: Sarle's bimodality coefficient of a uniform distribution, 5/9: larger values suggest bimodality
@@ -223,8 +223,11 @@ def evaluate(model, images: torch.Tensor, labels, preprocess=None, *, rule: str 
     keys = ["kis", "insertion", "insertion_abs"] + (
         ["kis_image", "insertion_black", "insertion_abs_black"] if variants else [])
     out = {k: [] for k in ["pred"] + keys}
-    from tqdm.auto import tqdm
-    for i in tqdm(range(0, images.shape[0], batch_size), disable=not progress, desc="kis"):
+    starts = range(0, images.shape[0], batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+        starts = tqdm(starts, desc="kis", unit="batch")
+    for i in starts:
         img = images[i:i + batch_size]
         x = prep(img)
         A, logits = rd(x)
@@ -281,11 +284,13 @@ def auc_difference(score_a, score_b, label, n_boot: int = 2000, seed: int = 0,
     Each of ``n_boot`` resamples draws the N samples with replacement (``numpy`` generator seeded by
     ``seed``; resamples with a single class are redrawn) and recomputes both :func:`roc_auc`;
     ``lo`` / ``hi`` are the (1 - level)/2 and (1 + level)/2 percentiles of the differences.
-    Returns ``{"diff", "lo", "hi"}``.
+    Returns ``{"diff", "lo", "hi"}`` (all nan when ``label`` holds a single class).
     """
     a, b, y = _np1(score_a), _np1(score_b), _np1(label).astype(bool)
     if not (a.shape == b.shape == y.shape):
         raise NFRError("score_a, score_b and label must have the same length")
+    if y.all() or not y.any():
+        return {"diff": float("nan"), "lo": float("nan"), "hi": float("nan")}
     rng = np.random.default_rng(seed)
     n, diffs = y.size, []
     while len(diffs) < n_boot:
@@ -320,3 +325,20 @@ def bimodality_coefficient(values) -> float:
     g = np.sqrt(n * (n - 1)) / (n - 2) * m3 / m2 ** 1.5
     kappa = (n - 1) / ((n - 2) * (n - 3)) * ((n + 1) * m4 / m2 ** 2 - 3 * (n - 1))
     return float((g ** 2 + 1) / (kappa + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
+
+
+def summary(res: dict, keys=("kis", "insertion", "insertion_abs")) -> dict:
+    """Per score of an :func:`evaluate` result: ``auc`` (:func:`roc_auc` for predicting
+    ``correct``), ``bc`` (:func:`bimodality_coefficient` over all samples), ``neg`` (share of
+    scores below 0) and the medians ``med_correct`` / ``med_wrong``. Samples with a nan score
+    (v_k * A_L(x) = 0) are dropped, per score; ``n`` counts those kept."""
+    out = {}
+    for k in keys:
+        v, c = np.asarray(res[k], dtype=float), np.asarray(res["correct"], dtype=bool)
+        ok = np.isfinite(v)
+        v, c = v[ok], c[ok]
+        out[k] = {"auc": roc_auc(v, c), "bc": bimodality_coefficient(v), "neg": float((v < 0).mean()),
+                  "med_correct": float(np.median(v[c])) if c.any() else float("nan"),
+                  "med_wrong": float(np.median(v[~c])) if (~c).any() else float("nan"),
+                  "n": int(ok.sum())}
+    return out

@@ -119,3 +119,24 @@ def measure_curves(layers, profiles: dict, measures, *, labels: dict | None = No
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def score_histograms(res: dict, keys, *, titles: dict | None = None, bins: int = 30):
+    """Seed Fig 8 layout: one panel per score, density histograms of the correctly (blue) and
+    incorrectly (orange) classified samples of ``res`` (arrays under ``keys`` and ``correct``)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.6), squeeze=False)
+    c = np.asarray(res["correct"], dtype=bool)
+    for ax, k in zip(axes[0], keys):
+        v = np.asarray(res[k], dtype=float)
+        ok = np.isfinite(v)
+        edges = np.histogram_bin_edges(v[ok], bins=bins)
+        ax.hist(v[ok & c], bins=edges, density=True, alpha=0.6, label="correct")
+        ax.hist(v[ok & ~c], bins=edges, density=True, alpha=0.6, label="incorrect")
+        ax.axvline(0, color="k", lw=0.6)
+        ax.set_title((titles or {}).get(k, k), fontsize=9)
+        ax.set_xlabel("score S")
+    axes[0, 0].set_ylabel("density")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

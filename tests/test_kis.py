@@ -227,3 +227,32 @@ def test_auc_difference_bootstrap():
     assert K.auc_difference(a, b, y, n_boot=300, seed=1) == d     # seeded: reproducible
     z = K.auc_difference(a, a, y, n_boot=50)
     assert z == {"diff": 0.0, "lo": 0.0, "hi": 0.0}
+
+
+def test_summary():
+    res = {"correct": np.array([True, True, False, False, True]),
+           "kis": np.array([0.9, 0.8, -0.5, 0.1, float("nan")])}
+    s = K.summary(res, ("kis",))["kis"]
+    assert s["n"] == 4 and s["auc"] == 1.0 and s["neg"] == 0.25
+    assert s["med_correct"] == pytest.approx(0.85) and s["med_wrong"] == pytest.approx(-0.2)
+
+
+def test_auc_difference_single_class_is_nan():
+    d = K.auc_difference([1.0, 2.0], [2.0, 1.0], [True, True], n_boot=10)
+    assert all(np.isnan(v) for v in d.values())
+
+
+def test_cli_kis_experiment(tmp_path):
+    import json
+
+    from nfr import cli
+    rc = cli.main(["kis", "--model", "cifar_resnet20", "--weights", "random", "--data", "samples",
+                   "--n-images", "6", "--batch-size", "3", "--n-boot", "20", "--variants",
+                   "--out", str(tmp_path), "--quiet"])
+    assert rc == 0
+    res = json.loads((tmp_path / "kis.json").read_text())
+    assert set(res["summary"]) == {"kis", "insertion", "insertion_abs", "kis_image",
+                                   "insertion_black", "insertion_abs_black"}
+    assert len(res["scores"]["kis"]) == 6 and (tmp_path / "kis.png").is_file()
+    assert cli.main(["kis", "--target", "label", "--model", "cifar_resnet20", "--data", "samples",
+                     "--out", str(tmp_path)]) == 2
