@@ -49,7 +49,7 @@ from nfr.errors import NFRError
 from nfr.metrics import rescale_to_input_range
 
 __all__ = ["LastLinear", "features", "decision_change", "kis", "insertion_input", "insertion",
-           "scores", "evaluate", "roc_auc", "auc_difference", "summary", "bimodality_coefficient",
+           "scores", "evaluate", "roc_auc", "auc_difference", "summary", "c14_criterion", "bimodality_coefficient",
            "BIMODALITY_THRESHOLD"]
 
 #: Sarle's bimodality coefficient of a uniform distribution, 5/9: larger values suggest bimodality
@@ -342,3 +342,22 @@ def summary(res: dict, keys=("kis", "insertion", "insertion_abs")) -> dict:
                   "med_wrong": float(np.median(v[~c])) if (~c).any() else float("nan"),
                   "n": int(ok.sum())}
     return out
+
+
+def c14_criterion(summary_: dict, diff_insertion: dict) -> tuple[str, dict]:
+    """The criterion of claim C14 (seed 001 Fig 8; chapter 9), fixed before measuring.
+
+    (a) the bimodality coefficient of KIS exceeds 5/9; (b) AUC(KIS) > AUC(Insertion) with the
+    bootstrap interval of the difference above 0 (``diff_insertion["lo"] > 0``, from
+    :func:`auc_difference`); (c) AUC(Insertion) <= AUC(Insertion(ABS)) <= AUC(KIS).
+    ``summary_`` is a :func:`summary` with keys kis, insertion, insertion_abs. Returns the verdict,
+    "confirmed" if (a), (b) and (c) hold, "refuted" if neither (a) nor (b), else "partly", and the
+    parts ``{"a": bool, "b": bool, "c": bool}``.
+    """
+    s = summary_
+    parts = {"a": bool(s["kis"]["bc"] > BIMODALITY_THRESHOLD),
+             "b": bool(diff_insertion["lo"] > 0),
+             "c": bool(s["insertion"]["auc"] <= s["insertion_abs"]["auc"] <= s["kis"]["auc"])}
+    if all(parts.values()):
+        return "confirmed", parts
+    return ("refuted" if not (parts["a"] or parts["b"]) else "partly"), parts

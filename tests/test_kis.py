@@ -256,3 +256,14 @@ def test_cli_kis_experiment(tmp_path):
     assert len(res["scores"]["kis"]) == 6 and (tmp_path / "kis.png").is_file()
     assert cli.main(["kis", "--target", "label", "--model", "cifar_resnet20", "--data", "samples",
                      "--out", str(tmp_path)]) == 2
+
+
+def test_c14_criterion():
+    def summ(bc, a_k, a_i, a_a):
+        return {"kis": {"bc": bc, "auc": a_k}, "insertion": {"auc": a_i}, "insertion_abs": {"auc": a_a}}
+    assert K.c14_criterion(summ(0.7, 0.8, 0.6, 0.7), {"lo": 0.01}) == (
+        "confirmed", {"a": True, "b": True, "c": True})
+    assert K.c14_criterion(summ(0.3, 0.8, 0.6, 0.7), {"lo": 0.01})[0] == "partly"
+    assert K.c14_criterion(summ(0.7, 0.8, 0.6, 0.9), {"lo": -0.01})[0] == "partly"
+    assert K.c14_criterion(summ(5 / 9, 0.8, 0.6, 0.7), {"lo": 0.0}) == (
+        "refuted", {"a": False, "b": False, "c": True})
