@@ -26,6 +26,8 @@ Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) in
   activations    Fig 6: maps started from the top / bottom 10% of activations at each layer
   sanity         Sanity checks: cascading randomization from the top, SSIM and Spearman
                  between original and randomized maps
+  kis            Fig 8: Key Information Sufficiency, Insertion and Insertion(ABS) for
+                 correct vs incorrect predictions, ROC-AUC and bimodality (Section V-B)
 
 Input alignment: alpha(R, x) = <R, x> / (||R|| ||x||) on the normalised input x.
 Run `python -m nfr <experiment> --help` for the options of one experiment."""
@@ -125,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
             "grad,grad_x_input,gbp,rectgrad,zplus,dtd")
     g.add_argument("--steps", type=_int_list, default=None, metavar="K1,K2",
                    help="numbers k of top layers randomized to evaluate (default 0..L)")
+    g = add("kis", "Fig 8: KIS, Insertion, Insertion(ABS): ROC-AUC for correctness, bimodality",
+            "gbp")
+    g.add_argument("--variants", action="store_true",
+                   help="also KIS rescaled in image space and Insertion with a black baseline")
+    g.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     return parser
 
 
@@ -142,7 +149,9 @@ def _call(args) -> dict:
              "removal": dict(ks=getattr(args, "k", None)),
              "activations": dict(layers=getattr(args, "layers", None),
                                  frac=getattr(args, "frac", 0.1)),
-             "sanity": dict(steps=getattr(args, "steps", None))}.get(args.experiment, {})
+             "sanity": dict(steps=getattr(args, "steps", None)),
+             "kis": dict(variants=getattr(args, "variants", False),
+                         n_boot=getattr(args, "n_boot", 2000))}.get(args.experiment, {})
     return fn(**kw, **extra)
 
 
@@ -153,6 +162,10 @@ def _summary(res: dict) -> str:
         for r, d in res["alignment"].items():
             lines.append(f"  {r:14s} alpha with B {d['with_bottom']['mean']:+.3f}  "
                          f"w/o B {d['without_bottom']['mean']:+.3f}")
+    elif exp == "kis":
+        lines.append(f"  accuracy {res['accuracy']:.3f}")
+        for k, d in res["summary"].items():
+            lines.append(f"  {k:20s} AUC {d['auc']:.3f}  bimodality {d['bc']:.3f}")
     elif exp == "cascade":
         for r, d in res["curves"].items():
             lines.append(f"  {r:14s} alpha level 0 {d['mean'][0]:+.3f} -> level L {d['mean'][-1]:+.3f}")

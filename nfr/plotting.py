@@ -73,3 +73,70 @@ def curves(x, ys: dict[str, np.ndarray], *, xlabel: str, ylabel: str, spread: di
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def layer_strips(images, maps, layers, *, titles=None, clip: float = 99.5, size: float = 1.1):
+    """One row per image: the image, then its maps started at each layer (bottom to top).
+
+    ``images`` (B, H, W, 3) in [0, 1]; ``maps`` (len(layers), B, 3, H, W) signed, each shown as
+    RGB with 0 -> grey, scaled by its own ``clip`` percentile of |value| (so a few extreme pixels
+    do not wash out the rest); ``titles``: one string per image (e.g. "true -> predicted").
+    """
+    plt = _plt()
+    maps = np.asarray(maps, dtype=float)
+    n_l, B = maps.shape[:2]
+    fig, axes = plt.subplots(B, n_l + 1, figsize=(size * (n_l + 1), (size + 0.12) * B + 0.2), squeeze=False)
+    for b in range(B):
+        axes[b, 0].imshow(np.clip(np.asarray(images[b], dtype=float), 0, 1))
+        axes[b, 0].set_title((titles or [""] * B)[b], fontsize=6)
+        for c in range(n_l):
+            m = maps[c, b]
+            v = np.percentile(np.abs(m), clip) or 1.0
+            axes[b, c + 1].imshow(np.clip(m / (2 * v) + 0.5, 0, 1).transpose(1, 2, 0))
+            if b == 0:
+                axes[b, c + 1].set_title(f"l = {layers[c]}", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def measure_curves(layers, profiles: dict, measures, *, labels: dict | None = None):
+    """One panel per measure: its median over samples against the start layer, one line per
+    entry of ``profiles`` (name -> {measure: array [len(layers), B]}), with the interquartile
+    range shaded."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(measures), figsize=(2.6 * len(measures), 2.5), squeeze=False)
+    for ax, m in zip(axes[0], measures):
+        for name, prof in profiles.items():
+            v = np.asarray(prof[m], dtype=float)
+            q1, med, q3 = np.nanpercentile(v, [25, 50, 75], axis=1)
+            ax.plot(layers, med, marker="o", ms=3, label=name)
+            ax.fill_between(layers, q1, q3, alpha=0.15)
+        ax.set_xlabel("start layer l")
+        ax.set_title((labels or {}).get(m, m), fontsize=9)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def score_histograms(res: dict, keys, *, titles: dict | None = None, bins: int = 30):
+    """Seed Fig 8 layout: one panel per score, density histograms of the correctly (blue) and
+    incorrectly (orange) classified samples of ``res`` (arrays under ``keys`` and ``correct``)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.6), squeeze=False)
+    c = np.asarray(res["correct"], dtype=bool)
+    for ax, k in zip(axes[0], keys):
+        v = np.asarray(res[k], dtype=float)
+        ok = np.isfinite(v)
+        edges = np.histogram_bin_edges(v[ok], bins=bins)
+        ax.hist(v[ok & c], bins=edges, density=True, alpha=0.6, label="correct")
+        ax.hist(v[ok & ~c], bins=edges, density=True, alpha=0.6, label="incorrect")
+        ax.axvline(0, color="k", lw=0.6)
+        ax.set_title((titles or {}).get(k, k), fontsize=9)
+        ax.set_xlabel("score S")
+    axes[0, 0].set_ylabel("density")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
