@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import resource
 import statistics
@@ -90,6 +91,7 @@ def run(small=False, repeats=3, out="book/data/bench.json", seed=0, progress=Tru
     except ImportError:
         pass
 
+    load_before = os.getloadavg()[0]
     if warmup:
         for name, fn in tqdm(jobs.items(), desc="warm-up", disable=not progress):
             fn()
@@ -113,6 +115,8 @@ def run(small=False, repeats=3, out="book/data/bench.json", seed=0, progress=Tru
     res = {"model": "tiny-cnn" if small else "vgg16 (torchvision, weights=None)",
            "input": list(x.shape), "layers_L": L, "repeats": repeats, "device": "cpu",
            "threads": torch.get_num_threads(), "torch": torch.__version__,
+           "load_average_1min": {"before": round(load_before, 2),
+                                 "after": round(os.getloadavg()[0], 2)},
            "machine": platform.processor() or platform.machine(),
            "seconds": times, "ratio_to_plain_gradient": ratios, "targets": targets,
            "cascade_peak_rss_bytes": rss, "cascade_tracemalloc_peak_bytes": tm_peak,
