@@ -26,6 +26,8 @@ Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) in
   activations    Fig 6: maps started from the top / bottom 10% of activations at each layer
   sanity         Sanity checks: cascading randomization from the top, SSIM and Spearman
                  between original and randomized maps
+  train          Train / fine-tune a CIFAR-10 classifier, clean or backdoored (BadNet, Dynamic,
+                 InputAware, WaNet); writes the weights and a manifest JSON
 
 Input alignment: alpha(R, x) = <R, x> / (||R|| ||x||) on the normalised input x.
 Run `python -m nfr <experiment> --help` for the options of one experiment."""
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
             "grad,grad_x_input,gbp,rectgrad,zplus,dtd")
     g.add_argument("--steps", type=_int_list, default=None, metavar="K1,K2",
                    help="numbers k of top layers randomized to evaluate (default 0..L)")
+    from nfr.train import add_parser as _add_train_parser
+    _add_train_parser(sub)
     return parser
 
 
@@ -161,6 +165,9 @@ def _summary(res: dict) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.experiment == "train":
+        from nfr.train import cli_run
+        return cli_run(args, argv)
     t0 = time.time()
     try:
         res = _call(args)
