@@ -73,3 +73,30 @@ def curves(x, ys: dict[str, np.ndarray], *, xlabel: str, ylabel: str, spread: di
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def layer_strips(images, maps, layers, *, titles=None, clip: float = 99.5, size: float = 1.1):
+    """One row per image: the image, then its maps started at each layer (bottom to top).
+
+    ``images`` (B, H, W, 3) in [0, 1]; ``maps`` (len(layers), B, 3, H, W) signed, each shown as
+    RGB with 0 -> grey, scaled by its own ``clip`` percentile of |value| (so a few extreme pixels
+    do not wash out the rest); ``titles``: one string per image (e.g. "true -> predicted").
+    """
+    plt = _plt()
+    maps = np.asarray(maps, dtype=float)
+    n_l, B = maps.shape[:2]
+    fig, axes = plt.subplots(B, n_l + 1, figsize=(size * (n_l + 1), size * B + 0.3), squeeze=False)
+    for b in range(B):
+        axes[b, 0].imshow(np.clip(np.asarray(images[b], dtype=float), 0, 1))
+        axes[b, 0].set_title((titles or [""] * B)[b], fontsize=6)
+        for c in range(n_l):
+            m = maps[c, b]
+            v = np.percentile(np.abs(m), clip) or 1.0
+            axes[b, c + 1].imshow(np.clip(m / (2 * v) + 0.5, 0, 1).transpose(1, 2, 0))
+            if b == 0:
+                axes[b, c + 1].set_title(f"l = {layers[c]}", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout(pad=0.2)
+    return fig

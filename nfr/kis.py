@@ -1,0 +1,254 @@
+"""Key Information Sufficiency (seed 001, eq 20 and Section V-B), its Insertion baselines, ROC-AUC
+and a bimodality measure.
+
+Notation. ``model`` maps a batch of *model inputs* x (N, C, H, W) -- already normalised the way the
+model expects, e.g. ``nfr.data.normalize(img)`` -- to logits f(x). Its last fully connected layer is
+f(x) = W A_L(x) + b, W of shape (K, D); A_L(x) in R^D are the *input features of the last fully
+connected layer* (for the CIFAR ResNets: the global-average-pooled vector fed to ``linear``), and
+v_k = W[k] is the weight row of the decided class k = argmax_j f_j(x).
+
+Decision-change measure (the numerator/denominator of eq 20) for a substitute input x*:
+
+    S(x*; x) = 1 - || v_k * A_L(x*) - v_k * A_L(x) ||_1 / || v_k * A_L(x) ||_1 ,   (* elementwise)
+
+S = 1 when x* leaves the class-k evidence v_k * A_L untouched, S = 0 when x* moves it by as much as
+its own L1 size, and S < 0 beyond that. The three scores of seed 001 Fig 8 use three substitutes:
+
+* **KIS** (eq 20): x* = R~, the attribution R min-max rescaled into the range of x
+  (:func:`nfr.metrics.rescale_to_input_range`, per sample over all channels and pixels),
+  R~ = (R - min R)(max x - min x) / (max R - min R) + min x;
+* **Insertion**: x* = 1(R > mean R) * x + (1 - 1(R > mean R)) * baseline;
+* **Insertion(ABS)**: x* = 1(|R| > mean |R|) * x + (1 - 1(|R| > mean |R|)) * baseline.
+
+Conventions (documented choices where the seed is silent, PITFALLS #11):
+
+* *Input space.* ``x`` is the model input, i.e. the normalised tensor, and "the input's range" is
+  [min x, max x] of that normalised tensor over all its channels and pixels: eq 20 read literally
+  (the seed feeds R~ "to the model as input", and its x is the model input). Pass
+  ``preprocess=nfr.data.normalize`` together with an un-normalised image in [0, 1] to rescale into
+  the *image's* range instead and normalise R~ afterwards (an exercise of chapter 9 compares both).
+* *Masks* are elementwise (per channel and pixel) and the means are taken per sample over all
+  elements of R, as the seed's 1(R > R_bar) * x is written.
+* *Insertion's "zero"* is 0 in the model's input space (``baseline=0.0``): the formula
+  1(R > R_bar) * x taken literally, which for a normalised input is the data set's mean colour
+  (grey), the usual zero baseline of insertion metrics on normalised tensors. A black pixel would
+  be ``baseline=nfr.data.box_bounds()[0]`` (the normalised value of 0).
+
+The caller's model is never modified: features are read with a forward hook on a private deep copy
+(:class:`LastLinear`), which also finds the last ``nn.Linear`` of any model in *call* order.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from nfr.errors import NFRError
+from nfr.metrics import rescale_to_input_range
+
+__all__ = ["LastLinear", "features", "decision_change", "kis", "insertion_input", "insertion",
+           "scores", "roc_auc", "bimodality_coefficient", "BIMODALITY_THRESHOLD"]
+
+#: Sarle's bimodality coefficient of a uniform distribution, 5/9: larger values suggest bimodality
+BIMODALITY_THRESHOLD = 5.0 / 9.0
+
+
+class LastLinear:
+    """The last fully connected layer of ``model`` and a reader of its input features A_L(x).
+
+    Works on a private ``copy.deepcopy`` of the model (in eval mode; train mode raises, PITFALLS
+    #12), so the caller's model gets no hook and its parameters stay bit-identical. The last
+    ``nn.Linear`` is found in *call order* by one probe forward on ``x_probe`` (a linear module
+    registered late but called early is not taken for the last one); without a probe, the last
+    ``nn.Linear`` in registration order is used.
+
+    ``self.weight`` (K, D) and ``self.bias`` (K,) are detached copies; ``self(x)`` returns
+    ``(A_L, logits)`` with A_L of shape (N, D), computed without gradients.
+    """
+
+    def __init__(self, model: nn.Module, x_probe: torch.Tensor | None = None):
+        if not isinstance(model, nn.Module):
+            raise NFRError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if model.training:
+            raise NFRError("the model is in train mode; call model.eval() first (BatchNorm/Dropout "
+                           "would make the features depend on the batch)")
+        self.model = copy.deepcopy(model).eval()
+        linears = [(n, m) for n, m in self.model.named_modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise NFRError(f"{type(model).__name__} has no nn.Linear layer: KIS needs the input "
+                           "features of the last fully connected layer")
+        name, lin = linears[-1]
+        if x_probe is not None:
+            order: list = []
+            hs = [m.register_forward_hook(lambda m, i, o, n=n: order.append(n)) for n, m in linears]
+            try:
+                with torch.no_grad():
+                    self.model(x_probe[:1])
+            finally:
+                for h in hs:
+                    h.remove()
+            if not order:
+                raise NFRError("no nn.Linear layer was called in the forward pass")
+            name = order[-1]
+            lin = self.model.get_submodule(name)
+        self.name = name
+        self.linear = lin
+        self.weight = lin.weight.detach().clone()
+        self.bias = None if lin.bias is None else lin.bias.detach().clone()
+        self._feat: list = []
+        lin.register_forward_hook(lambda m, i, o: self._feat.append(i[0].detach()))
+
+    def __call__(self, x: torch.Tensor):
+        self._feat.clear()
+        with torch.no_grad():
+            out = self.model(x)
+        if not self._feat:
+            raise NFRError(f"layer {self.name!r} was not called in the forward pass")
+        A = self._feat[-1]
+        self._feat.clear()
+        return A.reshape(A.shape[0], -1) if A.dim() > 2 else A, out
+
+
+def _reader(model, x):
+    return model if isinstance(model, LastLinear) else LastLinear(model, x)
+
+
+def features(model, x: torch.Tensor):
+    """``(A_L, W, logits)``: input features A_L(x) (N, D) of the last fully connected layer, its
+    weight W (K, D) and the logits f(x) (N, K). ``model``: an ``nn.Module`` or a :class:`LastLinear`."""
+    rd = _reader(model, x)
+    A, out = rd(x)
+    return A, rd.weight, out
+
+
+def _change(rd, A, out, A_star, target):
+    if target is None:
+        k = out.argmax(1)
+    else:
+        k = torch.as_tensor(target, dtype=torch.long, device=out.device).reshape(-1)
+        k = k.expand(A.shape[0]) if k.numel() == 1 else k
+    v = rd.weight.to(A.dtype)[k]
+    ref = (v * A).abs().sum(1)
+    diff = (v * A_star - v * A).abs().sum(1)
+    nan = torch.full_like(ref, float("nan"))
+    return torch.where(ref > 0, 1 - diff / torch.where(ref > 0, ref, torch.ones_like(ref)), nan)
+
+
+def decision_change(model, x: torch.Tensor, x_star: torch.Tensor, target=None) -> torch.Tensor:
+    """S(x*; x) = 1 - ||v_k * A_L(x*) - v_k * A_L(x)||_1 / ||v_k * A_L(x)||_1 per sample (N,).
+
+    k = ``target`` (an int or N class indices) or, by default, the decided class argmax f(x);
+    v_k = W[k] the last-layer weight row, * elementwise. A sample with v_k * A_L(x) = 0 gets nan.
+    """
+    if x_star.shape != x.shape:
+        raise NFRError(f"x* has shape {tuple(x_star.shape)} but x has {tuple(x.shape)}")
+    rd = _reader(model, x)
+    A, out = rd(x)
+    return _change(rd, A, out, rd(x_star)[0], target)
+
+
+def kis(model, x: torch.Tensor, R: torch.Tensor, target=None, preprocess=None) -> torch.Tensor:
+    """Key Information Sufficiency (seed 001 eq 20), per sample (N,):
+
+        S = 1 - ||v_k * A_L(R~) - v_k * A_L(x)||_1 / ||v_k * A_L(x)||_1,
+        R~ = (R - min R)(max x - min x) / (max R - min R) + min x   (per sample).
+
+    ``x`` is the model input (normalised) and R~ is rescaled into its range, unless ``preprocess``
+    is given: then ``x`` is the raw image, R~ is rescaled into the raw image's range and both are
+    passed through ``preprocess`` (e.g. ``nfr.data.normalize``) before the model.
+    """
+    if R.shape != x.shape:
+        raise NFRError(f"R has shape {tuple(R.shape)} but x has {tuple(x.shape)}")
+    Rt = rescale_to_input_range(R, x)
+    if preprocess is not None:
+        x, Rt = preprocess(x), preprocess(Rt)
+    return decision_change(model, x, Rt.to(x.dtype), target)
+
+
+def insertion_input(x: torch.Tensor, R: torch.Tensor, absolute: bool = False,
+                    baseline=0.0) -> torch.Tensor:
+    """The Insertion substitute: x where R > mean(R) (``absolute``: |R| > mean |R|), ``baseline``
+    elsewhere; means per sample over all non-batch elements, masks elementwise."""
+    if R.shape != x.shape:
+        raise NFRError(f"R has shape {tuple(R.shape)} but x has {tuple(x.shape)}")
+    s = R.abs() if absolute else R
+    mean = s.reshape(s.shape[0], -1).mean(1).reshape((-1,) + (1,) * (s.dim() - 1))
+    keep = s > mean
+    base = torch.as_tensor(baseline, dtype=x.dtype, device=x.device).expand_as(x)
+    return torch.where(keep, x, base)
+
+
+def insertion(model, x: torch.Tensor, R: torch.Tensor, target=None, absolute: bool = False,
+              baseline=0.0) -> torch.Tensor:
+    """Insertion (``absolute=False``) or Insertion(ABS) score: :func:`decision_change` of
+    :func:`insertion_input` against x, per sample (N,)."""
+    return decision_change(model, x, insertion_input(x, R, absolute, baseline), target)
+
+
+def scores(model, x: torch.Tensor, R: torch.Tensor, target=None, baseline=0.0) -> dict:
+    """The three scores of seed 001 Fig 8 for one batch, ``{"kis", "insertion", "insertion_abs"}``
+    (tensors of shape (N,)), with one feature reader and one forward pass on x shared by all
+    three; equal to :func:`kis` and :func:`insertion` (``absolute`` False / True)."""
+    if R.shape != x.shape:
+        raise NFRError(f"R has shape {tuple(R.shape)} but x has {tuple(x.shape)}")
+    rd = _reader(model, x)
+    A, out = rd(x)
+    subs = {"kis": rescale_to_input_range(R, x).to(x.dtype),
+            "insertion": insertion_input(x, R, False, baseline),
+            "insertion_abs": insertion_input(x, R, True, baseline)}
+    return {name: _change(rd, A, out, rd(xs)[0], target) for name, xs in subs.items()}
+
+
+def _np1(a) -> np.ndarray:
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=np.float64).ravel()
+
+
+def roc_auc(score, label) -> float:
+    """ROC-AUC of ``score`` for predicting ``label`` (1/True = positive), rank-based (Mann-Whitney):
+
+        AUC = (sum of the ranks of the positives - n1 (n1 + 1) / 2) / (n1 n0),
+
+    ranks 1..n over all samples with ties given their average rank; equivalently the probability
+    that a random positive scores above a random negative, ties counting 1/2. nan if a class is
+    empty. Non-finite scores are not allowed (NFRError).
+    """
+    from scipy.stats import rankdata
+    s, y = _np1(score), _np1(label).astype(bool)
+    if s.shape != y.shape:
+        raise NFRError(f"score and label have different sizes {s.size} and {y.size}")
+    if not np.isfinite(s).all():
+        raise NFRError("roc_auc: scores contain nan or inf; drop those samples first")
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    r = rankdata(s, method="average")
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def bimodality_coefficient(values) -> float:
+    """Sarle's bimodality coefficient (SAS; Pfister et al. 2013) of a sample of size n >= 4:
+
+        b = (g^2 + 1) / (kappa + 3 (n - 1)^2 / ((n - 2)(n - 3))),
+
+    g the bias-corrected sample skewness G1 = sqrt(n (n - 1)) / (n - 2) * m3 / m2^(3/2) and kappa
+    the bias-corrected sample excess kurtosis G2 = (n - 1) / ((n - 2)(n - 3)) * ((n + 1) m4 / m2^2
+    - 3 (n - 1)), with central moments m_j = mean((v - mean v)^j). b -> 1/3 for a normal sample,
+    5/9 for a uniform one (:data:`BIMODALITY_THRESHOLD`) and 1 for two equal point masses; b > 5/9
+    suggests a bimodal (or very skewed) distribution. nan for a constant sample.
+    """
+    v = _np1(values)
+    v = v[np.isfinite(v)]
+    n = v.size
+    if n < 4:
+        raise NFRError(f"the bimodality coefficient needs at least 4 finite values, got {n}")
+    d = v - v.mean()
+    m2, m3, m4 = (d ** 2).mean(), (d ** 3).mean(), (d ** 4).mean()
+    if m2 == 0:
+        return float("nan")
+    g = np.sqrt(n * (n - 1)) / (n - 2) * m3 / m2 ** 1.5
+    kappa = (n - 1) / ((n - 2) * (n - 3)) * ((n + 1) * m4 / m2 ** 2 - 3 * (n - 1))
+    return float((g ** 2 + 1) / (kappa + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
