@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from nfr.errors import NFRError
 
 __all__ = ["Attack", "BadNet", "Dynamic", "InputAware", "WaNet", "ATTACKS", "make_attack",
-           "diversity_loss", "attack_success_rate"]
+           "diversity_loss", "attack_success_rate", "trigger_energy", "analyze"]
 
 
 def _gen(generator, seed=0) -> torch.Generator:
@@ -409,3 +409,62 @@ def attack_success_rate(model, attack: Attack, x: torch.Tensor, y: torch.Tensor,
         xb = attack.apply(_as_float(x[i:i + batch_size]), g)
         hits += (model(xb.to(device)).argmax(1) == attack.target).sum().item()
     return hits / max(len(x), 1)
+
+
+def trigger_energy(R: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Fraction of a map's energy on the trigger region, per sample (N,).
+
+    Energy per pixel e_ij = sum_c |R_cij| (L1 over channels); the fraction is
+    sum_{(i,j) in mask} e_ij / sum_ij e_ij (nan for an all-zero map). ``mask``: boolean (N, 1, H, W)
+    from :meth:`Attack.region`. Compare it with the region's area fraction mask.mean(): a map that
+    ignores the trigger puts about that share of its energy there.
+    """
+    e = R.detach().abs().sum(1)
+    m = mask[:, 0].to(e.dtype)
+    tot = e.flatten(1).sum(1)
+    inside = (e * m).flatten(1).sum(1)
+    return torch.where(tot > 0, inside / torch.where(tot > 0, tot, torch.ones_like(tot)),
+                       torch.full_like(tot, float("nan")))
+
+
+def analyze(net, attack: Attack, x: torch.Tensor, rule: str = "gbp", seed: int = 0,
+            batch_size: int = 50) -> dict:
+    """Attributions, KIS and trigger energy for clean images x (raw, [0, 1]) and their poisoned copies.
+
+    ``net`` takes normalised input (``nfr.data.normalize``; for a :class:`nfr.train.Normalized`
+    model pass ``model.net``). For each image and its poisoned copy ``attack.apply(x, g)`` (g seeded
+    by ``seed``): the decided class k = argmax f, the map R = ``nfr.attribute(net, normalize(x), k,
+    rule)``, KIS (``nfr.kis.kis`` on the normalised input, seed eq 20), and, where the attack has a
+    region, the energy fraction of R on it (:func:`trigger_energy`; for clean images the same region,
+    as a control) and the region's area fraction. Returns numpy arrays keyed
+    ``{clean,poisoned}_{pred,kis,energy}``, ``area``, plus the maps ``R_clean``, ``R_poisoned`` and
+    images ``x_poisoned`` (torch tensors).
+    """
+    import numpy as np
+    from nfr import attribute
+    from nfr.data import normalize
+    from nfr.kis import kis
+    attack.eval()
+    with torch.no_grad():
+        xp = attack.apply(x, torch.Generator().manual_seed(seed))
+        region = attack.region(x, torch.Generator().manual_seed(seed))
+    out: dict = {"x_poisoned": xp}
+    for kind, xi in (("clean", x), ("poisoned", xp)):
+        preds, ks, maps = [], [], []
+        for i in range(0, len(xi), batch_size):
+            xn = normalize(xi[i:i + batch_size])
+            with torch.no_grad():
+                k = net(xn).argmax(1)
+            R = attribute(net, xn, k, rule)
+            preds.append(k)
+            ks.append(kis(net, xn, R))
+            maps.append(R.detach())
+        R = torch.cat(maps)
+        out[f"{kind}_pred"] = torch.cat(preds).numpy()
+        out[f"{kind}_kis"] = torch.cat(ks).numpy()
+        out[f"R_{kind}"] = R
+        if region is not None:
+            out[f"{kind}_energy"] = trigger_energy(R, region).numpy()
+    out["area"] = region.float().flatten(1).mean(1).numpy() if region is not None else None
+    out["region"] = region
+    return out

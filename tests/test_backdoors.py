@@ -128,3 +128,23 @@ def test_attack_success_rate_excludes_target_class():
             return torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float()
     y = torch.tensor([0, 0, 1, 2])
     assert B.attack_success_rate(Always0(), B.BadNet(), _x(4), y) == 1.0
+
+
+def test_trigger_energy():
+    R = torch.zeros(2, 3, 4, 4)
+    R[0, :, 0, 0] = 1.0       # all energy at (0, 0)
+    R[1] = -1.0               # uniform |R|
+    mask = torch.zeros(2, 1, 4, 4, dtype=torch.bool)
+    mask[:, :, :2, :2] = True
+    torch.testing.assert_close(B.trigger_energy(R, mask), torch.tensor([1.0, 0.25]))
+    assert torch.isnan(B.trigger_energy(torch.zeros(1, 3, 4, 4), mask[:1])).all()
+
+
+def test_analyze_small():
+    from nfr.models import cifar_resnet
+    net = cifar_resnet(20, seed=0)
+    out = B.analyze(net, B.BadNet(), _x(3), seed=0, batch_size=2)
+    assert out["clean_kis"].shape == (3,) and out["poisoned_energy"].shape == (3,)
+    assert out["R_poisoned"].shape == (3, 3, 32, 32)
+    assert abs(out["area"][0] - 9 / 1024) < 1e-9
+    assert out["poisoned_kis"].max() <= 1.0
