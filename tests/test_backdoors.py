@@ -8,6 +8,15 @@ import torch.nn.functional as F
 from nfr import backdoors as B
 
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One thread: on the shared 2-core CI machine two threads per process are many times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 def _x(n=8, seed=0):
     return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
 
