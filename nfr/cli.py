@@ -28,6 +28,8 @@ Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) in
                  between original and randomized maps
   kis            Fig 8: Key Information Sufficiency, Insertion and Insertion(ABS) for
                  correct vs incorrect predictions, ROC-AUC and bimodality (Section V-B)
+  train          Train / fine-tune a CIFAR-10 classifier, clean or backdoored (BadNet, Dynamic,
+                 InputAware, WaNet); writes the weights and a manifest JSON
 
 Input alignment: alpha(R, x) = <R, x> / (||R|| ||x||) on the normalised input x.
 Run `python -m nfr <experiment> --help` for the options of one experiment."""
@@ -132,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--variants", action="store_true",
                    help="also KIS rescaled in image space and Insertion with a black baseline")
     g.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    from nfr.train import add_parser as _add_train_parser
+    _add_train_parser(sub)
     return parser
 
 
@@ -174,6 +178,9 @@ def _summary(res: dict) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.experiment == "train":
+        from nfr.train import cli_run
+        return cli_run(args, argv)
     t0 = time.time()
     try:
         res = _call(args)

@@ -1,0 +1,354 @@
+"""Training and fine-tuning CIFAR-10 classifiers, clean or with a backdoor (:mod:`nfr.backdoors`).
+
+Recipe (:func:`train_model`): SGD with momentum 0.9 and weight decay 5e-4, a cosine learning-rate
+schedule lr_t = lr * (1 + cos(pi * t / T)) / 2 over the T steps of all epochs, cross-entropy loss,
+standard augmentation (random crop 32 x 32 from the image zero-padded by 4 pixels, horizontal flip
+with probability 1/2), channels-last memory format. The trigger is applied AFTER augmentation, as in
+the attacks' reference code, so a patch keeps its place in the image. Every random choice (shuffle,
+crop, flip, poisoning, the attacks' noise) comes from one ``torch.Generator`` seeded by ``seed``.
+
+Images are kept as uint8 (N, 3, 32, 32) tensors (150 MB for the 50,000 training images) and turned
+into floats in [0, 1] batch by batch. Models see raw [0, 1] images through :class:`Normalized`,
+which applies ``nfr.data.normalize`` (ImageNet mean/std, the convention of the CIFAR ResNets in
+``../shared/models``); the state dict that is saved is the bare network's, so
+``nfr.models.load_cifar_resnet(path)`` reads it back.
+
+Command line: ``python -m nfr train --model resnet20 --attack badnet --init shared-resnet20 ...``
+(see :func:`run` and ``python -m nfr train --help``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from nfr.errors import NFRError
+from nfr.backdoors import Attack, make_attack, attack_success_rate, _as_float
+
+__all__ = ["Normalized", "cifar_resnet18", "build_model", "load_data", "augment", "train_model",
+           "evaluate", "run", "load_trained", "MODELS", "INIT_NOTE"]
+
+MODELS = ("resnet20", "resnet56", "resnet18")
+INIT_NOTE = ("pretrained CIFAR-10 ResNet from akamaster/pytorch_resnet_cifar10 (BSD-2-Clause, "
+             "Copyright (c) 2018 Yerlan Idelbayev), trained on the original (lossless) CIFAR-10")
+
+
+class Normalized(nn.Module):
+    """``net(normalize(x))``: a classifier that takes raw images in [0, 1] (ImageNet mean/std)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        from nfr.data import IMAGENET_MEAN, IMAGENET_STD
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.net((x - self.mean) / self.std)
+
+
+def cifar_resnet18(num_classes: int = 10, seed: int = 0) -> nn.Module:
+    """The CIFAR variant of ResNet18 (as in the seed's experiments): torchvision's resnet18 with a
+    3x3 stride-1 stem convolution and no max-pool, random initialisation drawn under ``seed``.
+    Its BasicBlocks call one ReLU module twice: canonize before attributing (PITFALLS #3)."""
+    import torchvision
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        m = torchvision.models.resnet18(weights=None, num_classes=num_classes)
+        m.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+    m.maxpool = nn.Identity()
+    return m.eval()
+
+
+def build_model(model: str = "resnet20", init: str = "shared-resnet20", seed: int = 0) -> nn.Module:
+    """The network to train: ``init`` = 'scratch' (random init under ``seed``), 'shared-resnet20' /
+    'shared-resnet56' (the pretrained checkpoints of ``../shared/models``) or a state-dict path."""
+    from nfr.models import cifar_resnet, load_cifar_resnet, _clean_state_dict
+    if model not in MODELS:
+        raise NFRError(f"unknown model {model!r}; choose one of {MODELS}")
+    if init.startswith("shared-"):
+        depth = int(init.split("resnet")[-1])
+        if model != f"resnet{depth}":
+            raise NFRError(f"--init {init} holds a ResNet-{depth}; use it with --model resnet{depth}")
+        return load_cifar_resnet(depth)
+    if model == "resnet18":
+        net = cifar_resnet18(seed=seed)
+    else:
+        net = cifar_resnet(int(model[6:]), seed=seed)
+    if init != "scratch":
+        path = Path(init)
+        if not path.is_file():
+            raise NFRError(f"--init {init!r} is neither 'scratch', 'shared-resnet20/56' nor a file")
+        sd = _clean_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+        try:
+            net.load_state_dict(sd)
+        except RuntimeError as e:
+            raise NFRError(f"{path} does not fit {model}: {str(e)[:300]}") from e
+    return net.eval()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_data(data: str = "jpeg", split: str = "train", n: int | None = None, seed: int = 0):
+    """CIFAR-10 as uint8 images ``(x, y, info)``: x (N, 3, 32, 32) uint8, y int64.
+
+    ``data``: 'jpeg' = the lossy JPEG copy ``nfr.data.cifar10_folder()`` (``$NFR_CIFAR10_DIR`` or
+    ``<shared>/data/cifar10-jpeg.tar.gz``); 'torchvision' = the original data through
+    ``nfr.data.cifar10(download=True)`` (into the cache folder); or a folder / tarball path.
+    ``n`` images are a seeded subset (all when None). ``info`` holds the source and the sha256 of
+    the images and labels actually used (and of the file, when the data is one file).
+    """
+    from nfr import data as D
+    info = {"data": data, "split": split}
+    if data == "torchvision":
+        x, y = D.cifar10(split=split, download=True, n=n, seed=seed)
+    else:
+        path = None if data == "jpeg" else Path(data)
+        if path is None:
+            import os
+            env, sd = os.environ.get("NFR_CIFAR10_DIR"), D.shared_dir()
+            src = Path(env) if env else (sd / "data" / "cifar10-jpeg.tar.gz" if sd else None)
+        else:
+            src = path
+        x, y = D.cifar10_folder(path, split=split, n=n, seed=seed)
+        if src is not None and src.is_file():
+            info["file"], info["file_sha256"] = src.name, _sha256_file(src)
+    x = (x * 255).round().to(torch.uint8)
+    h = hashlib.sha256(x.numpy().tobytes())
+    h.update(y.numpy().tobytes())
+    info.update(n=len(x), sha256=h.hexdigest())
+    return x, y, info
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop (zero padding ``pad``, offsets uniform in 0..2 pad) and horizontal flip (p = 1/2)."""
+    n, _, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))
+    off = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    out = torch.stack([xp[i, :, off[i, 0]:off[i, 0] + h, off[i, 1]:off[i, 1] + w] for i in range(n)])
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack | None = None,
+             batch_size: int = 500, seed: int = 0, device="cpu") -> dict:
+    """Clean accuracy of ``model`` (raw-image input) and, with an attack, its attack success rate:
+    the fraction of images with true label != target classified as target after the trigger."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        xb = _as_float(x[i:i + batch_size]).to(device).contiguous(memory_format=torch.channels_last)
+        correct += (model(xb).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
+    out = {"clean_accuracy": correct / len(x), "n_test": len(x)}
+    if attack is not None:
+        attack.eval()
+        out["asr"] = attack_success_rate(model, attack, x, y, batch_size, seed=seed, device=device)
+        out["n_asr"] = int((y != attack.target).sum())
+    return out
+
+
+def train_model(net: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack | None = None, *,
+                epochs: int = 1, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4,
+                batch_size: int = 128, seed: int = 0, device="cpu", progress: bool = True) -> dict:
+    """Train ``net`` (a bare network expecting normalised input) in place on uint8 images x, labels y.
+
+    Each step: shuffle (per epoch), :func:`augment`, then ``attack.training_batch`` (poisoning the
+    first ``rate`` of the shuffled batch, plus the attack's extra modes), cross-entropy (+ the
+    attack's auxiliary loss), SGD + momentum, cosine schedule per step. The attack's own trainable
+    parameters (InputAware's pattern generator) are trained with Adam (lr 0.01, betas (0.5, 0.9)),
+    as in the authors' code. Returns ``{"loss": [per-step loss], "steps": T}``; ``net`` ends in eval mode.
+    """
+    g = torch.Generator().manual_seed(seed)
+    model = Normalized(net).to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
+                          nesterov=False)
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    total = max(epochs * steps_per_epoch, 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / total)))
+    extra = attack.parameters() if attack is not None else []
+    opt_g = torch.optim.Adam(extra, lr=1e-2, betas=(0.5, 0.9)) if extra else None
+    if attack is not None:
+        attack.prepare(x, g, progress=progress)
+        attack.train()
+    losses = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, desc=f"train {attack.name if attack else 'clean'}", file=sys.stderr)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            xb, yb = augment(_as_float(x[idx]), g), y[idx]
+            aux = None
+            if attack is not None:
+                xb, yb, aux = attack.training_batch(xb, yb, g)
+            xb = xb.to(device).contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(model(xb), yb.to(device))
+            total_loss = loss + aux.to(device) if aux is not None else loss
+            opt.zero_grad(set_to_none=True)
+            if opt_g:
+                opt_g.zero_grad(set_to_none=True)
+            total_loss.backward()
+            opt.step()
+            if opt_g:
+                opt_g.step()
+            sched.step()
+            losses.append(loss.item())
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+    if bar is not None:
+        bar.close()
+    net.eval()
+    if attack is not None:
+        attack.eval()
+    return {"loss": losses, "steps": total}
+
+
+def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: str = "shared-resnet20",
+        data: str = "jpeg", n_train: int | None = None, n_test: int | None = None, lr: float | None = None,
+        batch_size: int = 128, rate: float = 0.1, target: int = 0, seed: int = 0, out: str = "models",
+        device: str = "cpu", progress: bool = True, name: str | None = None, command: str | None = None) -> dict:
+    """Train one model and write ``<out>/<name>.pt`` (the network's state dict),
+    ``<out>/<name>_trigger.pt`` (the attack's state, if any) and the manifest ``<out>/<name>.json``.
+
+    ``name`` defaults to ``<model>_<attack>``. ``lr`` defaults to 0.1 from scratch and 0.01 when
+    fine-tuning a pretrained ``init``. Clean accuracy and attack success rate are measured on the
+    test split (``n_test`` images, all by default) before and after training. Returns the manifest.
+    """
+    atk = make_attack(attack, target=target, rate=rate, seed=seed)
+    net = build_model(model, init, seed)
+    if lr is None:
+        lr = 0.1 if init == "scratch" else 0.01
+    x, y, info = load_data(data, "train", n_train, seed)
+    xt, yt, tinfo = load_data(data, "test", n_test, seed)
+    dev = torch.device(device)
+    before = evaluate(Normalized(net).to(dev), xt, yt, atk, seed=seed, device=dev) if init != "scratch" else None
+    t0 = time.process_time()
+    hist = train_model(net, x, y, atk, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                       device=dev, progress=progress)
+    cpu = time.process_time() - t0
+    after = evaluate(Normalized(net).to(dev), xt, yt, atk, seed=seed, device=dev)
+    name = name or f"{model}_{attack}"
+    outd = Path(out)
+    outd.mkdir(parents=True, exist_ok=True)
+    net = net.cpu().to(memory_format=torch.contiguous_format)
+    torch.save({k: v.contiguous() for k, v in net.state_dict().items()}, outd / f"{name}.pt")
+    files = [f"{name}.pt"]
+    if atk is not None and atk.state_dict():
+        torch.save({k: v.detach().cpu().contiguous() for k, v in atk.state_dict().items()},
+                   outd / f"{name}_trigger.pt")
+        files.append(f"{name}_trigger.pt")
+    k = max(1, len(hist["loss"]) // 10)
+    manifest = {
+        "name": name, "command": command, "model": model, "attack": atk.config() if atk else None,
+        "init": init, "init_note": INIT_NOTE if init.startswith("shared-") else None,
+        "setting": ("backdoor injected by fine-tuning a pretrained model on poisoned data"
+                    if atk is not None and init != "scratch" else
+                    "fine-tuned from a pretrained model" if init != "scratch" else "trained from scratch"),
+        "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size, "optimizer":
+        "SGD momentum 0.9, weight decay 5e-4, cosine schedule per step; crop(pad 4) + flip",
+        "train_data": info, "test_data": tinfo, "steps": hist["steps"],
+        "loss_first": sum(hist["loss"][:k]) / k, "loss_last": sum(hist["loss"][-k:]) / k,
+        "before": before, "clean_accuracy": after["clean_accuracy"], "asr": after.get("asr"),
+        "files": files, "_cpu_seconds": round(cpu, 1),
+    }
+    (outd / f"{name}.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def load_trained(path, attack_name: str | None = None):
+    """A model saved by :func:`run`: ``(model, attack)`` with ``model`` a :class:`Normalized`
+    network in eval mode taking raw [0, 1] images and ``attack`` the attack (its trigger state loaded
+    from ``<stem>_trigger.pt``, config from the manifest ``<stem>.json``) or None."""
+    path = Path(path)
+    man_path = path.with_suffix(".json")
+    man = json.loads(man_path.read_text()) if man_path.is_file() else {}
+    model = man.get("model", "resnet20")
+    net = build_model(model, str(path), man.get("seed", 0))
+    cfg = dict(man.get("attack") or {})
+    name = cfg.pop("name", attack_name or "none")
+    atk = None
+    if name not in (None, "none"):
+        atk = make_attack(name, **cfg)
+        trig = path.with_name(path.stem + "_trigger.pt")
+        if trig.is_file():
+            atk.load_state_dict(torch.load(trig, map_location="cpu", weights_only=True))
+        atk.eval()
+    return Normalized(net).eval(), atk
+
+
+# --------------------------------------------------------------------------------------------
+# command line: python -m nfr train ...
+# --------------------------------------------------------------------------------------------
+TRAIN_EPILOG = """\
+examples:
+  # inject a BadNet backdoor by fine-tuning the pretrained ResNet-20 (CPU, minutes)
+  python -m nfr train --model resnet20 --attack badnet --init shared-resnet20 --epochs 2 \\
+      --n-train 20000 --out book/data/models
+  # the seed's setting on a GPU: ResNet18 from scratch on torchvision's CIFAR-10
+  python -m nfr train --model resnet18 --attack wanet --init scratch --epochs 100 \\
+      --data torchvision --device cuda --out models/"""
+
+
+def add_parser(sub) -> None:
+    """Add the ``train`` subcommand to the ``python -m nfr`` subparsers ``sub``."""
+    import argparse
+    p = sub.add_parser("train", help="train / fine-tune a CIFAR-10 classifier, clean or backdoored",
+                       description="Train a CIFAR-10 classifier (SGD + momentum, cosine LR, crop + "
+                       "flip), optionally with a backdoor; writes <out>/<model>_<attack>.pt (state dict), "
+                       "a _trigger.pt for attacks with a generator / warp field, and a manifest .json.",
+                       epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="resnet20", choices=MODELS, help="(default: resnet20)")
+    p.add_argument("--attack", default="none", choices=("none", "badnet", "dynamic", "inputaware", "wanet"))
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--init", default="shared-resnet20", metavar="{scratch,shared-resnet20,shared-resnet56,PATH}",
+                   help="starting weights (default: shared-resnet20, the pretrained checkpoint in ../shared/models)")
+    p.add_argument("--data", default="jpeg", metavar="{jpeg,torchvision,PATH}",
+                   help="'jpeg' = ../shared/data's JPEG copy, 'torchvision' = download the original "
+                        "CIFAR-10, or a folder/tarball <split>/<class>/<img> (default: jpeg)")
+    p.add_argument("--n-train", type=int, default=0, help="training images, a seeded subset (0 = all)")
+    p.add_argument("--n-test", type=int, default=0, help="test images for accuracy / ASR (0 = all)")
+    p.add_argument("--lr", type=float, default=None, help="(default: 0.1 from scratch, 0.01 fine-tuning)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--rate", type=float, default=0.1, help="poisoning rate (default: 0.1)")
+    p.add_argument("--target", type=int, default=0, help="target class of the backdoor (default: 0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default=None, help="file stem (default: <model>_<attack>)")
+    p.add_argument("--out", default="models", metavar="DIR")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cli_run(args, argv=None) -> int:
+    """Run the ``train`` subcommand from parsed ``args``; prints a summary, returns the exit code."""
+    cmd = "python -m nfr " + " ".join(argv if argv is not None else sys.argv[1:])
+    try:
+        man = run(model=args.model, attack=args.attack, epochs=args.epochs, init=args.init,
+                  data=args.data, n_train=args.n_train or None, n_test=args.n_test or None,
+                  lr=args.lr, batch_size=args.batch_size, rate=args.rate, target=args.target,
+                  seed=args.seed, out=args.out, device=args.device, progress=not args.quiet,
+                  name=args.name, command=cmd)
+    except NFRError as e:
+        print(f"nfr train: error: {e}", file=sys.stderr)
+        return 2
+    asr = f", ASR {man['asr']:.3f}" if man["asr"] is not None else ""
+    print(f"train: wrote {', '.join(man['files'])} and {man['name']}.json in {args.out}/\n"
+          f"  clean accuracy {man['clean_accuracy']:.4f}{asr}")
+    return 0

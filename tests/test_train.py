@@ -1,0 +1,103 @@
+"""Training (nfr.train): augmentation, one short epoch through the CLI, manifest, reloading."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nfr import train as T
+from nfr.backdoors import BadNet
+from nfr.cli import main
+from nfr.data import shared_dir
+
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One thread: on the shared 2-core CI machine two threads per process are many times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def _has_data():
+    sd = shared_dir()
+    return sd is not None and (sd / "data" / "cifar10-jpeg.tar.gz").is_file()
+
+
+def test_augment_crop_and_flip():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    out = T.augment(x, torch.Generator().manual_seed(0), pad=2)
+    assert out.shape == x.shape
+    for i in range(2):  # every output is a (possibly flipped) window of the zero-padded image
+        xp = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
+        wins = [xp[:, r:r + 8, c:c + 8] for r in range(5) for c in range(5)]
+        assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(2)) for w in wins)
+    torch.testing.assert_close(out, T.augment(x, torch.Generator().manual_seed(0), pad=2))
+
+
+def test_normalized_matches_manual():
+    from nfr.data import normalize
+    from nfr.models import cifar_resnet
+    net = cifar_resnet(20)
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(T.Normalized(net)(x), net(normalize(x)))
+
+
+def test_cifar_resnet18_shape():
+    assert T.cifar_resnet18()(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_build_model_errors():
+    with pytest.raises(T.NFRError):
+        T.build_model("resnet20", "shared-resnet56")
+    with pytest.raises(T.NFRError):
+        T.build_model("vgg", "scratch")
+
+
+def _tiny_cifar(root, n_per_class, seed):
+    """A synthetic CIFAR-10 folder <split>/<class>/<i>.png: one colour per class plus noise (learnable)."""
+    from PIL import Image
+    from nfr.data import CIFAR10_CLASSES
+    g = torch.Generator().manual_seed(seed)
+    cols = torch.rand(10, 3, 1, 1, generator=g)
+    for split, n in (("train", n_per_class), ("test", 8)):
+        for k, c in enumerate(CIFAR10_CLASSES):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                a = (cols[k] * 0.7 + 0.3 * torch.rand(3, 32, 32, generator=g)).clamp(0, 1)
+                Image.fromarray((a.permute(1, 2, 0).numpy() * 255).astype("uint8")).save(root / split / c / f"{i}.png")
+    return root
+
+
+def test_train_smoke_cli(tmp_path):
+    """One short epoch (256 synthetic images, ResNet-20 from scratch) through the command line."""
+    data = _tiny_cifar(tmp_path / "data", 26, 0)
+    rc = main(["train", "--model", "resnet20", "--attack", "badnet", "--init", "scratch",
+               "--epochs", "1", "--n-train", "256", "--batch-size", "32", "--data", str(data),
+               "--lr", "0.05", "--seed", "0", "--out", str(tmp_path), "--quiet"])
+    assert rc == 0
+    man = json.loads((tmp_path / "resnet20_badnet.json").read_text())
+    assert man["command"].startswith("python -m nfr train")
+    assert man["seed"] == 0 and man["epochs"] == 1 and man["steps"] == 8
+    assert len(man["train_data"]["sha256"]) == 64 and man["train_data"]["n"] == 256
+    assert man["test_data"]["n"] == 80
+    assert 0 <= man["clean_accuracy"] <= 1 and 0 <= man["asr"] <= 1
+    assert man["loss_last"] < man["loss_first"]
+    model, atk = T.load_trained(tmp_path / "resnet20_badnet.pt")
+    assert isinstance(atk, BadNet) and not model.training
+    assert model(torch.rand(1, 3, 32, 32)).shape == (1, 10)
+
+
+@pytest.mark.skipif(not _has_data(), reason="needs ../shared/data/cifar10-jpeg.tar.gz (NFR_SHARED)")
+def test_load_data_jpeg_copy():
+    x, y, info = T.load_data("jpeg", "test", n=8, seed=0)
+    assert x.dtype == torch.uint8 and x.shape == (8, 3, 32, 32) and y.shape == (8,)
+    assert info["file_sha256"].startswith("ebe8c02e") and len(info["sha256"]) == 64
+
+
+def test_cli_train_bad_init(tmp_path, capsys):
+    rc = main(["train", "--init", str(tmp_path / "missing.pt"), "--model", "resnet20",
+               "--out", str(tmp_path), "--quiet"])
+    assert rc == 2 and "error" in capsys.readouterr().err
