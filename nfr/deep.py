@@ -13,7 +13,8 @@ from nfr.errors import NFRError
 from nfr.metrics import normalize_map, spearman, ssim, to_2d
 
 __all__ = ["TABLE1_METHODS", "table1_maps", "map_cosine", "similarity", "edge_mask", "edge_fraction",
-           "centre_fraction", "location_profile", "cascade_trend", "activation_dominance"]
+           "centre_fraction", "location_profile", "cascade_trend", "activation_dominance",
+           "table_text", "rgb_map", "plot_table1", "plot_cascade", "plot_weight_stats"]
 
 TABLE1_METHODS = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd", "activation")
 
@@ -217,13 +218,22 @@ def table_text(rows: dict, cols, fmt="{:.3f}", width: int = 14) -> str:
     return "\n".join(lines)
 
 
-def plot_table1(raw, rows: dict, methods, labels=None, size: float = 1.35):
+def rgb_map(R, pct: float = 99.5) -> np.ndarray:
+    """A signed (3, H, W) map as an (H, W, 3) RGB image: 0 is grey, R / (2 v) + 1/2 clipped to
+    [0, 1], with v the ``pct`` percentile of |R| (so that a few large values of a sparse map do not
+    hide the rest; ``pct=100`` scales by the maximum)."""
+    a = _np(R)
+    v = float(np.percentile(np.abs(a), pct)) or float(np.abs(a).max()) or 1.0
+    return np.clip(a / (2 * v) + 0.5, 0, 1).transpose(1, 2, 0)
+
+
+def plot_table1(raw, rows: dict, methods, labels=None, size: float = 1.35, pct: float = 99.5):
     """Seed Table I as a grid: one row per entry of ``rows`` (``{row label: {method: map}}``, each
-    map (3, H, W) or [1, 3, H, W]), one column per method, the photo ``raw`` (3, H, W) first.
-    Signed maps are shown as RGB with 0 as grey, each scaled to its own max |value|."""
+    map (3, H, W) or [1, 3, H, W]), one column per method, the photo ``raw`` (3, H, W) first
+    (``raw`` may be a dict keyed like ``rows``). Maps are shown with :func:`rgb_map` (``pct``)."""
     import matplotlib.pyplot as plt
 
-    from nfr.experiments import _img, _rgb
+    from nfr.experiments import _img
     labels = labels or {}
     nr, nc = len(rows), 1 + len(methods)
     fig, axes = plt.subplots(nr, nc, figsize=(size * nc, size * nr + 0.3), squeeze=False)
@@ -233,7 +243,7 @@ def plot_table1(raw, rows: dict, methods, labels=None, size: float = 1.35):
         axes[i, 0].set_ylabel(name, fontsize=7)
         for j, m in enumerate(methods, 1):
             R = maps[m]
-            axes[i, j].imshow(_rgb(R[0] if R.dim() == 4 else R))
+            axes[i, j].imshow(rgb_map(R[0] if R.dim() == 4 else R, pct))
             if i == 0:
                 axes[i, j].set_title(labels.get(m, m), fontsize=8)
         if i == 0:
@@ -242,4 +252,49 @@ def plot_table1(raw, rows: dict, methods, labels=None, size: float = 1.35):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout(pad=0.3)
+    return fig
+
+
+def plot_cascade(results: dict, rules, labels=None, size=(3.3, 2.7)):
+    """Seed Fig 2a: one panel per network, alignment alpha(r_0^N, x) against the cascade level N,
+    mean +- std over images per rule. ``results[name]`` is the dict returned by
+    :func:`nfr.experiments.cascade` (``levels`` and ``curves[rule]["mean" | "std"]``)."""
+    import matplotlib.pyplot as plt
+    labels = labels or {}
+    fig, axes = plt.subplots(1, len(results), figsize=(size[0] * len(results), size[1]), squeeze=False)
+    for ax, (name, res) in zip(axes[0], results.items()):
+        lv = np.asarray(res["levels"])
+        for r in rules:
+            m, s = np.asarray(res["curves"][r]["mean"]), np.asarray(res["curves"][r]["std"])
+            ax.plot(lv, m, marker="o", ms=2, lw=1, label=labels.get(r, r))
+            ax.fill_between(lv, m - s, m + s, alpha=0.15)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("substituted layers N")
+        ax.set_ylim(-0.25, 1.02)
+    axes[0, 0].set_ylabel(r"alignment $\alpha(r_0^N, x)$")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_weight_stats(stats: dict, size=(4.2, 2.7)):
+    """Seed Fig 2b,c: per layer, (b) mean +- std of the pairwise cosine between neurons' weights
+    and (c) the mean +- std of the neurons' weight norms divided by the layer's mean norm.
+    ``stats[name]`` is a list of per-layer dicts of :func:`nfr.engine.weights.weight_stats`."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size[0], size[1]))
+    for k, (name, st) in enumerate(stats.items()):
+        idx = np.array([d["index"] for d in st], dtype=float) + 0.15 * (k - (len(stats) - 1) / 2)
+        cm, cs = np.array([d["cos_mean"] for d in st]), np.array([d["cos_std"] for d in st])
+        cv = np.array([d["norm_cv"] for d in st])
+        axes[0].errorbar(idx, cm, yerr=cs, fmt="o", ms=2, lw=0.8, capsize=1.5, label=name)
+        axes[1].errorbar(idx, np.ones_like(cv), yerr=cv, fmt="o", ms=2, lw=0.8, capsize=1.5, label=name)
+    axes[0].axhline(0, color="k", lw=0.5)
+    axes[0].set_ylabel("pairwise cosine (mean ± std)")
+    axes[1].set_ylabel("norm / layer mean (1 ± CV)")
+    for ax, t in zip(axes, ("(b) orthogonality", "(c) norm equality")):
+        ax.set_xlabel("layer l")
+        ax.set_title(t, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
     return fig

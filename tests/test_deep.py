@@ -93,3 +93,14 @@ def test_cascade_trend_and_dominance():
     assert deep.activation_dominance(act, rule, levels=[1]) == 1.0
     with pytest.raises(NFRError):
         deep.cascade_trend([1.0])
+
+
+def test_rgb_map_and_table_text():
+    R = torch.zeros(3, 4, 4, dtype=DT)
+    R[0, 0, 0], R[1, 1, 1] = 10.0, -1.0
+    img = deep.rgb_map(R, pct=100)
+    assert img.shape == (4, 4, 3) and img[0, 0, 0] == 1.0 and img[2, 2, 2] == 0.5
+    assert img[1, 1, 1] == pytest.approx(0.45)
+    assert np.allclose(deep.rgb_map(torch.zeros(3, 2, 2)), 0.5)
+    t = deep.table_text({"a": {"x": 0.12345, "y": (1.0, 0.5)}}, ["x", "y"])
+    assert "0.123" in t and "1.000 ± 0.500" in t
