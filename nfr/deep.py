@@ -12,9 +12,10 @@ import numpy as np
 from nfr.errors import NFRError
 from nfr.metrics import normalize_map, spearman, ssim, to_2d
 
-__all__ = ["TABLE1_METHODS", "table1_maps", "map_cosine", "similarity", "edge_mask", "edge_fraction",
+__all__ = ["TABLE1_METHODS", "table1_maps", "map_cosine", "similarity", "group_similarity", "edge_mask", "edge_fraction",
            "centre_fraction", "location_profile", "cascade_trend", "activation_dominance",
-           "table_text", "rgb_map", "plot_table1", "plot_cascade", "plot_weight_stats"]
+           "table_text", "rgb_map", "plot_table1", "plot_cascade", "plot_weight_stats",
+           "cascade_alignment"]
 
 TABLE1_METHODS = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd", "activation")
 
@@ -104,6 +105,26 @@ def similarity(maps: dict, names=None) -> dict:
             ss[i, j] = ss[j, i] = _ssim_batch(maps[names[i]], maps[names[j]])
     return dict(names=names, cosine=cos.mean(2), ssim=ss.mean(2),
                 per_image=dict(cosine=cos, ssim=ss))
+
+
+def group_similarity(sim: dict, group, control: str = "grad") -> dict:
+    """Mean similarity within a group of maps and between a control map and the group.
+
+    ``sim`` is the result of :func:`similarity`. For each key "cosine" and "ssim" returns
+    ``(within, control)``: the mean of sim[key][a, b] over the pairs a < b of ``group``, and the
+    mean of sim[key][control, a] over a in ``group``.
+    """
+    idx = {n: i for i, n in enumerate(sim["names"])}
+    group = list(group)
+    if len(group) < 2 or any(g not in idx for g in group + [control]):
+        raise NFRError(f"group {group} and control {control!r} must be among {sim['names']} (>= 2 maps)")
+    pairs = [(idx[a], idx[b]) for i, a in enumerate(group) for b in group[i + 1:]]
+    out = {}
+    for key in ("cosine", "ssim"):
+        M = sim[key]
+        out[key] = (float(np.mean([M[i, j] for i, j in pairs])),
+                    float(np.mean([M[idx[control], idx[a]] for a in group])))
+    return out
 
 
 def edge_mask(raw, q: float = 0.9) -> np.ndarray:
@@ -298,3 +319,23 @@ def plot_weight_stats(stats: dict, size=(4.2, 2.7)):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def cascade_alignment(model, x, target, rules, levels=None, **kwargs) -> dict:
+    """Input alignment of cascade substitution at ``levels`` (seed Fig 2a), maps w/o B.
+
+    For each rule, ``nfr.cascade(model, x, target, rule, levels=levels, **kwargs)`` gives r_0^N
+    per level N (Definition 3); alpha(r_0^N, x) per image. ``levels``: a subset of 0..L (None:
+    all; the cost of level N grows with L - N, so a subset saves time on deep networks). Returns
+    ``{"levels", "curves": {rule: {"mean", "std", "per_image"}}}`` in the format of
+    :func:`nfr.experiments.cascade` (per_image: [images][levels]).
+    """
+    import nfr
+    out = {}
+    for r in rules:
+        C = nfr.cascade(model, x, target, r, levels=levels, **kwargs)
+        a = np.stack([_np(nfr.alignment(C[i], x)) for i in range(len(C))])     # [levels, images]
+        out[r] = dict(mean=a.mean(1).tolist(), std=a.std(1).tolist(), per_image=a.T.tolist())
+    if levels is None:
+        levels = list(range(len(C)))
+    return dict(levels=[int(n) for n in levels], curves=out)

@@ -55,6 +55,11 @@ def test_similarity_matrix_symmetric_with_unit_diagonal():
     assert np.isclose(s["cosine"][0, 1], 1.0) and np.isclose(s["ssim"][0, 1], 1.0)  # scale-free
     assert abs(s["cosine"][0, 2]) < 0.5 and s["ssim"][0, 2] < 0.9
     assert s["per_image"]["ssim"].shape == (3, 3, 3)
+    g = deep.group_similarity(s, ["x", "2x"], control="a")
+    assert g["cosine"][0] == pytest.approx(1.0)
+    assert g["cosine"][1] == pytest.approx((s["cosine"][2, 0] + s["cosine"][2, 1]) / 2)
+    with pytest.raises(NFRError):
+        deep.group_similarity(s, ["x"], control="a")
 
 
 def test_edge_mask_finds_a_vertical_step():
@@ -104,3 +109,16 @@ def test_rgb_map_and_table_text():
     assert np.allclose(deep.rgb_map(torch.zeros(3, 2, 2)), 0.5)
     t = deep.table_text({"a": {"x": 0.12345, "y": (1.0, 0.5)}}, ["x", "y"])
     assert "0.123" in t and "1.000 ± 0.500" in t
+
+
+def test_cascade_alignment_matches_cascade_on_a_level_subset():
+    m = _net()
+    full = deep.cascade_alignment(m, X, 1, ["gbp", "activation"])
+    sub = deep.cascade_alignment(m, X, 1, ["gbp", "activation"], levels=[0, 2, 4])
+    assert full["levels"] == [0, 1, 2, 3, 4] and sub["levels"] == [0, 2, 4]
+    for r in ("gbp", "activation"):
+        f, s = np.array(full["curves"][r]["per_image"]), np.array(sub["curves"][r]["per_image"])
+        assert f.shape == (3, 5) and np.allclose(f[:, [0, 2, 4]], s, atol=1e-12)
+        C = nfr.cascade(m, X, 1, r)
+        assert np.allclose(f[:, 2], nfr.alignment(C[2], X).numpy(), atol=1e-12)
+    assert np.allclose(full["curves"]["activation"]["mean"][-1], 1.0)
