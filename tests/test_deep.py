@@ -1,0 +1,124 @@
+"""Tests for nfr.deep: Table I maps against nfr.attribute, similarity, edge/centre energy, and the
+cascade-trend criteria, each on a hand-checkable case."""
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import nfr
+from nfr import NFRError
+from nfr import deep
+
+DT = torch.float64
+
+
+def _net(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    m = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                      nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                      nn.Linear(8 * 16, 12), nn.ReLU(), nn.Linear(12, 5)).double()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=DT) * 0.3)
+    return m.eval()
+
+
+X = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1), dtype=DT)
+
+
+def test_table1_maps_match_attribute_with_and_without_bottom():
+    m = _net()
+    maps = deep.table1_maps(m, X, 1, layer=2, low=-3.0, high=3.0)
+    assert set(maps) == set(deep.TABLE1_METHODS)
+    for r in deep.TABLE1_METHODS:
+        kw = {"layer": 2} if r == "activation" else ({"low": -3.0, "high": 3.0} if r == "dtd" else {})
+        for key, b in (("B", True), ("w/o B", False)):
+            ref = nfr.attribute(m, X, 1, r, bottom=b, **kw)
+            assert torch.allclose(maps[r][key], ref, rtol=1e-12, atol=1e-14), (r, key)
+    with pytest.raises(NFRError):
+        deep.table1_maps(m, X, 1, methods=("activation",))
+
+
+def test_map_cosine_is_alignment():
+    a = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(2), dtype=DT)
+    assert np.allclose(deep.map_cosine(a, X), nfr.alignment(a, X).numpy(), atol=1e-12)
+    assert deep.map_cosine(torch.zeros_like(a), X).tolist() == [0.0, 0.0, 0.0]
+    assert np.allclose(deep.map_cosine(-2 * X, X), -1.0)
+
+
+def test_similarity_matrix_symmetric_with_unit_diagonal():
+    a = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(3), dtype=DT)
+    s = deep.similarity({"x": X, "2x": 2 * X, "a": a})
+    assert s["names"] == ["x", "2x", "a"]
+    for k in ("cosine", "ssim"):
+        assert np.allclose(s[k], s[k].T) and np.allclose(np.diag(s[k]), 1.0)
+    assert np.isclose(s["cosine"][0, 1], 1.0) and np.isclose(s["ssim"][0, 1], 1.0)  # scale-free
+    assert abs(s["cosine"][0, 2]) < 0.5 and s["ssim"][0, 2] < 0.9
+    assert s["per_image"]["ssim"].shape == (3, 3, 3)
+    g = deep.group_similarity(s, ["x", "2x"], control="a")
+    assert g["cosine"][0] == pytest.approx(1.0)
+    assert g["cosine"][1] == pytest.approx((s["cosine"][2, 0] + s["cosine"][2, 1]) / 2)
+    with pytest.raises(NFRError):
+        deep.group_similarity(s, ["x"], control="a")
+
+
+def test_edge_mask_finds_a_vertical_step():
+    raw = torch.zeros(1, 3, 20, 20, dtype=DT)
+    raw[..., 10:] = 1.0                       # a vertical edge between columns 9 and 10
+    m = deep.edge_mask(raw, q=0.9)
+    assert m.shape == (1, 20, 20)
+    assert m[0, :, 9:11].all() and not m[0, :, :8].any() and not m[0, :, 12:].any()
+    with pytest.raises(NFRError):
+        deep.edge_mask(raw[:, :1])
+
+
+def test_edge_and_centre_fractions_by_hand():
+    raw = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(4), dtype=DT)
+    even = torch.ones(2, 3, 16, 16, dtype=DT)
+    mask = deep.edge_mask(raw)
+    assert np.allclose(deep.edge_fraction(even, mask), mask.reshape(2, -1).mean(1))
+    on = torch.tensor(mask, dtype=DT)[:, None].expand(2, 3, 16, 16)
+    assert np.allclose(deep.edge_fraction(on, mask), 1.0)
+    assert np.allclose(deep.centre_fraction(even), 0.25)          # 8 x 8 box of 16 x 16
+    centre = torch.zeros_like(even)
+    centre[..., 4:12, 4:12] = -1.0                                  # |R| counts, sign does not
+    assert np.allclose(deep.centre_fraction(centre), 1.0)
+    prof = deep.location_profile(even, raw)
+    assert np.allclose(prof["edges"], 1.0) and np.allclose(prof["centre"], 1.0)
+    assert np.isnan(deep.edge_fraction(torch.zeros_like(even), mask)).all()
+
+
+def test_cascade_trend_and_dominance():
+    t = deep.cascade_trend([0.1, 0.1, 0.3, 0.2, 0.6])
+    assert t["rise"] == pytest.approx(0.5) and t["max_drop"] == pytest.approx(0.1)
+    assert 0.8 < t["spearman"] < 1.0
+    assert deep.cascade_trend([0, 1, 2, 3])["spearman"] == pytest.approx(1.0)
+    act, rule = [0.1, 0.5, 0.2, 1.0], [0.1, 0.4, 0.3, 0.9]
+    assert deep.activation_dominance(act, rule) == pytest.approx(0.5)   # levels 1, 2
+    assert deep.activation_dominance(act, rule, levels=[1]) == 1.0
+    with pytest.raises(NFRError):
+        deep.cascade_trend([1.0])
+
+
+def test_rgb_map_and_table_text():
+    R = torch.zeros(3, 4, 4, dtype=DT)
+    R[0, 0, 0], R[1, 1, 1] = 10.0, -1.0
+    img = deep.rgb_map(R, pct=100)
+    assert img.shape == (4, 4, 3) and img[0, 0, 0] == 1.0 and img[2, 2, 2] == 0.5
+    assert img[1, 1, 1] == pytest.approx(0.45)
+    assert np.allclose(deep.rgb_map(torch.zeros(3, 2, 2)), 0.5)
+    t = deep.table_text({"a": {"x": 0.12345, "y": (1.0, 0.5)}}, ["x", "y"])
+    assert "0.123" in t and "1.000 ± 0.500" in t
+
+
+def test_cascade_alignment_matches_cascade_on_a_level_subset():
+    m = _net()
+    full = deep.cascade_alignment(m, X, 1, ["gbp", "activation"])
+    sub = deep.cascade_alignment(m, X, 1, ["gbp", "activation"], levels=[0, 2, 4])
+    assert full["levels"] == [0, 1, 2, 3, 4] and sub["levels"] == [0, 2, 4]
+    for r in ("gbp", "activation"):
+        f, s = np.array(full["curves"][r]["per_image"]), np.array(sub["curves"][r]["per_image"])
+        assert f.shape == (3, 5) and np.allclose(f[:, [0, 2, 4]], s, atol=1e-12)
+        C = nfr.cascade(m, X, 1, r)
+        assert np.allclose(f[:, 2], nfr.alignment(C[2], X).numpy(), atol=1e-12)
+    assert np.allclose(full["curves"]["activation"]["mean"][-1], 1.0)
