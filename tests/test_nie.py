@@ -6,10 +6,11 @@ import pytest
 from nfr.reference import nie
 
 
-def _setup(seed, H=7, Wd=6, k=3, stride=1, N=5, K=4, S=3):
-    x = np.random.default_rng(100 + seed).standard_normal((H, Wd))
-    J = nie.patch_index((H, Wd), k, stride).shape[1]
-    W, V = nie.random_weights(k * k, N, J, K, c=0.7, seeds=range(seed, seed + S))
+def _setup(seed, H=7, Wd=6, k=3, stride=1, N=5, K=4, S=3, Cin=None):
+    shape = (H, Wd) if Cin is None else (Cin, H, Wd)
+    x = np.random.default_rng(100 + seed).standard_normal(shape)
+    J = nie.patch_index(shape, k, stride).shape[1]
+    W, V = nie.random_weights((Cin or 1) * k * k, N, J, K, c=0.7, seeds=range(seed, seed + S))
     return x, W, V
 
 
@@ -28,9 +29,9 @@ def test_coverage_counts():
     assert cov[2:4, 2:4].min() == 9 and cov[0, 0] == 1 and cov[0, 2] == 3 and cov[1, 1] == 4
 
 
-@pytest.mark.parametrize("seed,stride", [(0, 1), (1, 2), (2, 1)])
-def test_gbp_equals_loop(seed, stride):
-    x, W, V = _setup(seed, stride=stride)
+@pytest.mark.parametrize("seed,stride,cin", [(0, 1, None), (1, 2, None), (2, 1, 2)])
+def test_gbp_equals_loop(seed, stride, cin):
+    x, W, V = _setup(seed, stride=stride, Cin=cin)
     np.testing.assert_allclose(nie.gbp(x, W, V, 2, 3, stride, Z=1.5),
                                nie.gbp_loop(x, W, V, 2, 3, stride, Z=1.5), atol=1e-12)
 
@@ -38,26 +39,27 @@ def test_gbp_equals_loop(seed, stride):
 def _torch_net(W, V, k, stride):
     torch = pytest.importorskip("torch")
     p, N = W.shape
-    conv = torch.nn.Conv2d(1, N, k, stride=stride, bias=False).double()
+    cin = p // (k * k)
+    conv = torch.nn.Conv2d(cin, N, k, stride=stride, bias=False).double()
     lin = torch.nn.Linear(V.shape[0], V.shape[1], bias=False).double()
     with torch.no_grad():
-        conv.weight.copy_(torch.from_numpy(W.T.reshape(N, 1, k, k)))
+        conv.weight.copy_(torch.from_numpy(W.T.reshape(N, cin, k, k)))
         lin.weight.copy_(torch.from_numpy(V.T))
     return torch.nn.Sequential(conv, torch.nn.ReLU(inplace=True), torch.nn.Flatten(), lin).eval()
 
 
-@pytest.mark.parametrize("seed,stride", [(0, 1), (3, 2)])
-def test_gbp_equals_torch_engine(seed, stride):
+@pytest.mark.parametrize("seed,stride,cin", [(0, 1, None), (3, 2, None), (4, 1, 3)])
+def test_gbp_equals_torch_engine(seed, stride, cin):
     torch = pytest.importorskip("torch")
     import nfr
-    x, W, V = _setup(seed, stride=stride)
+    x, W, V = _setup(seed, stride=stride, Cin=cin)
     ref = nie.gbp(x, W, V, 1, 3, stride)
     f = nie.logits(x, W, V, 3, stride)
     for s in range(W.shape[0]):
         net = _torch_net(W[s], V[s], 3, stride)
-        xt = torch.from_numpy(x)[None, None]
+        xt = torch.from_numpy(x.reshape((-1,) + x.shape[-2:]))[None]
         np.testing.assert_allclose(net(xt).detach().numpy()[0], f[s], atol=1e-12)
-        R = nfr.attribute(net, xt, target=1, rule="gbp")[0, 0].numpy()
+        R = nfr.attribute(net, xt, target=1, rule="gbp")[0].numpy().reshape(x.shape)
         np.testing.assert_allclose(R, ref[s], atol=1e-12)
 
 

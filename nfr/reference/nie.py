@@ -1,6 +1,6 @@
 """Nie et al.'s three-layer CNN and its GBP reconstruction theorem (seed 002, Section 3.2, eqs 5-7).
 
-NumPy only (no torch). Notation of seed 002: an image x (here one channel, H x W), J patches
+NumPy only (no torch). Notation of seed 002: an image x (H x W, or C_in x H x W with p = C_in k^2), J patches
 c_j = D_j x of p = k*k pixels (k x k window, stride s, row-major inside the patch and over the
 patch positions j), N filters W = [w_1 .. w_N] in R^{p x N}, a fully connected layer
 V in R^{NJ x K}, and the k-th logit (eq 5)
@@ -13,8 +13,8 @@ GBP at logit k (eq 6) is
 
 Every function is batched over S independent draws of the weights ("seeds"): W has shape
 (S, p, N), V has shape (S, N J, K). The torch network with the same forward is
-Conv2d(1, N, k, stride=s, bias=False) -> ReLU -> Flatten -> Linear(N J, K, bias=False) with
-conv weight ``W.T.reshape(N, 1, k, k)`` and linear weight ``V.T`` (see tests/test_nie.py).
+Conv2d(C_in, N, k, stride=s, bias=False) -> ReLU -> Flatten -> Linear(N J, K, bias=False) with
+conv weight ``W.T.reshape(N, C_in, k, k)`` and linear weight ``V.T`` (see tests/test_nie.py).
 """
 from __future__ import annotations
 
@@ -25,37 +25,37 @@ __all__ = ["patch_index", "patches", "fold", "coverage", "random_weights", "logi
            "relative_residual"]
 
 
-def patch_index(shape: tuple[int, int], k: int, stride: int = 1) -> np.ndarray:
+def patch_index(shape: tuple, k: int, stride: int = 1) -> np.ndarray:
     """Flat pixel indices of the patches: an int array (p, J) with column j = the pixels of c_j.
 
-    D_j x = x.ravel()[idx[:, j]]; patch positions run row-major (top-left first), pixels inside
-    a patch row-major too, as torch's conv2d / unfold order them.
+    ``shape`` is (H, W) or (C_in, H, W) (then p = C_in k^2). D_j x = x.ravel()[idx[:, j]];
+    patch positions run row-major (top-left first), entries inside a patch channel-major then
+    row-major, as torch's conv2d / unfold order them.
     """
-    H, W = shape
+    Cin, H, W = (1,) + tuple(shape) if len(shape) == 2 else tuple(shape)
     if k > min(H, W) or k < 1 or stride < 1:
         raise ValueError(f"a {k}x{k} patch with stride {stride} does not fit a {H}x{W} image")
     rows = np.arange(0, H - k + 1, stride)
     cols = np.arange(0, W - k + 1, stride)
-    a, b = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
-    off = (a * W + b).ravel()                                 # (p,)
+    ch, a, b = np.meshgrid(np.arange(Cin), np.arange(k), np.arange(k), indexing="ij")
+    off = (ch * H * W + a * W + b).ravel()                    # (p,)
     start = (rows[:, None] * W + cols[None, :]).ravel()       # (J,)
     return off[:, None] + start[None, :]
 
 
 def patches(x: np.ndarray, k: int, stride: int = 1) -> np.ndarray:
-    """C = [c_1 .. c_J] = [D_1 x .. D_J x]: shape (..., p, J) for x of shape (..., H, W)."""
-    idx = patch_index(x.shape[-2:], k, stride)
-    flat = x.reshape(x.shape[:-2] + (-1,))
-    return flat[..., idx]
+    """C = [c_1 .. c_J] = [D_1 x .. D_J x]: shape (p, J) for x of shape (H, W) or (C_in, H, W)."""
+    idx = patch_index(x.shape, k, stride)
+    return x.ravel()[idx]
 
 
-def fold(P: np.ndarray, shape: tuple[int, int], k: int, stride: int = 1) -> np.ndarray:
+def fold(P: np.ndarray, shape: tuple, k: int, stride: int = 1) -> np.ndarray:
     """sum_j D_j^T P[..., :, j]: put every patch vector back at its place and add (col2im).
 
-    P has shape (..., p, J); returns (..., H, W).
+    P has shape (..., p, J); returns (..., *shape) with shape (H, W) or (C_in, H, W).
     """
     idx = patch_index(shape, k, stride)
-    out = np.zeros(P.shape[:-2] + (shape[0] * shape[1],), dtype=P.dtype)
+    out = np.zeros(P.shape[:-2] + (int(np.prod(shape)),), dtype=P.dtype)
     lead = out.reshape(-1, out.shape[-1])
     Pf = P.reshape((-1,) + P.shape[-2:])
     for b in range(lead.shape[0]):
@@ -63,10 +63,9 @@ def fold(P: np.ndarray, shape: tuple[int, int], k: int, stride: int = 1) -> np.n
     return out.reshape(P.shape[:-2] + tuple(shape))
 
 
-def coverage(shape: tuple[int, int], k: int, stride: int = 1) -> np.ndarray:
+def coverage(shape: tuple, k: int, stride: int = 1) -> np.ndarray:
     """Number of patches covering each pixel: sum_j D_j^T 1_p (the diagonal of sum_j D_j^T D_j)."""
-    p, J = k * k, patch_index(shape, k, stride).shape[1]
-    return fold(np.ones((p, J)), shape, k, stride)
+    return fold(np.ones(patch_index(shape, k, stride).shape), shape, k, stride)
 
 
 def random_weights(p: int, N: int, J: int, K: int, c: float = 1.0, seeds=(0,)):
@@ -89,7 +88,7 @@ def logits(x: np.ndarray, W: np.ndarray, V: np.ndarray, k: int, stride: int = 1)
 
 def gbp(x: np.ndarray, W: np.ndarray, V: np.ndarray, target: int, k: int, stride: int = 1,
         Z: float = 1.0) -> np.ndarray:
-    """GBP at logit ``target`` (eq 6), vectorised: (S, H, W).
+    """GBP at logit ``target`` (eq 6), vectorised: (S, *x.shape).
 
     s = (1/Z) sum_j D_j^T sum_i w_i 1(w_i^T c_j > 0) sigma(V_{q_ij, target}).
     """
@@ -108,7 +107,7 @@ def gbp_loop(x: np.ndarray, W: np.ndarray, V: np.ndarray, target: int, k: int, s
     S, p, N = W.shape
     J = idx.shape[1]
     out = np.zeros((S, x.size))
-    xf = x.ravel()
+    xf = x.ravel()                                # x of shape (H, W) or (C_in, H, W)
     for s in range(S):
         for j in range(J):
             cj = xf[idx[:, j]]
@@ -146,11 +145,11 @@ def derived_constant(c: float, p: int, N: int, C0: float, Z: float = 1.0) -> flo
     return c ** 2 * p * N / (2 * np.pi * C0 * Z)
 
 
-def sign_image(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """An image of random signs +-1/sqrt(H W): ||x|| = 1 and every k x k patch has the same norm
-    C0 = k / sqrt(H W), the theorem's equal-norm assumption, at any k."""
+def sign_image(shape: tuple, seed: int = 0) -> np.ndarray:
+    """An image of random signs +-1/sqrt(size): ||x|| = 1 and every k x k patch has the same norm
+    C0 = sqrt(p / size), the theorem's equal-norm assumption, at any k (shape (H, W) or (C, H, W))."""
     g = np.random.default_rng(seed)
-    return g.choice([-1.0, 1.0], size=shape) / np.sqrt(shape[0] * shape[1])
+    return g.choice([-1.0, 1.0], size=shape) / np.sqrt(np.prod(shape))
 
 
 def relative_residual(s: np.ndarray, target: np.ndarray) -> np.ndarray:
