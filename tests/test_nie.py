@@ -81,3 +81,16 @@ def test_constants_and_sign_image():
     # interior pixels of the exact expectation follow the derived constant exactly
     E = nie.expected_gbp(x, 3, 8)
     assert np.allclose(E[2:-2, 2:-2], nie.derived_constant(1, 9, 8, 0.3) * x[2:-2, 2:-2])
+
+
+def test_measure_and_noise_prediction():
+    """At N = 256 the centre ratio is the derived constant (2%) and the residual matches the
+    independent-terms prediction (20%); the prediction is pi sqrt(C_in / N) for 3 x 3 filters."""
+    x = nie.sign_image((16, 16), seed=2)
+    m = nie.measure(x, 3, 256, c=0.5, seeds=range(8))
+    assert abs(m["ratio"].mean() / nie.derived_constant(0.5, 9, 256, 3 / 16) - 1) < 0.02
+    pred = nie.noise_prediction(x, 3) / 16
+    assert abs(m["residual"].mean() / pred - 1) < 0.2
+    assert np.all(m["cos_E"] > 0.9) and m["s"].shape == (8, 16, 16)
+    xc = nie.sign_image((4, 40, 40), seed=0)
+    assert abs(nie.noise_prediction(xc, 3) / (np.pi * 2) - 1) < 0.1

@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["patch_index", "patches", "fold", "coverage", "random_weights", "logits", "gbp",
            "gbp_loop", "expected_gbp", "paper_constant", "derived_constant", "sign_image",
-           "relative_residual"]
+           "relative_residual", "noise_prediction", "measure"]
 
 
 def patch_index(shape: tuple, k: int, stride: int = 1) -> np.ndarray:
@@ -156,3 +156,43 @@ def relative_residual(s: np.ndarray, target: np.ndarray) -> np.ndarray:
     """||s - t|| / ||t|| per leading index (seed): the noise of GBP around its prediction t."""
     d = (s - target).reshape(s.shape[0], -1)
     return np.linalg.norm(d, axis=1) / np.linalg.norm(target)
+
+
+def noise_prediction(x: np.ndarray, k: int, stride: int = 1) -> float:
+    """Predicted relative residual ||s - E s|| / ||E s|| of GBP at N = 1 (divide by sqrt(N)).
+
+    Treating the N * cov(i) terms w_{n,m} 1(w_n^T c_j > 0) sigma(V_nj) that add up at pixel i as
+    independent, each has variance c^4 / 4 (E[w_m^2 1(.)] = c^2 / 2, E[sigma(V)^2] = c^2 / 2, the
+    squared mean is neglected), so Var s_i = N cov(i) c^4 / 4 and
+
+        ||s - E s||^2 / ||E s||^2 = (pi^2 / N) sum_i cov(i) / ||sum_j D_j^T c_j / ||c_j|| ||^2.
+
+    For equal patch norms and equal |x_i| at interior pixels this is pi sqrt(p / (cov N)): pi / sqrt(N)
+    for one channel and stride 1 (cov = p), pi sqrt(C_in / N) for C_in channels and 3 x 3 filters.
+    """
+    E = expected_gbp(x, k, 1, c=1.0, stride=stride) * 2 * np.pi     # sum_j D_j^T c_j / ||c_j||
+    cov = coverage(x.shape, k, stride)
+    return float(np.pi * np.sqrt(cov.sum()) / np.linalg.norm(E))
+
+
+def measure(x: np.ndarray, k: int, N: int, c: float = 1.0, seeds=range(8), stride: int = 1,
+            K: int = 1) -> dict:
+    """GBP of S = len(seeds) random three-layer CNNs at class 0 against the theorem (Z = 1).
+
+    Returns per-seed arrays: ``ratio`` = mean of s_i / x_i over the fully covered pixels
+    (cov(i) = max cov), ``cos_x`` = cos(s, x), ``cos_E`` = cos(s, E s), ``residual`` =
+    ||s - E s|| / ||E s||, and the maps ``s`` (S, *x.shape) and ``E``.
+    """
+    J = patch_index(x.shape, k, stride).shape[1]
+    p = x.size // (x.shape[-1] * x.shape[-2]) * k * k
+    W, V = random_weights(p, N, J, K, c=c, seeds=seeds)
+    s = gbp(x, W, V, 0, k, stride)
+    E = expected_gbp(x, k, N, c=c, stride=stride)
+    cov = coverage(x.shape, k, stride)
+    full = cov == cov.max()
+    S = s.reshape(len(s), -1)
+
+    def cos(a, b):
+        return a @ b.ravel() / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b))
+    return {"ratio": (s[:, full] / x[full]).mean(1), "cos_x": cos(S, x), "cos_E": cos(S, E),
+            "residual": relative_residual(s, E), "s": s, "E": E}
