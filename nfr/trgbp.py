@@ -32,7 +32,8 @@ from nfr.engine.canonize import _canonize
 from nfr.engine.weights import he_std, weight_layers
 from nfr.errors import NFRError
 
-__all__ = ["layer_maps", "aggregate", "trgbp_maps", "trgbp", "completeness", "randomize_biases"]
+__all__ = ["layer_maps", "aggregate", "trgbp_maps", "trgbp", "completeness", "randomize_biases",
+           "cascade_maps"]
 
 
 def layer_maps(model: nn.Module, x: torch.Tensor, target, rule: str = "gbp",
@@ -161,3 +162,23 @@ def randomize_biases(model: nn.Module, seed: int = 0, scale: str | float = "he")
         mod.bias.copy_((s * torch.randn(mod.bias.shape, generator=g, dtype=torch.float64))
                        .to(mod.bias.dtype))
     return new
+
+
+def cascade_maps(model: nn.Module, x: torch.Tensor, target, levels, seed: int = 0,
+                 bias: str = "keep", top: int = 5) -> dict:
+    """Cascading randomization (Adebayo et al. 2018) for TR-GBP: ``{k: (R, Rt)}``.
+
+    For each k in ``levels`` the top k weight layers of ``model`` get Gaussian He-scaled weights
+    (:func:`nfr.randomize` with ``cascade_from_top=k``, seed ``seed``, biases ``bias``: "keep" or
+    "zero"); R (B, H, W) is the eq-9 map of class ``target`` (fixed, e.g. the original
+    prediction) and Rt = R - mean of the eq-9 maps of the randomized model's top classes (eq 10).
+    """
+    from nfr.engine.weights import randomize
+    out = {}
+    for k in levels:
+        m = randomize(model, "gaussian", seed, cascade_from_top=int(k), bias=bias)
+        R0, maps, _ = layer_maps(m, x, target)
+        R = aggregate(R0, maps)
+        _, Rk, _ = trgbp_maps(m, x, top)
+        out[int(k)] = (R, R - Rk.mean(1))
+    return out

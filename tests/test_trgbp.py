@@ -94,3 +94,12 @@ def test_model_unchanged_and_bias_randomization():
     r1, r2 = trgbp.randomize_biases(m, 0), trgbp.randomize_biases(m, 0)
     assert torch.equal(r1[4].bias, r2[4].bias) and not torch.equal(r1[4].bias, m[4].bias)
     assert torch.equal(r1[4].weight, m[4].weight)
+
+
+def test_cascade_maps_level0_is_the_model():
+    m = _net(7)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    t = m(x).argmax(1)
+    out = trgbp.cascade_maps(m, x, t, [0, 1, 3])
+    torch.testing.assert_close(out[0][1], trgbp.trgbp(m, x, t))
+    assert not torch.allclose(out[3][0], out[0][0])
