@@ -15,7 +15,7 @@ from nfr.errors import NFRError
 from nfr.metrics import _border_mask, energy_in_box
 
 __all__ = ["ebpg", "ibd", "ibd_border", "roc_auc", "class_correlation", "perturbation_curve",
-           "aopc"]
+           "aopc", "centre_cv", "sanity_stats"]
 
 
 def _maps(R) -> np.ndarray:
@@ -138,3 +138,20 @@ def aopc(curve: np.ndarray) -> np.ndarray:
     """Area over the perturbation curve (Samek et al. 2017): mean_i (p_0 - p_i), per image."""
     c = np.asarray(curve, float)
     return (c[:, :1] - c).mean(1)
+
+
+def centre_cv(R, border: int) -> np.ndarray:
+    """Spatial coefficient of variation std/mean of |R| inside the centre (border band removed),
+    per map: 0 for a uniform map."""
+    a = np.abs(_maps(R))[:, border:-border, border:-border]
+    return a.std((1, 2)) / a.mean((1, 2))
+
+
+def sanity_stats(R, ref, border: int) -> tuple[float, float, float]:
+    """Means over maps of (Spearman of |R| with |ref|, border/centre ratio of |R|, centre CV of |R|)
+    (``nfr.metrics.spearman`` and ``border_centre_ratio``; border band of ``border`` pixels)."""
+    from nfr.metrics import border_centre_ratio, spearman
+    a, r = _maps(R), _maps(ref)
+    sp = np.mean([spearman(np.abs(u), np.abs(v)) for u, v in zip(a, r)])
+    bc = np.mean([border_centre_ratio(u, border, reduce=None) for u in a])
+    return float(sp), float(bc), float(centre_cv(a, border).mean())

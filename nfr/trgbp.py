@@ -33,7 +33,7 @@ from nfr.engine.weights import he_std, weight_layers
 from nfr.errors import NFRError
 
 __all__ = ["layer_maps", "aggregate", "trgbp_maps", "trgbp", "completeness", "randomize_biases",
-           "cascade_maps"]
+           "cascade_maps", "class_maps"]
 
 
 def layer_maps(model: nn.Module, x: torch.Tensor, target, rule: str = "gbp",
@@ -182,3 +182,15 @@ def cascade_maps(model: nn.Module, x: torch.Tensor, target, levels, seed: int = 
         _, Rk, _ = trgbp_maps(m, x, top)
         out[int(k)] = (R, R - Rk.mean(1))
     return out
+
+
+def class_maps(model: nn.Module, x: torch.Tensor, top: int = 5):
+    """GBP and TR-GBP maps of each image's ``top`` classes: ``(classes, G, R, Rt)``.
+
+    G (B, top, H, W) is GBP's guided gradient summed over channels (``nfr.attribute``,
+    rule "gbp"); R and Rt as in :func:`trgbp_maps` (eq 9 and eq 10).
+    """
+    from nfr.engine.attribute import attribute
+    cls, R, Rt = trgbp_maps(model, x, top)
+    g = attribute(model, x.repeat_interleave(top, 0), cls.reshape(-1), rule="gbp").sum(1)
+    return cls, g.reshape(R.shape), R, Rt

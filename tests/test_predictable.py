@@ -66,3 +66,12 @@ def test_perturbation_curve_order_and_all_channels():
     assert morf[0] == pytest.approx([p(120), p(120 - 54), 0.5])
     assert lerf[0] == pytest.approx([p(120), p(120 - 6), 0.5])
     assert pr.aopc(morf)[0] > pr.aopc(lerf)[0]
+
+
+def test_centre_cv_and_sanity_stats():
+    R = np.ones((1, 8, 8))
+    assert pr.centre_cv(R, 2)[0] == 0.0
+    R2 = R.copy()
+    R2[0, :2] = 0.5
+    sp, bc, cv = pr.sanity_stats(R2, R2, 2)
+    assert sp == pytest.approx(1.0) and bc < 1 and cv == 0.0
