@@ -15,7 +15,7 @@ from nfr.errors import NFRError
 from nfr.metrics import _border_mask, energy_in_box
 
 __all__ = ["ebpg", "ibd", "ibd_border", "roc_auc", "class_correlation", "perturbation_curve",
-           "aopc", "centre_cv", "sanity_stats"]
+           "aopc", "centre_cv", "sanity_stats", "ibd_experiment"]
 
 
 def _maps(R) -> np.ndarray:
@@ -155,3 +155,56 @@ def sanity_stats(R, ref, border: int) -> tuple[float, float, float]:
     sp = np.mean([spearman(np.abs(u), np.abs(v)) for u, v in zip(a, r)])
     bc = np.mean([border_centre_ratio(u, border, reduce=None) for u in a])
     return float(sp), float(bc), float(centre_cv(a, border).mean())
+
+
+def ibd_experiment(model: str = "vgg16", weights: str = "imagenet", data: str = "samples",
+                   n_images: int | None = None, size: int | None = None, device: str = "cpu",
+                   seed: int = 0, batch_size: int = 16, methods=("trgbp", "gbp", "saliency"),
+                   keep_half: bool = True) -> dict:
+    """Seed 002 Table 2: ROC-AUC of IBD (eq 12) for predicting wrong predictions, per method.
+
+    Loads model and labelled images with :func:`nfr.experiments.load_setup`, explains each
+    image's predicted class, computes IBD (16 px at 224, scaled) and, with ``keep_half``, keeps
+    the half of the images with the highest IBD of each method (the seed discards the half with
+    the lowest IBD) before computing the AUC. Returns {"n", "errors", "auc": {method: value}}.
+    """
+    from nfr.baselines import attribute_2d
+    from nfr.experiments import load_setup
+    s = load_setup(model, weights, data, n_images, size, device, seed, "pred", batch_size)
+    if s.labels is None:
+        raise NFRError(f"data {data!r} has no labels; IBD's AUC needs labelled images")
+    wrong = (s.target.cpu() != torch.as_tensor(s.labels)).numpy()
+    auc = {}
+    for m in methods:
+        vals = np.concatenate([ibd(attribute_2d(m, s.model, s.x[i:i + batch_size],
+                                                s.target[i:i + batch_size]))
+                               for i in range(0, len(s.x), batch_size)])
+        keep = vals >= np.nanmedian(vals) if keep_half else np.ones(len(vals), bool)
+        auc[m] = roc_auc(vals[keep], wrong[keep])
+    return {"n": int(len(wrong)), "errors": int(wrong.sum()), "auc": auc}
+
+
+def main(argv=None) -> int:
+    """``python -m nfr.predictable ibd --model resnet50 --weights imagenet --data PATH ...``"""
+    import argparse
+    import json
+    p = argparse.ArgumentParser(prog="python -m nfr.predictable",
+                                description="Seed 002 Table 2: ROC-AUC of IBD for prediction errors")
+    p.add_argument("experiment", choices=["ibd"])
+    p.add_argument("--model", default="vgg16")
+    p.add_argument("--weights", default="imagenet")
+    p.add_argument("--data", default="samples")
+    p.add_argument("--n-images", type=int, default=0, help="0 = all")
+    p.add_argument("--size", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    a = p.parse_args(argv)
+    res = ibd_experiment(a.model, a.weights, a.data, a.n_images or None, a.size, a.device, a.seed,
+                         a.batch_size)
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -75,3 +75,9 @@ def test_centre_cv_and_sanity_stats():
     R2[0, :2] = 0.5
     sp, bc, cv = pr.sanity_stats(R2, R2, 2)
     assert sp == pytest.approx(1.0) and bc < 1 and cv == 0.0
+
+
+def test_ibd_experiment_smoke():
+    """The command-line experiment runs end to end on the offline samples (random CIFAR ResNet-20)."""
+    res = pr.ibd_experiment("cifar_resnet20", "random", "samples", n_images=4, methods=("saliency",))
+    assert res["n"] == 4 and set(res["auc"]) == {"saliency"}
