@@ -1,0 +1,210 @@
+"""Evaluation metrics of seed 002 (Section 5): energy-based pointing game (eq 11), intensity of
+boundary dependencies (IBD, eq 12) with its ROC-AUC for predicting errors, class sensitivity, and
+pixel perturbation curves (MoRF / LeRF, Samek et al. 2017).
+
+Conventions (PITFALLS #11): maps are 2D (B, H, W) (or 3D (B, C, H, W), reduced by a plain channel
+sum); energy is the positive part R^+ = max(R, 0); boxes are (y1, y2, x1, x2), half-open, rows
+first; pixel perturbation removes a pixel in ALL channels at once.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nfr.errors import NFRError
+from nfr.metrics import _border_mask, energy_in_box
+
+__all__ = ["ebpg", "ibd", "ibd_border", "roc_auc", "class_correlation", "perturbation_curve",
+           "aopc", "centre_cv", "sanity_stats", "ibd_experiment"]
+
+
+def _maps(R) -> np.ndarray:
+    a = R.detach().cpu().double().numpy() if hasattr(R, "detach") else np.asarray(R, float)
+    if a.ndim == 4:
+        a = a.sum(1)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise NFRError(f"maps must be (B, H, W) or (B, C, H, W), got shape {a.shape}")
+    return a
+
+
+def ebpg(R, boxes) -> np.ndarray:
+    """Energy-based pointing game (Wang et al. 2020; seed 002 eq 11), one value per map:
+
+        EBPG = sum_{in box} R^+ / (sum_{in box} R^+ + sum_{outside} R^+).
+
+    ``boxes``: one (y1, y2, x1, x2) per map. Uses :func:`nfr.metrics.energy_in_box`.
+    """
+    a = _maps(R)
+    if len(boxes) != len(a):
+        raise NFRError(f"{len(boxes)} boxes for {len(a)} maps")
+    return np.array([energy_in_box(m, b, positive=True, reduce=None) for m, b in zip(a, boxes)])
+
+
+def ibd_border(size: int, border_224: int = 16) -> int:
+    """The seed's 16-pixel boundary at 224 px, scaled to ``size``: max(1, round(16 size / 224))."""
+    return max(1, int(round(border_224 * size / 224)))
+
+
+def ibd(R, border: int | None = None) -> np.ndarray:
+    """Intensity of boundary dependencies (seed 002 eq 12), one value per map:
+
+        IBD = sum_{boundary} R^+ / (sum_{boundary} R^+ + sum_{not boundary} R^+),
+
+    the boundary being the band of ``border`` pixels along the edges (default
+    :func:`ibd_border` of the map size: 16 px at 224). nan for a map without positive energy.
+    """
+    a = np.maximum(_maps(R), 0)
+    H, W = a.shape[-2:]
+    b = ibd_border(min(H, W)) if border is None else border
+    mask = _border_mask(H, W, b)
+    tot = a.reshape(len(a), -1).sum(1)
+    inb = a[:, mask].sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tot > 0, inb / np.where(tot > 0, tot, 1), np.nan)
+
+
+def roc_auc(scores, labels) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``labels`` (1 = positive), by the
+    Mann-Whitney statistic with average ranks for ties: P(score_pos > score_neg) + P(=)/2.
+    nan when one class is empty."""
+    s = np.asarray(scores, float)
+    y = np.asarray(labels).astype(bool)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def class_correlation(maps) -> np.ndarray:
+    """Mean pairwise Pearson correlation between the class maps of each image.
+
+    ``maps`` (B, K, H, W): K class maps per image. Returns (B,). 1 = the same map for every class
+    (class-insensitive). Note: K maps with a common mean removed (seed 002 eq 10) sum to zero,
+    which forces the mean pairwise correlation down to about -1/(K-1) when their norms are equal.
+    """
+    a = np.asarray(maps.detach().cpu().double() if hasattr(maps, "detach") else maps, float)
+    B, K = a.shape[:2]
+    z = a.reshape(B, K, -1)
+    z = z - z.mean(-1, keepdims=True)
+    n = np.linalg.norm(z, axis=-1, keepdims=True)
+    z = np.where(n > 0, z / np.where(n > 0, n, 1), 0)
+    C = np.einsum("bkd,bld->bkl", z, z)
+    iu = np.triu_indices(K, 1)
+    return C[:, iu[0], iu[1]].mean(1)
+
+
+@torch.no_grad()
+def perturbation_curve(model, x, target, R, fractions=np.linspace(0, 1, 11), order: str = "morf",
+                       fill=0.0) -> np.ndarray:
+    """Target-class probability as pixels are removed in the order of the map R (Samek et al.).
+
+    ``order="morf"`` removes the most relevant pixels first, ``"lerf"`` the least relevant. A
+    removed pixel is set to ``fill`` in every channel (0 = the dataset mean for normalised
+    inputs). Ties are broken by pixel index (stable sort). Returns (B, len(fractions)) softmax
+    probabilities of ``target``.
+    """
+    if order not in ("morf", "lerf"):
+        raise NFRError(f"order must be 'morf' or 'lerf', got {order!r}")
+    a = _maps(R)
+    B, C, H, W = x.shape
+    if a.shape != (B, H, W):
+        raise NFRError(f"maps of shape {a.shape} do not match images {tuple(x.shape)}")
+    flat = a.reshape(B, -1)
+    key = -flat if order == "morf" else flat
+    ranks = np.argsort(np.argsort(key, axis=1, kind="stable"), axis=1, kind="stable")
+    t = torch.as_tensor(target).long().reshape(-1).expand(B)
+    out = np.empty((B, len(fractions)))
+    for i, q in enumerate(fractions):
+        drop = torch.as_tensor(ranks < int(round(q * H * W))).view(B, 1, H, W).to(x.device)
+        xp = torch.where(drop, torch.as_tensor(fill, dtype=x.dtype, device=x.device), x)
+        p = torch.softmax(model(xp), 1)
+        out[:, i] = p[torch.arange(B), t].cpu().double().numpy()
+    return out
+
+
+def aopc(curve: np.ndarray) -> np.ndarray:
+    """Area over the perturbation curve (Samek et al. 2017): mean_i (p_0 - p_i), per image."""
+    c = np.asarray(curve, float)
+    return (c[:, :1] - c).mean(1)
+
+
+def centre_cv(R, border: int) -> np.ndarray:
+    """Spatial coefficient of variation std/mean of |R| inside the centre (border band removed),
+    per map: 0 for a uniform map."""
+    a = np.abs(_maps(R))[:, border:-border, border:-border]
+    return a.std((1, 2)) / a.mean((1, 2))
+
+
+def sanity_stats(R, ref, border: int) -> tuple[float, float, float]:
+    """Means over maps of (Spearman of |R| with |ref|, border/centre ratio of |R|, centre CV of |R|)
+    (``nfr.metrics.spearman`` and ``border_centre_ratio``; border band of ``border`` pixels)."""
+    from nfr.metrics import border_centre_ratio, spearman
+    a, r = _maps(R), _maps(ref)
+    sp = np.mean([spearman(np.abs(u), np.abs(v)) for u, v in zip(a, r)])
+    bc = np.mean([border_centre_ratio(u, border, reduce=None) for u in a])
+    return float(sp), float(bc), float(centre_cv(a, border).mean())
+
+
+def ibd_experiment(model: str = "vgg16", weights: str = "imagenet", data: str = "samples",
+                   n_images: int | None = None, size: int | None = None, device: str = "cpu",
+                   seed: int = 0, batch_size: int = 16, methods=("trgbp", "gbp", "saliency"),
+                   keep_half: bool = True) -> dict:
+    """Seed 002 Table 2: ROC-AUC of IBD (eq 12) for predicting wrong predictions, per method.
+
+    Loads model and labelled images with :func:`nfr.experiments.load_setup`, explains each
+    image's predicted class, computes IBD (16 px at 224, scaled) and, with ``keep_half``, keeps
+    the half of the images with the highest IBD of each method (the seed discards the half with
+    the lowest IBD) before computing the AUC. Returns {"n", "errors", "auc": {method: value}}.
+    """
+    from nfr.baselines import attribute_2d
+    from nfr.experiments import load_setup
+    s = load_setup(model, weights, data, n_images, size, device, seed, "pred", batch_size)
+    if s.labels is None:
+        raise NFRError(f"data {data!r} has no labels; IBD's AUC needs labelled images")
+    wrong = (s.target.cpu() != torch.as_tensor(s.labels)).numpy()
+    auc = {}
+    for m in methods:
+        vals = np.concatenate([ibd(attribute_2d(m, s.model, s.x[i:i + batch_size],
+                                                s.target[i:i + batch_size]))
+                               for i in range(0, len(s.x), batch_size)])
+        keep = vals >= np.nanmedian(vals) if keep_half else np.ones(len(vals), bool)
+        auc[m] = roc_auc(vals[keep], wrong[keep])
+    return {"n": int(len(wrong)), "errors": int(wrong.sum()), "auc": auc}
+
+
+def main(argv=None) -> int:
+    """``python -m nfr.predictable ibd --model resnet50 --weights imagenet --data PATH ...``"""
+    import argparse
+    import json
+    p = argparse.ArgumentParser(prog="python -m nfr.predictable",
+                                description="Seed 002 Table 2: ROC-AUC of IBD for prediction errors")
+    p.add_argument("experiment", choices=["ibd"])
+    p.add_argument("--model", default="vgg16")
+    p.add_argument("--weights", default="imagenet")
+    p.add_argument("--data", default="samples")
+    p.add_argument("--n-images", type=int, default=0, help="0 = all")
+    p.add_argument("--size", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    a = p.parse_args(argv)
+    res = ibd_experiment(a.model, a.weights, a.data, a.n_images or None, a.size, a.device, a.seed,
+                         a.batch_size)
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
