@@ -225,3 +225,86 @@ def map_grid(rows: dict, *, size: float = 1.7):
             axes[i, j].set_title(f"{rt}: {ct}" if j else f"{rt}\n{ct}", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- chapter 7 figures
+def plot_rank(spec_v: dict, spec_c: dict, LV: int, LC: int):
+    """Fig (ch. 7): effective rank and minority-sign fraction along depth (:func:`relevance_spectrum` outputs)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(11, 2.9))
+    for r, v in spec_v.items():
+        axes[0].plot(range(LV + 1), v["erank"], marker="o", ms=3, label=r)
+        axes[1].plot(range(LV + 1), v["mixed"], marker="o", ms=3, label=r)
+    for r, v in spec_c.items():
+        axes[2].plot(range(LC + 1), v["erank"], marker=".", ms=3, label=r)
+    for ax, t in zip(axes, ("VGG16 random: effective rank", "VGG16 random: fraction of minority signs",
+                            "ResNet-56 trained: effective rank")):
+        ax.set_title(t, fontsize=9)
+        ax.set_xlabel("layer l (0 = input)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_removal(rem: dict, rules, k: int = 3):
+    """Seed Fig 5 as bars: original / random top k / removal top k per rule, one panel per setting
+    (``rem`` = {setting: :func:`nfr.experiments.removal` result})."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(rem), figsize=(4.5 * len(rem), 2.9), sharey=True, squeeze=False)
+    for ax, (name, rr) in zip(axes[0], rem.items()):
+        xs = np.arange(len(rules))
+        for i, (key, lab) in enumerate((("original", "original"), ("random", f"random top {k}"),
+                                        ("removal", f"removal top {k}"))):
+            st = [rr[key][r] if key == "original" else rr[key][str(k)][r] for r in rules]
+            ax.bar(xs + (i - 1) * 0.27, [v["mean"] for v in st], 0.27, yerr=[v["std"] for v in st],
+                   capsize=2, label=lab)
+        ax.set_xticks(xs, [{"gbp": "GBP", "rectgrad": "RectGrad", "zplus": "LRP(z+)"}.get(r, r) for r in rules])
+        ax.set_title(name, fontsize=9)
+    axes[0, 0].set_ylabel(r"alignment $\alpha(r_0, x)$")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_activations(act: dict):
+    """Seed Fig 6: alignment of the max / min 10% starts and their cosine to the ordinary map, per
+    setting and rule (``act`` = {setting: :func:`nfr.experiments.activations` result})."""
+    import matplotlib.pyplot as plt
+
+    n = sum(len(a["curves"]) for a in act.values())
+    fig, axes = plt.subplots(1, n, figsize=(3.25 * n, 2.9), squeeze=False)
+    names = {"max": "alpha max 10%", "min": "alpha min 10%"}
+    j = 0
+    for name, a in act.items():
+        for r, c in a["curves"].items():
+            ax = axes[0, j]
+            for k, st in (("max", "-o"), ("min", "-s"), ("cos_to_ordinary_max", ":^"), ("cos_to_ordinary_min", ":v")):
+                ax.plot(a["layers"], c[k]["mean"], st, ms=3,
+                        label=names.get(k, k.replace("cos_to_ordinary_", "cos to ordinary, ")))
+            ax.axhline(a["ordinary"][r]["mean"], color="k", lw=0.7, ls="--")
+            ax.set_title(f"{name}: {r}", fontsize=8)
+            ax.set_xlabel("start layer l")
+            j += 1
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sanity(san: dict, labels: dict):
+    """Sanity-check curves: SSIM and Spearman to the original map against the number of randomized top
+    layers, per setting (``san`` = {setting: :func:`nfr.experiments.sanity` result})."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 * len(san), figsize=(3.25 * 2 * len(san), 2.9), sharey=True, squeeze=False)
+    for j, (name, sr) in enumerate(san.items()):
+        for i, key in enumerate(("ssim", "spearman")):
+            ax = axes[0, 2 * j + i]
+            for r, c in sr[key].items():
+                ax.plot(sr["steps"], c["mean"], marker="o", ms=3, label=labels.get(r, r))
+            ax.set_title(f"{name}: {key}", fontsize=9)
+            ax.set_xlabel("top k layers randomized")
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig

@@ -134,3 +134,19 @@ def test_plots_smoke():
     fig = T.map_grid({"row": {"image": x.permute(1, 2, 0).clamp(0, 1), "map": x}})
     plt.close(fig)
     assert T.rgb(torch.zeros(3, 2, 2)).shape == (2, 2, 3)
+
+
+def test_chapter7_plots_smoke():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    sp = {"gbp": {"erank": [1.0, 2.0, 3.0], "mixed": [0.1, 0.2, 0.0]}}
+    plt.close(T.plot_rank(sp, sp, 2, 2))
+    st = {"mean": 0.5, "std": 0.1}
+    rr = {"original": {"gbp": st}, "random": {"3": {"gbp": st}}, "removal": {"3": {"gbp": st}}}
+    plt.close(T.plot_removal({"a": rr, "b": rr}, ["gbp"]))
+    cur = {k: {"mean": [0.1, 0.2]} for k in ("max", "min", "cos_to_ordinary_max", "cos_to_ordinary_min")}
+    act = {"layers": [1, 2], "curves": {"gbp": cur}, "ordinary": {"gbp": st}}
+    plt.close(T.plot_activations({"a": act}))
+    sr = {"steps": [0, 1], "ssim": {"gbp": {"mean": [1, 0.5]}}, "spearman": {"gbp": {"mean": [1, 0.4]}}}
+    plt.close(T.plot_sanity({"a": sr}, {"gbp": "GBP"}))
