@@ -61,3 +61,11 @@ def test_positive_weight_cache_follows_in_place_updates():
     W = model[0].weight
     assert rules._positive(W).data_ptr() == rules._positive(W).data_ptr()   # a cache hit
     np.testing.assert_array_equal(rules._positive(W).numpy(), W.detach().clamp(min=0).numpy())
+
+
+def test_alignment_survives_float32_overflow_of_the_norm():
+    x = torch.rand(2, 3, 8, 8, generator=_g(4))
+    R = x * 1e22                                          # ||R||^2 overflows float32
+    a = nfr.alignment(R, x)
+    torch.testing.assert_close(a, torch.ones(2), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(nfr.alignment(-R, x), -torch.ones(2), rtol=1e-5, atol=1e-5)

@@ -401,6 +401,11 @@ def alignment(R, x):
         raise NFRError(f"R has shape {tuple(R.shape)} but x has {tuple(x.shape)}")
     B = R.shape[0]
     r, v = R.reshape(B, -1), x.reshape(B, -1).to(R.dtype)
+    if not bool(torch.isfinite(r.norm(dim=1)).all() and torch.isfinite(v.norm(dim=1)).all()):
+        # a float32 map with entries near 1e20 overflows the squared norm: the cosine is
+        # scale-free, so divide each row by its largest |entry| first (never silently 0)
+        r = r / r.abs().amax(dim=1, keepdim=True).clamp(min=torch.finfo(r.dtype).tiny)
+        v = v / v.abs().amax(dim=1, keepdim=True).clamp(min=torch.finfo(v.dtype).tiny)
     den = r.norm(dim=1) * v.norm(dim=1)
     num = (r * v).sum(dim=1)
     return torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)),
