@@ -179,14 +179,13 @@ def _settle(drv, timeout: float = 20.0) -> None:
         time.sleep(0.3)
 
 
-def _screenshot(drv, path: Path) -> None:
-    """Full-page PNG through the DevTools protocol (the page beyond the viewport included)."""
-    import base64
-    w, h = drv.execute_script("return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
-    shot = drv.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": w, "height": min(h, 16000), "scale": 1}})
-    path.write_bytes(base64.b64decode(shot["data"]))
+def _screenshot(drv, path: Path, width: int = 1280, max_height: int = 16000) -> None:
+    """Full-page PNG: the window is made as tall as the page (up to max_height), then restored."""
+    height = drv.execute_script("return document.documentElement.scrollHeight")
+    drv.set_window_size(width, min(height + 140, max_height))  # + the window's own frame
+    time.sleep(0.3)
+    drv.save_screenshot(str(path))
+    drv.set_window_size(width, 900)
 
 
 @pytest.fixture(scope="module")
