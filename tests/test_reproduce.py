@@ -93,7 +93,12 @@ def test_smoke_args_shrink_a_full_scale_command(tmp_path):
     assert pairs["--weights"] == "random" and pairs["--data"] == "samples" and pairs["--out"] == str(tmp_path)
 
 
-@pytest.mark.parametrize("cmd", listed_commands())
+def _id(cmd: str) -> str:
+    argv = shlex.split(cmd)
+    return Path(argv[argv.index("--out") + 1]).name if "--out" in argv else argv[3]
+
+
+@pytest.mark.parametrize("cmd", listed_commands(), ids=_id)
 def test_listed_command_runs(cmd, tmp_path):
     args = smoke_args(cmd, tmp_path)
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
