@@ -4,7 +4,8 @@
 This test extracts them all and runs each one as the reader would type it, except that it is shrunk
 to a smoke run: ``--n-images 1``, ``--size 32``, ``--device cpu``, the seeded random weights instead of
 ImageNet weights that are not on this machine, the bundled sample photos instead of a data folder that
-is not here, and ``--out`` into a temporary folder. It asserts exit code 0 and the experiment's JSON.
+is not here, fewer steps of the experiment's own loop (``FEWER``), and ``--out`` into a temporary
+folder. It asserts exit code 0 and the experiment's JSON.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "reproduce.md"
 _BLOCK = re.compile(r"^```\{code-block\} bash\n((?::[^\n]*\n)*)\n?(.*?)^```", re.M | re.S)
 SMOKE = {"--n-images": "1", "--size": "32", "--device": "cpu", "--batch-size": "1"}
+FEWER = {"weight-stats": {"--max-neurons": "16"}, "sanity": {"--steps": "1"}, "activations": {"--layers": "1"},
+         "removal": {"--k": "1"}}
 
 
 def listed_commands(text: str | None = None) -> list[str]:
@@ -63,8 +66,7 @@ def smoke_args(cmd: str, out: Path) -> list[str]:
     for key, val in SMOKE.items():
         if key in opts or key in ("--n-images", "--size", "--device"):
             opts[key] = val
-    if args[0] == "weight-stats":  # no images: the shared image options do not matter
-        opts["--max-neurons"] = "16"
+    opts.update(FEWER.get(args[0], {}))  # the experiment's own loops, shortened
     opts["--out"], opts["--quiet"] = str(out), None
     for key, val in opts.items():
         args += [key] if val is None else [key, val]
