@@ -14,11 +14,12 @@ export PYTHONHASHSEED := 0
 JB_FLAGS := -W -n --keep-going
 CHAPTER ?=
 
-.PHONY: setup book test unit nbval rerun mathjax clean help
+.PHONY: setup venv browser book test unit nbval rerun mathjax clean help
 
 help:
 	@echo "make book    build the HTML book into _build/html (creates .venv on first use)"
-	@echo "make test    unit tests + nbval on every chapter"
+	@echo "make test    unit tests (the browser test included) + nbval on every chapter"
+	@echo "make setup   .venv + Debian's chromium and chromedriver for the browser test"
 	@echo "make rerun CHAPTER=chapters/01_filtering_rules.ipynb   re-execute one chapter in place"
 
 $(STAMP): pyproject.toml
@@ -28,7 +29,28 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
-setup: $(STAMP)
+venv: $(STAMP)
+
+# the browser test (tests/test_browser.py) drives Debian's chromium through the system chromedriver;
+# Selenium never downloads a browser or a driver. Installed once, as root or with sudo.
+BROWSER_PKGS := chromium chromium-driver
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif ! command -v apt-get >/dev/null; then \
+	  echo "make setup: no apt-get here: install Chromium and its chromedriver as /usr/bin/chromium and"; \
+	  echo "/usr/bin/chromedriver yourself, or run the tests with NFR_SKIP_BROWSER=1 to skip the browser test"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; \
+	elif command -v sudo >/dev/null; then \
+	  sudo DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; \
+	else \
+	  echo "make setup: /usr/bin/chromium or /usr/bin/chromedriver is missing and this user cannot install"; \
+	  echo "them: run 'apt-get install -y $(BROWSER_PKGS)' as root, or NFR_SKIP_BROWSER=1 make test"; \
+	fi
+
+setup: venv browser
 
 # MathJax is served from the build itself (no CDN): a local copy fetched once with npm
 $(MATHJAX)/tex-chtml.js:
@@ -40,7 +62,7 @@ $(MATHJAX)/tex-chtml.js:
 
 mathjax: $(MATHJAX)/tex-chtml.js
 
-book: setup mathjax
+book: venv mathjax
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 	$(PY) -m nfr.tools.check_html _build/html
 	@echo "Book built: $(abspath _build/html/index.html)"
@@ -48,12 +70,12 @@ book: setup mathjax
 unit: setup mathjax
 	$(PY) -m pytest tests -q
 
-nbval: setup
+nbval: venv
 	$(PY) -m pytest -q --nbval chapters --sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600
 
 test: unit nbval
 
-rerun: setup
+rerun: venv
 	@test -n "$(CHAPTER)" || { echo "usage: make rerun CHAPTER=chapters/NN_name.ipynb"; exit 2; }
 	$(PY) -m nfr.tools.rerun $(CHAPTER)
 

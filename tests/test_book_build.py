@@ -1,25 +1,14 @@
 """The book builds warning-free (-W -n) from the committed outputs and references no external script."""
-import shutil
-import subprocess
-import sys
 from pathlib import Path
-
-import pytest
 
 from nfr.tools.check_html import external_references
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(not (ROOT / "book/_static/mathjax/tex-chtml.js").exists(),
-                    reason="local MathJax missing: run `make mathjax` (make test does)")
-def test_book_builds_without_warnings_and_offline(tmp_path):
-    jb = Path(sys.executable).with_name("jupyter-book")
-    assert jb.exists() or shutil.which("jupyter-book"), "jupyter-book not installed"
-    proc = subprocess.run([str(jb if jb.exists() else "jupyter-book"), "build", str(ROOT), "--path-output",
-                           str(tmp_path), "-W", "-n", "--keep-going"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    html = tmp_path / "_build" / "html"
+def test_book_builds_without_warnings_and_offline(book_build):
+    assert book_build.proc.returncode == 0, book_build.log
+    html = book_build.html
     assert (html / "index.html").exists()
     assert (html / "_static" / "mathjax" / "tex-chtml.js").exists()
     assert external_references(html) == []
@@ -27,3 +16,6 @@ def test_book_builds_without_warnings_and_offline(tmp_path):
         page = (html / "chapters" / f"{chapter.stem}.html").read_text()
         assert "prf:" in page or "proof" in page
         assert '<img alt="' in page, f"{chapter.stem}: figure without alt text or no figure"
+        # the page's download button (sphinx-book-theme) offers the notebook itself
+        assert f'href="../_sources/chapters/{chapter.name}"' in page, f"{chapter.stem}: no .ipynb download"
+        assert (html / "_sources" / "chapters" / chapter.name).exists()

@@ -1,0 +1,36 @@
+"""Shared fixtures: the book is built once per test session (test_book_build and test_browser use it)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MATHJAX = ROOT / "book/_static/mathjax/tex-chtml.js"
+
+
+class BookBuild:
+    """The result of ``jupyter-book build . -W -n --keep-going`` into a temporary folder."""
+
+    def __init__(self, proc: subprocess.CompletedProcess, html: Path):
+        self.proc, self.html = proc, html
+
+    @property
+    def log(self) -> str:
+        return self.proc.stdout[-3000:] + self.proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def book_build(tmp_path_factory) -> BookBuild:
+    """Build the book from the committed notebook outputs, once, warning-free or not (tests assert)."""
+    if not MATHJAX.exists():
+        pytest.skip("local MathJax missing: run `make mathjax` (make test does)")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    assert jb.exists() or shutil.which("jupyter-book"), "jupyter-book not installed"
+    out = tmp_path_factory.mktemp("book")
+    proc = subprocess.run([str(jb if jb.exists() else "jupyter-book"), "build", str(ROOT), "--path-output",
+                           str(out), "-W", "-n", "--keep-going"], capture_output=True, text=True)
+    return BookBuild(proc, out / "_build" / "html")
