@@ -34,3 +34,14 @@ def book_build(tmp_path_factory) -> BookBuild:
     proc = subprocess.run([str(jb if jb.exists() else "jupyter-book"), "build", str(ROOT), "--path-output",
                            str(out), "-W", "-n", "--keep-going"], capture_output=True, text=True)
     return BookBuild(proc, out / "_build" / "html")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny convolutions run far faster on one thread on the shared 2-core CI machine (two
+    threads per process are many times slower there); the thread count is restored after."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

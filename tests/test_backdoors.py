@@ -9,13 +9,7 @@ from nfr import backdoors as B
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: on the shared 2-core CI machine two threads per process are many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # see conftest.py
 
 def _x(n=8, seed=0):
     return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))

@@ -12,18 +12,7 @@ from nfr import deep
 DT = torch.float64
 
 
-def _net(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    m = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                      nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                      nn.Linear(8 * 16, 12), nn.ReLU(), nn.Linear(12, 5)).double()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=DT) * 0.3)
-    return m.eval()
-
-
-X = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1), dtype=DT)
+from _nets import X, small_cnn as _net  # noqa: E402
 
 
 def test_table1_maps_match_attribute_with_and_without_bottom():

@@ -9,12 +9,7 @@ from nfr.errors import NFRError
 from nfr.models import cifar_resnet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # see conftest.py
 
 
 def test_central_box_rows_first():

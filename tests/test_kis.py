@@ -11,13 +11,7 @@ from nfr.errors import NFRError
 from nfr.models import cifar_resnet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions are far faster on one thread on a shared 2-core machine; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # see conftest.py
 
 
 def _linear_model():

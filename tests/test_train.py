@@ -13,13 +13,7 @@ from nfr.data import shared_dir
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: on the shared 2-core CI machine two threads per process are many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # see conftest.py
 
 def _has_data():
     sd = shared_dir()
