@@ -28,6 +28,8 @@ Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) in
                  between original and randomized maps
   kis            Fig 8: Key Information Sufficiency, Insertion and Insertion(ABS) for
                  correct vs incorrect predictions, ROC-AUC and bimodality (Section V-B)
+  trgbp          Seed 002 Figs 3, 7, 8: GBP vs TR-GBP class maps and their class sensitivity
+  ibd            Seed 002 Table 2: ROC-AUC of the border intensity IBD for prediction errors
   train          Train / fine-tune a CIFAR-10 classifier, clean or backdoored (BadNet, Dynamic,
                  InputAware, WaNet); writes the weights and a manifest JSON
 
@@ -134,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--variants", action="store_true",
                    help="also KIS rescaled in image space and Insertion with a black baseline")
     g.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    g = add("trgbp", "Seed 002 Figs 3, 7, 8: GBP vs TR-GBP maps of the top classes, class sensitivity",
+            "-")
+    g.add_argument("--top", type=int, default=5, help="classes per image (default 5, eq 10)")
+    add("ibd", "Seed 002 Table 2: ROC-AUC of the border intensity IBD for prediction errors", "-")
     from nfr.train import add_parser as _add_train_parser
     _add_train_parser(sub)
     return parser
@@ -154,6 +160,7 @@ def _call(args) -> dict:
              "activations": dict(layers=getattr(args, "layers", None),
                                  frac=getattr(args, "frac", 0.1)),
              "sanity": dict(steps=getattr(args, "steps", None)),
+             "trgbp": dict(top=getattr(args, "top", 5)),
              "kis": dict(variants=getattr(args, "variants", False),
                          n_boot=getattr(args, "n_boot", 2000))}.get(args.experiment, {})
     return fn(**kw, **extra)
@@ -170,6 +177,13 @@ def _summary(res: dict) -> str:
         lines.append(f"  accuracy {res['accuracy']:.3f}")
         for k, d in res["summary"].items():
             lines.append(f"  {k:20s} AUC {d['auc']:.3f}  bimodality {d['bc']:.3f}")
+    elif exp == "trgbp":
+        for k, d in res["class_correlation"].items():
+            lines.append(f"  {k:8s} mean pairwise correlation of class maps {d['mean']:+.3f}")
+    elif exp == "ibd":
+        for k, v in res["auc"].items():
+            auc = "n/a (needs right and wrong predictions)" if v is None or v != v else f"{v:.3f}"
+            lines.append(f"  {k:10s} ROC-AUC {auc}  ({res['errors']} errors in {res['n']})")
     elif exp == "cascade":
         for r, d in res["curves"].items():
             lines.append(f"  {r:14s} alpha level 0 {d['mean'][0]:+.3f} -> level L {d['mean'][-1]:+.3f}")

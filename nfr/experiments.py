@@ -744,3 +744,58 @@ def kis(model="cifar_resnet56", weights="imagenet", data="cifar10", n_images=500
 
 EXPERIMENTS["kis"] = kis
 __all__.append("kis")
+
+
+def trgbp(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
+          seed=0, target="pred", batch_size=4, rules=None, top=5, out=None, progress=True) -> dict:
+    """Seed 002 Figs 3, 7, 8: GBP and TR-GBP maps of each image's ``top`` classes (eq 9: input
+    plus upsampled bias maps; eq 10: minus the mean over the top classes) and their class
+    sensitivity, the mean pairwise correlation between an image's class maps (1 = the same map
+    for every class; :func:`nfr.predictable.class_correlation`). Figure ``trgbp.png``."""
+    from nfr.predictable import class_correlation
+    from nfr.trgbp import class_maps
+    s = load_setup(**_setup_kwargs(locals()))
+    corr = {"gbp": [], "eq9": [], "trgbp": []}
+    first = None
+    for sl in _batches(s, batch_size, progress, "trgbp"):
+        cls, G, R, Rt = class_maps(s.model, s.x[sl], top)
+        for k, m in (("gbp", G), ("eq9", R), ("trgbp", Rt)):
+            corr[k] += class_correlation(m).tolist()
+        if first is None:
+            first = (cls[0].tolist(), G[0].detach().cpu().numpy(), Rt[0].detach().cpu().numpy())
+    result = dict(experiment="trgbp", config=dict(s.config, top=top),
+                  class_correlation={k: _stats(v) for k, v in corr.items()}, figures=[])
+    plt = _plt()
+    fig, ax = plt.subplots(2, top, figsize=(2 * top, 4.2))
+    for j in range(top):
+        for r, (name, maps) in enumerate((("GBP", first[1]), ("TR-GBP", first[2]))):
+            ax[r, j].imshow(maps[j], cmap="bwr", vmin=-abs(maps[j]).max(), vmax=abs(maps[j]).max())
+            ax[r, j].set_title(f"{name}, class {first[0][j]}", fontsize=8)
+            ax[r, j].axis("off")
+    return _finish("trgbp", result, out, {"trgbp.png": fig})
+
+
+def ibd(model="vgg16", weights="random", data="samples", n_images=20, size=None, device="cpu",
+        seed=0, target="pred", batch_size=16, rules=None, out=None, progress=True) -> dict:
+    """Seed 002 Table 2: ROC-AUC of the border intensity IBD (eq 12; 16 px at 224, scaled) for
+    predicting wrong predictions, for TR-GBP, GBP and saliency
+    (:func:`nfr.predictable.ibd_experiment`; the half of the images with the lowest IBD of each
+    method is discarded, as in the seed). Needs labelled images. Figure ``ibd.png``."""
+    from nfr.predictable import ibd_experiment
+    if target != "pred":
+        raise NFRError("IBD predicts errors of the decided class: use --target pred")
+    res = ibd_experiment(model, weights, data, n_images, size, device, seed, batch_size)
+    cfg = dict(model=model, weights=weights, data=data, n_images=res["n"], size=size, seed=seed)
+    result = dict(experiment="ibd", config=cfg, **res, figures=[])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    names = list(res["auc"])
+    ax.bar(names, [res["auc"][k] for k in names])
+    ax.axhline(0.5, color="grey", lw=0.8)
+    ax.set_ylabel("ROC-AUC of IBD for errors")
+    return _finish("ibd", result, out, {"ibd.png": fig})
+
+
+EXPERIMENTS["trgbp"] = trgbp
+EXPERIMENTS["ibd"] = ibd
+__all__ += ["trgbp", "ibd"]

@@ -37,6 +37,8 @@ CASES = {
                     {"layers", "curves", "ordinary"}),
     "sanity": (dict(rules="gbp", steps=[1]), ["--rules", "grad", "--steps", "1,20"],
                {"steps", "ssim", "spearman"}),
+    "trgbp": (dict(top=3), ["--top", "4"], {"class_correlation"}),
+    "ibd": ({}, [], {"auc", "n", "errors"}),
 }
 COMMON = {"experiment", "config", "figures"}
 
