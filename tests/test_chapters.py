@@ -70,3 +70,10 @@ def test_figures_have_captions(nb):
         if c["cell_type"] == "code" and any("image/png" in o.get("data", {}) for o in c.get("outputs", [])):
             fig = c.get("metadata", {}).get("mystnb", {}).get("figure", {})
             assert fig.get("caption") and fig.get("name"), "figure without caption/name"
+
+
+def test_at_least_two_exercises_with_collapsed_solutions(nb):
+    md = "\n".join(_src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert md.count("{exercise}") >= 2, "a chapter ends with at least two exercises"
+    assert md.count("{solution}") == md.count("{exercise}")
+    assert md.count(":class: dropdown") >= md.count("{solution}"), "solutions are collapsed"
