@@ -240,12 +240,9 @@ def table_text(rows: dict, cols, fmt="{:.3f}", width: int = 14) -> str:
 
 
 def rgb_map(R, pct: float = 99.5) -> np.ndarray:
-    """A signed (3, H, W) map as an (H, W, 3) RGB image: 0 is grey, R / (2 v) + 1/2 clipped to
-    [0, 1], with v the ``pct`` percentile of |R| (so that a few large values of a sparse map do not
-    hide the rest; ``pct=100`` scales by the maximum)."""
-    a = _np(R)
-    v = float(np.percentile(np.abs(a), pct)) or float(np.abs(a).max()) or 1.0
-    return np.clip(a / (2 * v) + 0.5, 0, 1).transpose(1, 2, 0)
+    """:func:`nfr.plotting.rgb_map` scaled by the 99.5th percentile of |R| by default."""
+    from nfr.plotting import rgb_map as _rgb_map
+    return _rgb_map(R, pct)
 
 
 def plot_table1(raw, rows: dict, methods, labels=None, size: float = 1.35, pct: float = 99.5):

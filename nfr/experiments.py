@@ -243,10 +243,8 @@ def _num_layers(model) -> int:
 
 
 def _rgb(R) -> np.ndarray:
-    """A signed (3, H, W) map as an RGB image: 0 -> grey, scaled by its max |value|."""
-    a = np.asarray(R.detach().cpu().double() if hasattr(R, "detach") else R, dtype=float)
-    v = np.abs(a).max() or 1.0
-    return np.clip(a / (2 * v) + 0.5, 0, 1).transpose(1, 2, 0)
+    from nfr.plotting import rgb_map
+    return rgb_map(R)
 
 
 def _img(x) -> np.ndarray:

@@ -136,6 +136,20 @@ def _clean_state_dict(obj) -> dict:
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
 
 
+def load_weights_file(model: nn.Module, path, what: str, *, weights_only: bool = True) -> nn.Module:
+    """Load the state dict saved at ``path`` into ``model`` (a dict with ``state_dict`` and
+    ``module.`` prefixes are accepted); an NFRError names ``what`` the file was meant for."""
+    path = Path(path)
+    if not path.is_file():
+        raise NFRError(f"weights file {str(path)!r} for {what} does not exist")
+    sd = _clean_state_dict(torch.load(path, map_location="cpu", weights_only=weights_only))
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise NFRError(f"{path} does not fit {what}: {str(e)[:300]}") from e
+    return model
+
+
 def load_cifar_resnet(path_or_depth: int | str | Path = 56) -> CifarResNet:
     """A pretrained CIFAR ResNet from an akamaster checkpoint, in eval mode.
 
@@ -221,10 +235,9 @@ def torchvision_model(name: str, weights: str | Path | None = None, *, seed: int
                 f"once with internet: torchvision_model({name!r}, 'imagenet', download=True) (from "
                 f"{w.url}), or download that file and pass its path as weights=")
     else:
-        path = Path(weights)
-        if not path.is_file():
+        if not Path(weights).is_file():
             raise NFRError(f"weights {weights!r} is neither None, 'imagenet' nor an existing file")
-        sd = _clean_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return load_weights_file(model, weights, f"torchvision's {name}").eval()
     try:
         model.load_state_dict(sd)
     except RuntimeError as e:

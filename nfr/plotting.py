@@ -14,6 +14,15 @@ def _plt():
     return plt
 
 
+def rgb_map(R, pct: float = 100.0) -> np.ndarray:
+    """A signed (3, H, W) map as an (H, W, 3) RGB image: 0 is grey, R / (2 v) + 1/2 clipped to
+    [0, 1], with v the ``pct`` percentile of |R| (100: the maximum, as the seed shows maps; a lower
+    ``pct`` keeps a few large values of a sparse map from hiding the rest). Accepts a tensor."""
+    a = np.asarray(R.detach().cpu().double() if hasattr(R, "detach") else R, dtype=float)
+    v = float(np.percentile(np.abs(a), pct)) or float(np.abs(a).max()) or 1.0
+    return np.clip(a / (2 * v) + 0.5, 0, 1).transpose(1, 2, 0)
+
+
 def show_maps(maps: dict[str, np.ndarray], shape=None, *, ncols: int | None = None,
               signed: bool = True, size: float = 1.9, titles: dict[str, str] | None = None):
     """A row (or grid) of maps, one panel per entry, each scaled to its own maximum |value|."""

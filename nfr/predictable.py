@@ -66,25 +66,10 @@ def ibd(R, border: int | None = None) -> np.ndarray:
 
 
 def roc_auc(scores, labels) -> float:
-    """Area under the ROC curve of ``scores`` for binary ``labels`` (1 = positive), by the
-    Mann-Whitney statistic with average ranks for ties: P(score_pos > score_neg) + P(=)/2.
-    nan when one class is empty."""
-    s = np.asarray(scores, float)
-    y = np.asarray(labels).astype(bool)
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    """ROC-AUC of ``scores`` for binary ``labels`` (Mann-Whitney, average ranks for ties; nan when
+    a class is empty): the one implementation, :func:`nfr.kis.roc_auc`."""
+    from nfr.kis import roc_auc as _roc_auc
+    return _roc_auc(scores, labels)
 
 
 def class_correlation(maps) -> np.ndarray:

@@ -183,10 +183,9 @@ def relevance_spectrum(model, x, targets, rule: str = "zplus", **kwargs) -> dict
 
 # ----------------------------------------------------------------------------- plotting
 def rgb(R) -> np.ndarray:
-    """A signed (3, H, W) map as an RGB image: 0 -> grey, scaled by its max |value| (as the seed shows maps)."""
-    a = np.asarray(R.detach().cpu().double() if hasattr(R, "detach") else R, dtype=float)
-    v = np.abs(a).max() or 1.0
-    return np.clip(a / (2 * v) + 0.5, 0, 1).transpose(1, 2, 0)
+    """A signed (3, H, W) map as an RGB image scaled by its max |value| (:func:`nfr.plotting.rgb_map`)."""
+    from nfr.plotting import rgb_map
+    return rgb_map(R)
 
 
 def panel_curves(x, panels: dict, *, xlabel: str, ylabel: str, size=(3.3, 2.8), sharey=True):

@@ -70,7 +70,7 @@ def cifar_resnet18(num_classes: int = 10, seed: int = 0) -> nn.Module:
 def build_model(model: str = "resnet20", init: str = "shared-resnet20", seed: int = 0) -> nn.Module:
     """The network to train: ``init`` = 'scratch' (random init under ``seed``), 'shared-resnet20' /
     'shared-resnet56' (the pretrained checkpoints of ``../shared/models``) or a state-dict path."""
-    from nfr.models import cifar_resnet, load_cifar_resnet, _clean_state_dict
+    from nfr.models import cifar_resnet, load_cifar_resnet, load_weights_file
     if model not in MODELS:
         raise NFRError(f"unknown model {model!r}; choose one of {MODELS}")
     if init.startswith("shared-"):
@@ -83,14 +83,9 @@ def build_model(model: str = "resnet20", init: str = "shared-resnet20", seed: in
     else:
         net = cifar_resnet(int(model[6:]), seed=seed)
     if init != "scratch":
-        path = Path(init)
-        if not path.is_file():
+        if not Path(init).is_file():
             raise NFRError(f"--init {init!r} is neither 'scratch', 'shared-resnet20/56' nor a file")
-        sd = _clean_state_dict(torch.load(path, map_location="cpu", weights_only=False))
-        try:
-            net.load_state_dict(sd)
-        except RuntimeError as e:
-            raise NFRError(f"{path} does not fit {model}: {str(e)[:300]}") from e
+        load_weights_file(net, init, model, weights_only=False)
     return net.eval()
 
 
