@@ -69,3 +69,62 @@ def test_alignment_survives_float32_overflow_of_the_norm():
     a = nfr.alignment(R, x)
     torch.testing.assert_close(a, torch.ones(2), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(nfr.alignment(-R, x), -torch.ones(2), rtol=1e-5, atol=1e-5)
+
+
+def _naive_rect(g, out, q, upper):
+    p = out * g
+    tau = torch.quantile(p.reshape(p.shape[0], -1), q, dim=1).view(-1, *([1] * (p.dim() - 1)))
+    M = (out > 0) if upper is None else (out > 0) & (out < upper)
+    return g * (p > tau) * M
+
+
+def test_rectgrad_fused_gate_equals_the_textbook_mask():
+    """The fused RectGrad gate (one threshold_backward per sample) equals g * 1(A g > tau) * M,
+    also when tau < 0 (most products negative: the ReLU mask must still act) and for a clamp
+    gate (ReLU6, M also 0 at the upper bound)."""
+    from nfr.engine.rules import _rect_gate
+    gen = _g(7)
+    out = torch.randn(3, 4, 9, 9, generator=gen, dtype=torch.float64).clamp(min=0)
+    out[:, :, :3] = 0.0
+    g = torch.randn(3, 4, 9, 9, generator=gen, dtype=torch.float64)
+    g_neg = -g.abs() - 0.1                       # every product <= 0: tau <= 0 ...
+    g_neg[0, 0, 5, 5] = 1.0                      # ... with a few positive ones
+    out6 = out.clamp(max=1.0)                    # units at the ReLU6-style upper bound
+    cases = [(g, out, None), (g_neg, out, None), (g, out6, 1.0), (g_neg, out6, 1.0)]
+    for gg, oo, up in cases:
+        for q in (0.9, 0.5, 0.1):
+            want = _naive_rect(gg, oo, q, up)
+            got = _rect_gate(gg, oo, q, up)
+            assert torch.equal(got, want + 0.0), (q, up)   # + 0.0: -0 -> 0
+    # tau < 0 really happened, and there the ReLU mask mattered
+    tau = torch.quantile((out * g_neg).reshape(3, -1), 0.1, dim=1)
+    assert (tau < 0).all()
+
+
+def test_stacked_first_layer_equals_unstacked_path():
+    """The signed z+ layer and z^B stack their two/three maps into one convolution (groups == 1).
+    A grouped first convolution takes the unstacked path; the same layer written as a dense
+    convolution with zero blocks takes the stacked one: both give the same z+ and DTD maps."""
+    torch.manual_seed(3)
+    grouped = nn.Conv2d(3, 6, 3, padding=1, groups=3).double()
+    dense = nn.Conv2d(3, 6, 3, padding=1).double()
+    with torch.no_grad():
+        dense.weight.zero_()
+        for o in range(6):
+            dense.weight[o, o // 2] = grouped.weight[o, 0]
+        dense.bias.copy_(grouped.bias)
+
+    def net(first):
+        torch.manual_seed(4)
+        return nn.Sequential(first, nn.ReLU(), nn.Conv2d(6, 5, 3, padding=1), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(20, 4)).double().eval()
+
+    a, b = net(grouped), net(dense)
+    x = torch.randn(2, 3, 8, 8, generator=_g(5), dtype=torch.float64)
+    assert torch.allclose(a(x), b(x), rtol=1e-12, atol=1e-12)
+    for rule, kw in (("zplus", {}), ("dtd", {"low": -3.0, "high": 3.0}),
+                     ("alphabeta", {"alpha": 2.0, "beta": 1.0})):
+        ra = nfr.attribute(a, x, torch.tensor([1, 2]), rule, **kw)
+        rb = nfr.attribute(b, x, torch.tensor([1, 2]), rule, **kw)
+        assert ra.abs().sum() > 0
+        torch.testing.assert_close(ra, rb, rtol=1e-10, atol=1e-12)
