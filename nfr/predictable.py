@@ -167,29 +167,3 @@ def ibd_experiment(model: str = "vgg16", weights: str = "imagenet", data: str = 
         keep = vals >= np.nanmedian(vals) if keep_half else np.ones(len(vals), bool)
         auc[m] = roc_auc(vals[keep], wrong[keep])
     return {"n": int(len(wrong)), "errors": int(wrong.sum()), "auc": auc}
-
-
-def main(argv=None) -> int:
-    """``python -m nfr.predictable ibd --model resnet50 --weights imagenet --data PATH ...``"""
-    import argparse
-    import json
-    p = argparse.ArgumentParser(prog="python -m nfr.predictable",
-                                description="Seed 002 Table 2: ROC-AUC of IBD for prediction errors")
-    p.add_argument("experiment", choices=["ibd"])
-    p.add_argument("--model", default="vgg16")
-    p.add_argument("--weights", default="imagenet")
-    p.add_argument("--data", default="samples")
-    p.add_argument("--n-images", type=int, default=0, help="0 = all")
-    p.add_argument("--size", type=int, default=None)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
-    a = p.parse_args(argv)
-    res = ibd_experiment(a.model, a.weights, a.data, a.n_images or None, a.size, a.device, a.seed,
-                         a.batch_size)
-    print(json.dumps(res, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
