@@ -45,3 +45,23 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print (and write to _build/oracle_differences.json) the largest relative difference
+    measured against each oracle: the NumPy reference, literal formulas, Captum, Zennit."""
+    import json
+    try:
+        from _oracle_log import LOG
+    except ImportError:
+        return
+    if not LOG:
+        return
+    rows = {k: max(v, key=lambda t: t[1]) for k, v in LOG.items()}
+    terminalreporter.write_sep("-", "largest relative difference per oracle (max|ours - oracle| / max|oracle|)")
+    for k, (where, rel) in sorted(rows.items()):
+        terminalreporter.write_line(f"{k:40s} {rel:9.2e}  ({len(LOG[k])} comparisons; worst: {where.split(' ')[0]})")
+    out = ROOT / "_build" / "oracle_differences.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({k: {"max_relative_difference": r, "worst": w, "comparisons": len(LOG[k])}
+                               for k, (w, r) in rows.items()}, indent=1) + "\n")

@@ -182,7 +182,10 @@ def literal_zplus_filter(ops, x, k):
     return c
 
 
-def _close(a, b, tol=1e-10):
+def _close(a, b, tol=1e-10, oracle="literal formulas"):
+    import os
+    from _oracle_log import record
+    record(oracle, a, b, os.environ.get("PYTEST_CURRENT_TEST", ""))
     scale = max(float(b.abs().max()), 1e-300)
     assert float((a - b).abs().max()) <= tol * scale, float((a - b).abs().max()) / scale
 
@@ -223,8 +226,8 @@ def test_zplus_and_dtd_match_literal_lrp(name, make, shape):
         _close(Rd[b].reshape(-1), literal(ops, x[b], int(target[b]), "dtd", low=-3.0, high=3.0))
     # conservation (bias-free): sum R = f_k for z+
     f = model(x)[torch.arange(3), target]
-    _close(Rz.reshape(3, -1).sum(1), f, 1e-9)
-    _close(Rd.reshape(3, -1).sum(1), f, 1e-9)
+    _close(Rz.reshape(3, -1).sum(1), f, 1e-9, "conservation (sum R = logit)")
+    _close(Rd.reshape(3, -1).sum(1), f, 1e-9, "conservation (sum R = logit)")
     assert not torch.allclose(Rz, Rd)
 
 
@@ -275,23 +278,23 @@ def test_cascade_levels_equal_composites():
         for n in range(L + 1):
             comp = composite_for(rule, L, bottom=False, upto=n)
             want = nfr.attribute(model, x, 2, "grad", bottom=False, composite=comp)
-            _close(C[n], want)
-        _close(C[0], nfr.attribute(model, x, 2, "grad"))
+            _close(C[n], want, oracle="nfr.cascade = nfr.attribute per level")
+        _close(C[0], nfr.attribute(model, x, 2, "grad"), oracle="nfr.cascade = nfr.attribute per level")
         if rule in ("gbp", "rectgrad"):
-            _close(C[1], C[0])                                # layer L has no ReLU
-            _close(C[L], nfr.attribute(model, x, 2, rule, bottom=False))
+            _close(C[1], C[0], oracle="nfr.cascade = nfr.attribute per level")  # layer L has no ReLU
+            _close(C[L], nfr.attribute(model, x, 2, rule, bottom=False), oracle="nfr.cascade = nfr.attribute per level")
     Cb = nfr.cascade(model, x, 2, "dtd", bottom=True, low=-3.0, high=3.0)
-    _close(Cb[L], nfr.attribute(model, x, 2, "dtd", low=-3.0, high=3.0))
+    _close(Cb[L], nfr.attribute(model, x, 2, "dtd", low=-3.0, high=3.0), oracle="nfr.cascade = nfr.attribute per level")
 
 
 def test_cascade_activation_levels():
     model = mlp([6, 9, 8, 7, 5], 13)
     x = torch.randn(2, 6, generator=_gen(14), dtype=DT)
     C = nfr.cascade(model, x, 1, "activation")
-    _close(C[0], nfr.attribute(model, x, 1, "grad"))
+    _close(C[0], nfr.attribute(model, x, 1, "grad"), oracle="nfr.cascade = nfr.attribute per level")
     for n in (1, 2, 3):
-        _close(C[n], nfr.attribute(model, x, 1, "activation", layer=4 - n))
-    _close(C[4], x)
+        _close(C[n], nfr.attribute(model, x, 1, "activation", layer=4 - n), oracle="nfr.cascade = nfr.attribute per level")
+    _close(C[4], x, oracle="nfr.cascade = nfr.attribute per level")
 
 
 def _resnet_like():
@@ -326,7 +329,7 @@ def test_cascade_on_residual_net_equals_composites():
         for n in range(L + 1):
             want = nfr.attribute(model, x, 4, "grad", bottom=False,
                                  composite=composite_for(rule, L, upto=n))
-            _close(C[n], want)
+            _close(C[n], want, oracle="nfr.cascade = nfr.attribute per level")
 
 
 from nfr.bench import _noinplace  # noqa: E402  (one copy of the helper)
@@ -344,7 +347,7 @@ def test_gbp_equals_captum(arch):
     x = torch.randn(1, 3, 64, 64, generator=_gen(1), dtype=DT)
     ours = nfr.attribute(model, x, 7, "gbp")
     theirs = GuidedBackprop(_noinplace(model)).attribute(x.clone(), target=7)
-    _close(ours, theirs, 1e-10)
+    _close(ours, theirs, 1e-10, "Captum GuidedBackprop")
     assert not torch.allclose(ours, nfr.attribute(model, x, 7, "grad"))
 
 
@@ -372,11 +375,11 @@ def _zennit(model, x, target, first=None, alpha_beta=None):
 def test_zplus_and_dtd_equal_zennit_on_toy():
     model = tiny_cnn(31, bias=False)
     x = torch.randn(2, 3, 8, 8, generator=_gen(32), dtype=DT)
-    _close(nfr.attribute(model, x, 1, "zplus"), _zennit(model, x, 1), 1e-8)
+    _close(nfr.attribute(model, x, 1, "zplus"), _zennit(model, x, 1), 1e-8, "Zennit")
     xp = x.abs()                                              # non-negative input, too
-    _close(nfr.attribute(model, xp, 1, "zplus"), _zennit(model, xp, 1), 1e-8)
+    _close(nfr.attribute(model, xp, 1, "zplus"), _zennit(model, xp, 1), 1e-8, "Zennit")
     _close(nfr.attribute(model, x, 1, "dtd", low=-3.0, high=3.0),
-           _zennit(model, x, 1, first=(-3.0, 3.0)), 1e-8)
+           _zennit(model, x, 1, first=(-3.0, 3.0)), 1e-8, "Zennit")
 
 
 def test_alphabeta_equals_zennit_on_toy():
@@ -385,7 +388,7 @@ def test_alphabeta_equals_zennit_on_toy():
     x = torch.randn(2, 3, 8, 8, generator=_gen(35), dtype=DT)
     for ab in ((2.0, 1.0), (1.0, 0.0)):
         _close(nfr.attribute(model, x, 1, "alphabeta", alpha=ab[0], beta=ab[1]),
-               _zennit(model, x, 1, alpha_beta=ab), 1e-8)
+               _zennit(model, x, 1, alpha_beta=ab), 1e-8, "Zennit")
 
 
 def test_zplus_and_dtd_equal_zennit_on_vgg16():
@@ -394,8 +397,8 @@ def test_zplus_and_dtd_equal_zennit_on_vgg16():
         torch.manual_seed(1)
         model = _noinplace(torchvision.models.vgg16(weights=None).eval().to(DT))
     x = torch.randn(1, 3, 64, 64, generator=_gen(33), dtype=DT)
-    _close(nfr.attribute(model, x, 5, "zplus"), _zennit(model, x, 5), 1e-8)
+    _close(nfr.attribute(model, x, 5, "zplus"), _zennit(model, x, 5), 1e-8, "Zennit")
     low = torch.tensor([-2.1, -2.0, -1.8], dtype=DT).view(1, 3, 1, 1)
     high = torch.tensor([2.2, 2.4, 2.6], dtype=DT).view(1, 3, 1, 1)
     _close(nfr.attribute(model, x, 5, "dtd", low=low, high=high),
-           _zennit(model, x, 5, first=(low, high)), 1e-8)
+           _zennit(model, x, 5, first=(low, high)), 1e-8, "Zennit")
