@@ -19,24 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from nfr.tools.reproduce_costs import listed_commands  # the page's parser, one copy
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "reproduce.md"
-_BLOCK = re.compile(r"^```\{code-block\} bash\n((?::[^\n]*\n)*)\n?(.*?)^```", re.M | re.S)
 SMOKE = {"--n-images": "1", "--size": "32", "--device": "cpu", "--batch-size": "1"}
 FEWER = {"weight-stats": {"--max-neurons": "16"}, "sanity": {"--steps": "1"}, "activations": {"--layers": "1"},
          "removal": {"--k": "1"}, "kis": {"--n-images": "8", "--n-boot": "50"}, "trgbp": {"--top": "3"}}
-
-
-def listed_commands(text: str | None = None) -> list[str]:
-    """The commands of every ``nfr-reproduce`` block (one per line; ``\\`` continuations joined)."""
-    text = PAGE.read_text() if text is None else text
-    cmds = []
-    for options, body in _BLOCK.findall(text):
-        if "nfr-reproduce" not in options:
-            continue
-        body = re.sub(r"\\\n\s*", " ", body)
-        cmds += [line.strip() for line in body.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return cmds
 
 
 def _weights_available(model: str) -> bool:
