@@ -176,8 +176,8 @@ def _rect_gate(g: torch.Tensor, out: torch.Tensor, q: float, upper) -> torch.Ten
     """
     p = out * g
     tau = row_quantile(p, q).reshape(-1).tolist()
-    res = torch.empty_like(g)
-    for b, t in enumerate(tau):
+    res = p              # the result overwrites p row by row (after its threshold is known):
+    for b, t in enumerate(tau):       # one large allocation per gate, as for the plain gradient
         torch.ops.aten.threshold_backward.grad_input(g[b], p[b], t, grad_input=res[b])
         if upper is not None:
             res[b].mul_((out[b] > 0) & (out[b] < upper))
@@ -274,6 +274,15 @@ def _safe_div(num, den, eps):
     return (num / den).masked_fill_(den == 0, 0.0)
 
 
+def _ratio_into(num, den, eps):
+    """:func:`_safe_div` written into ``den``'s own buffer (``den`` must be a fresh temporary):
+    a large allocation costs more than the division itself (page faults of a new buffer)."""
+    if eps:
+        return _safe_div(num, den, eps)
+    zero = den == 0
+    return torch.div(num, den, out=den).masked_fill_(zero, 0.0)
+
+
 _POS_CACHE: dict = {}
 
 
@@ -336,7 +345,7 @@ class _WeightFn(torch.autograd.Function):
                 s = _stacked_linear(mod, (a.clamp(min=0), a.clamp(max=0)), (Wp, Wn))
             else:
                 s = mod.linear(a, Wp)
-            h = _safe_div(z0, s, st.eps).mul_(g)
+            h = _ratio_into(z0, s, st.eps).mul_(g)
             if signed:
                 cp, cn = _stacked_input_grads(mod, a, (Wp, Wn), h)
                 return torch.where(a < 0, cn, cp), None, None
