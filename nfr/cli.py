@@ -181,7 +181,7 @@ def _add_nie_parser(sub) -> None:
                         description="Seed 002 Section 3.2 and Fig 2: GBP of random three-layer CNNs "
                         "against Nie et al.'s\nreconstruction theorem (scale, border pixels, noise "
                         "vs N and p: claim T4).")
-    g = sp.add_argument_group("options")
+    g = sp.add_argument_group("nie options")
     g.add_argument("--data", default="signs", metavar="{signs,samples,skimage,PATH}",
                    help="'signs' (random +-1 images: every patch has the same norm, the theorem's "
                         "assumption; default), foolbox's 'samples', scikit-image's 'skimage' photos, "

@@ -164,16 +164,26 @@ def nie(data="signs", n_images=1, size=None, device="cpu", seed=0, filters=(16, 
     their GBP s at a logit is compared with the theorem. Per setting (mean, std and the values over
     inputs x networks):
 
+    ``p`` and, as lists with one entry per input, ``C0``, ``C0_mean`` / ``_min`` / ``_max``,
+    ``constant_printed``, ``constant_derived`` and ``cos_Ex`` (see below) complete each setting.
+
     * ``cos_x`` = cos(s, x), ``cos_E`` = cos(s, E s) (E s exact, :func:`nfr.reference.nie.expected_gbp`);
     * ``scale``: the least-squares factor of s on x over the fully covered pixels (coverage = max),
       ``ratio_printed`` = scale / (2 c^2 p N / (pi C0)) (eq 7 as printed), ``ratio_derived`` =
-      scale / (c^2 p N / (2 pi C0)) (chapter 11's proof: a quarter of the printed constant), with C0
-      the harmonic mean of the patch norms (exact when all patches have the same norm, as for
-      ``data="signs"``; on a photo the constant varies from pixel to pixel);
+      scale / (c^2 p N / (2 pi C0)) (chapter 11's proof: a quarter of the printed constant). C0 is
+      the patch norm when all patches share it (``data="signs"``: k / sqrt(d)); on a photo, whose
+      patch norms differ (``C0_mean``, ``C0_min``, ``C0_max``), E s_m / x_m varies from pixel to
+      pixel and C0 is the *effective* norm for which the derived constant is the least-squares
+      factor of E s on x over the interior, so that ``ratio_derived`` tests the convergence of s
+      to its expectation and ``ratio_printed`` the printed constant;
+      ``cos_Ex`` = cos(E s, x): the limit of ``cos_x`` for N -> infinity (1 only for equal patch
+      norms and no border: on a photo GBP tends to a contrast-normalised image);
       ``ratio_sd_pred``: the standard deviation of ``ratio_derived`` for one network predicted by
       the noise model, sqrt(a^2 + b^2 / N): a = pi C0 sqrt(cov_max) / (p sqrt(N sum_I x^2)) from
       the independent-terms variance Var s_m = N cov_m c^4 / 4 (chapter 11), b^2 = Var ||w|| /
-      (E ||w||)^2 ~ 1 / (2 p) from the norm of each filter, which every patch of that filter shares;
+      (E ||w||)^2 ~ 1 / (2 p) from the norm of each filter, which every patch of that filter shares
+      (derived for equal patch norms; on photos the direction of a filter matters too and the
+      measured spread is larger);
       ``ratio_E`` = <s, E s> / ||E s||^2 (1 on any image);
     * ``border_centre``: mean |s| in the band of width k - 1 along the edges over the mean inside
       (:func:`nfr.metrics.border_centre_ratio`), against the prediction of the patch coverage
@@ -227,16 +237,24 @@ def nie(data="signs", n_images=1, size=None, device="cpu", seed=0, filters=(16, 
             p = cin * k * k
             shape = x.shape if cin > 1 else x.shape[1:]
             x2 = x.reshape(shape)
-            C = ref.patches(x2, k, stride)
-            nrm = np.linalg.norm(C, axis=0)
-            C0 = float(1.0 / np.mean(1.0 / nrm[nrm > 0]))
+            nrm = np.linalg.norm(ref.patches(x2, k, stride), axis=0)
             E = ref.expected_gbp(x2, k, N, c=c, stride=stride).reshape(x.shape)
             cov = ref.coverage(shape, k, stride).reshape(x.shape)
             full = cov == cov.max()
             kmax = float(cov.max())
-            pc, dc = ref.paper_constant(c, p, N, C0), ref.derived_constant(c, p, N, C0)
-            consts = dict(C0=C0, p=p, constant_printed=pc, constant_derived=dc)
             sx = float((x[full] ** 2).sum())
+            # effective patch norm: the C0 for which c^2 p N / (2 pi C0) is the least-squares
+            # factor of E s on x over the interior (= the common norm when all patches share it)
+            sE = float((E[full] * x[full]).sum() / sx) if sx > 0 else float("nan")
+            C0 = ref.derived_constant(c, p, N, 1.0) / sE if sE > 0 else float("nan")
+            pc, dc = ref.paper_constant(c, p, N, C0), ref.derived_constant(c, p, N, C0)
+            cst = dict(C0=C0, C0_mean=float(nrm.mean()),
+                       C0_min=float(nrm.min()), C0_max=float(nrm.max()),
+                       constant_printed=pc, constant_derived=dc,
+                       cos_Ex=float((E * x).sum() / (np.linalg.norm(E) * np.linalg.norm(x))))
+            consts["p"] = p
+            for key, v in cst.items():
+                consts.setdefault(key, []).append(v)
             sd = math.sqrt((math.pi * C0 * math.sqrt(kmax) / (p * math.sqrt(N * sx))) ** 2
                            + _norm_var(p) / N) if sx > 0 else float("nan")
             noise_pred = ref.noise_prediction(x2, k, stride) / math.sqrt(N)

@@ -93,7 +93,7 @@ def test_nie_scale_matches_the_derived_constant_at_large_n():
     tol = 4 * sd / math.sqrt(2)
     assert abs(st["ratio_derived"]["mean"] - 1) < tol, (st["ratio_derived"], tol)
     assert abs(st["ratio_printed"]["mean"] - 0.25) < tol / 4
-    assert math.isclose(st["C0"], 3 / 16)                     # k / sqrt(d) for the sign image
+    assert math.isclose(st["C0"][0], 3 / 16)                     # k / sqrt(d) for the sign image
     assert abs(st["ratio_E"]["mean"] - 1) < tol
     bc, pred = st["border_centre"]["mean"], st["pred_coverage"]["mean"]
     cov = ref.coverage((16, 16), 3)
@@ -136,3 +136,25 @@ def test_failure_rejects_bad_layers_and_rules(tmp_path, capsys):
     assert main(["failure", *FAIL_ARGS[:-3], "--layers", "0", "--out", str(tmp_path)]) == 2
     assert "out of range" in capsys.readouterr().err
     assert main(["failure", *FAIL_ARGS, "--rules", "gbp,zplus", "--out", str(tmp_path)]) == 2
+
+
+def test_nie_reads_an_image_file_and_splits_channels(tmp_path):
+    """--data PATH with a PNG written here; --channels each makes three grey inputs of one photo,
+    and a constant channel is refused with a message (nothing to rebuild)."""
+    from PIL import Image
+    g = np.random.default_rng(0)
+    a = (g.random((20, 24, 3)) * 255).astype(np.uint8)
+    Image.fromarray(a).save(tmp_path / "photo.png")
+    assert main(["nie", "--data", str(tmp_path / "photo.png"), "--size", "16", "--filters", "4",
+                 "--kernel", "3", "--seeds", "1", "--channels", "each", "--quiet",
+                 "--out", str(tmp_path / "o")]) == 0
+    d = json.loads((tmp_path / "o" / "nie.json").read_text())
+    assert d["config"]["inputs"] == ["photo.png:R", "photo.png:G", "photo.png:B"]
+    assert len(d["settings"][0]["C0"]) == 3
+    a[..., 1] = 7
+    Image.fromarray(a).save(tmp_path / "flat.png")
+    assert main(["nie", "--data", str(tmp_path / "flat.png"), "--size", "16", "--filters", "4",
+                 "--kernel", "3", "--seeds", "1", "--channels", "each", "--quiet",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert main(["nie", "--data", str(tmp_path / "missing.png"), "--size", "16", "--quiet",
+                 "--out", str(tmp_path / "o")]) == 2
