@@ -30,6 +30,12 @@ Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) in
                  correct vs incorrect predictions, ROC-AUC and bimodality (Section V-B)
   trgbp          Seed 002 Figs 3, 7, 8: GBP vs TR-GBP class maps and their class sensitivity
   ibd            Seed 002 Table 2: ROC-AUC of the border intensity IBD for prediction errors
+  failure        Fig 7 (Sec. V-A): maps started at each layer l (A_l carried down by GBP) and
+                 what they keep of the input (alignment, colour, background) per start layer,
+                 for wrong vs correct predictions
+  nie            Seed 002 Sec. 3.2 / Fig 2: Nie et al.'s reconstruction theorem on random
+                 three-layer CNNs: GBP -> constant x input, weaker borders, noise vs N and p
+                 (no network or weights needed)
   train          Train / fine-tune a CIFAR-10 classifier, clean or backdoored (BadNet, Dynamic,
                  InputAware, WaNet); writes the weights and a manifest JSON
 
@@ -140,14 +146,75 @@ def build_parser() -> argparse.ArgumentParser:
             "-")
     g.add_argument("--top", type=int, default=5, help="classes per image (default 5, eq 10)")
     add("ibd", "Seed 002 Table 2: ROC-AUC of the border intensity IBD for prediction errors", "-")
+    g = add("failure", "Fig 7 (Sec. V-A): layer-wise failure analysis, measures per start layer",
+            "gbp (the rule of the layers below the start layer: gbp, grad, rectgrad or zplus)")
+    g.add_argument("--layers", type=_int_list, default=None, metavar="L1,L2",
+                   help="start layers l (1..L-1; default all)")
+    g.add_argument("--box-frac", type=float, default=0.5,
+                   help="the central box (the object proxy of the 'outside' measure) covers this "
+                        "fraction of height and width (default 0.5)")
+    _add_nie_parser(sub)
     from nfr.train import add_parser as _add_train_parser
     _add_train_parser(sub)
     return parser
 
 
+NIE_EPILOG = """\
+examples:
+  # the theorem's own setting: random-sign images (every patch of equal norm), 3 networks each
+  python -m nfr nie --filters 16,64,256,1024 --kernel 3,5,7 --seeds 3 --size 64 --out results/nie
+  # a photo (grey, mean removed, unit norm): GBP converges to a contrast-normalised image
+  python -m nfr nie --data skimage --n-images 1 --filters 64,1024 --kernel 5 --out results/nie-photo
+  # larger widths on a GPU
+  python -m nfr nie --size 224 --filters 256,1024,4096 --kernel 3 --seeds 4 --device cuda
+
+The network: Conv2d(C_in, N, k, bias=False) -> ReLU -> Linear(N J, 1, bias=False), all weights
+N(0, c^2), Z = 1. Printed constant 2 c^2 p N / (pi C0 Z) (seed 002 eq 7); the constant the proof
+gives for interior pixels is a quarter of it (chapter 11); both ratios are reported."""
+
+
+def _add_nie_parser(sub) -> None:
+    """The nie experiment has no network to load: its own options, no --model / --weights."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    sp = sub.add_parser("nie", help="Seed 002 Sec. 3.2 / Fig 2: reconstruction theorem on random "
+                        "three-layer CNNs", epilog=NIE_EPILOG, formatter_class=fmt,
+                        description="Seed 002 Section 3.2 and Fig 2: GBP of random three-layer CNNs "
+                        "against Nie et al.'s\nreconstruction theorem (scale, border pixels, noise "
+                        "vs N and p: claim T4).")
+    g = sp.add_argument_group("nie options")
+    g.add_argument("--data", default="signs", metavar="{signs,samples,skimage,PATH}",
+                   help="'signs' (random +-1 images: every patch has the same norm, the theorem's "
+                        "assumption; default), foolbox's 'samples', scikit-image's 'skimage' photos, "
+                        "or an image file / ImageNet or CIFAR-10 folder")
+    g.add_argument("--n-images", type=int, default=1, metavar="N", help="number of images (default 1)")
+    g.add_argument("--size", type=int, default=None, metavar="PX", help="image side (default 64)")
+    g.add_argument("--channels", default="gray", choices=("gray", "each", "rgb"),
+                   help="photos as one grey image (default, as chapter 11), each colour channel "
+                        "as its own grey image, or one 3-channel input (p = 3 k^2)")
+    g.add_argument("--filters", type=_int_list, default=[16, 64, 256], metavar="N1,N2",
+                   help="numbers of filters N (default 16,64,256)")
+    g.add_argument("--kernel", type=_int_list, default=[3, 5, 7], metavar="K1,K2",
+                   help="filter sides k, p = k^2 (default 3,5,7)")
+    g.add_argument("--seeds", type=int, default=3, help="random networks per setting and image (default 3)")
+    g.add_argument("--c", type=float, default=0.5, help="weight standard deviation c (default 0.5)")
+    g.add_argument("--stride", type=int, default=1, help="convolution stride (default 1)")
+    g.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="(default: cpu)")
+    g.add_argument("--seed", type=int, default=0, help="seeds the images and networks (default 0)")
+    g.add_argument("--out", default="results", metavar="DIR", help="output folder (default: results)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    # accepted only to answer with a clear message (nie draws its own networks)
+    g.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    g.add_argument("--weights", default=None, help=argparse.SUPPRESS)
+
+
 def _call(args) -> dict:
     from nfr import experiments as E
     fn = E.EXPERIMENTS[args.experiment]
+    if args.experiment == "nie":
+        return fn(data=args.data, n_images=args.n_images, size=args.size, device=args.device,
+                  seed=args.seed, filters=args.filters, kernel=args.kernel, seeds=args.seeds,
+                  channels=args.channels, c=args.c, stride=args.stride, out=args.out,
+                  progress=not args.quiet, model=args.model, weights=args.weights)
     kw = dict(model=args.model, weights=args.weights, seed=args.seed, out=args.out,
               progress=not args.quiet)
     if args.experiment == "weight-stats":
@@ -161,6 +228,8 @@ def _call(args) -> dict:
                                  frac=getattr(args, "frac", 0.1)),
              "sanity": dict(steps=getattr(args, "steps", None)),
              "trgbp": dict(top=getattr(args, "top", 5)),
+             "failure": dict(layers=getattr(args, "layers", None),
+                             box_frac=getattr(args, "box_frac", 0.5)),
              "kis": dict(variants=getattr(args, "variants", False),
                          n_boot=getattr(args, "n_boot", 2000))}.get(args.experiment, {})
     return fn(**kw, **extra)
@@ -184,6 +253,14 @@ def _summary(res: dict) -> str:
         for k, v in res["auc"].items():
             auc = "n/a (needs right and wrong predictions)" if v is None or v != v else f"{v:.3f}"
             lines.append(f"  {k:10s} ROC-AUC {auc}  ({res['errors']} errors in {res['n']})")
+    elif exp == "nie":
+        for st in res["settings"]:
+            lines.append(f"  N {st['N']:5d} k {st['k']}: cos(s,x) {st['cos_x']['mean']:.3f}  scale/printed "
+                         f"{st['ratio_printed']['mean']:.3f}  scale/derived {st['ratio_derived']['mean']:.3f}  "
+                         f"border/centre {st['border_centre']['mean']:.3f} (coverage "
+                         f"{st['pred_coverage']['mean']:.3f})  residual {st['residual_x']['mean']:.3f}")
+    elif exp == "failure":
+        lines += ["  " + line for line in res["report"]]
     elif exp == "cascade":
         for r, d in res["curves"].items():
             lines.append(f"  {r:14s} alpha level 0 {d['mean'][0]:+.3f} -> level L {d['mean'][-1]:+.3f}")

@@ -797,3 +797,9 @@ def ibd(model="vgg16", weights="random", data="samples", n_images=20, size=None,
 EXPERIMENTS["trgbp"] = trgbp
 EXPERIMENTS["ibd"] = ibd
 __all__ += ["trgbp", "ibd"]
+
+from nfr.experiments_theory import failure as _failure  # noqa: E402
+from nfr.experiments_theory import nie as _nie  # noqa: E402
+
+EXPERIMENTS["nie"] = _nie
+EXPERIMENTS["failure"] = _failure
