@@ -797,3 +797,9 @@ def ibd(model="vgg16", weights="random", data="samples", n_images=20, size=None,
 EXPERIMENTS["trgbp"] = trgbp
 EXPERIMENTS["ibd"] = ibd
 __all__ += ["trgbp", "ibd"]
+
+from nfr.experiments_eval import ebpg as _ebpg  # noqa: E402
+from nfr.experiments_eval import perturbation as _perturbation  # noqa: E402
+
+EXPERIMENTS["ebpg"] = _ebpg
+EXPERIMENTS["perturbation"] = _perturbation
