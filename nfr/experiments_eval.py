@@ -113,16 +113,23 @@ def ebpg_scores(model, x, target, boxes, methods, layer: str | None = None, batc
     return {m: np.asarray(v, float) for m, v in vals.items()}, first
 
 
-def _sample_images(size: int, n_images, seed: int):
+def _sample_images(size: int, n_images, seed: int, max_box_frac: float | None):
     from nfr import data as D
     from nfr.data import _select
     sb = D.sample_boxes(size)
+    skipped = {"box_too_large": 0}
+    if max_box_frac is not None:
+        frac = [(b["box"][1] - b["box"][0]) * (b["box"][3] - b["box"][2]) / size ** 2 for b in sb]
+        skipped["box_too_large"] = sum(f > max_box_frac for f in frac)
+        sb = [b for b, f in zip(sb, frac) if f <= max_box_frac]
+        if not sb:
+            raise NFRError(f"every sample box covers more than {max_box_frac} of its photo")
     pick = _select(len(sb), n_images, seed)
     sb = [sb[i] for i in pick]
     raw, labels = D.foolbox_imagenet(size, indices=[b["index"] for b in sb])
     info = [dict(image=f"foolbox imagenet sample {b['index']}", label=b["label"], name=b["name"],
                  boxes=[list(b["box"])]) for b in sb]
-    return raw, labels.tolist(), [[b["box"]] for b in sb], info, {}
+    return raw, labels.tolist(), [[b["box"]] for b in sb], info, skipped
 
 
 def _box_area_fraction(objs, width, height) -> float:
@@ -232,7 +239,7 @@ def ebpg(model="vgg16", weights="random", data="samples", n_images=None, size=No
         if boxes not in (None, "samples"):
             raise NFRError("--data samples uses the bundled boxes of the sample photos; drop --boxes "
                            "(or give --data an ImageNet validation folder)")
-        raw, labels, bx, info, skipped = _sample_images(size, n_images, seed)
+        raw, labels, bx, info, skipped = _sample_images(size, n_images, seed, max_box_frac)
         box_source = ("hand-drawn boxes of 5 of the 20 foolbox sample photos (nfr/resources/"
                       "ebpg_boxes.json: by eye, about +-8 px, not ImageNet annotations); only "
                       "these photos are used")
@@ -350,7 +357,7 @@ def perturbation(model="vgg16", weights="random", data="samples", n_images=4, si
                                                  "LeRF (lower AOPC is better)")):
         for m in methods:
             ax.plot(100 * fr, cur[m][o].mean(0), marker="o", ms=3,
-                    label=f"{NAMES[m]} (AOPC {res['aopc'][m][o]['mean']:.3f})")
+                    label=f"{NAMES[m]} (AOPC {res['aopc'][m][o]['mean']:.3g})")
         ax.set_xlabel("pixels removed (%)")
         ax.set_title(t, fontsize=9)
         ax.legend(fontsize=6)
