@@ -212,6 +212,15 @@ def test_cli_ebpg_imagenet_folder_with_boxes(tmp_path):
 def test_cli_ebpg_errors(tmp_path):
     assert cli.main(["ebpg", "--data", "samples", "--boxes", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert cli.main(["ebpg", "--model", "cifar_resnet20", "--out", str(tmp_path)]) == 2
+    # every sample box covers more than 1% of its photo
+    assert cli.main(["ebpg", "--max-box-frac", "0.01", "--out", str(tmp_path)]) == 2
+
+
+def test_sample_boxes_filter():
+    from nfr.experiments_eval import _sample_images
+    _, labels, bx, info, skipped = _sample_images(224, None, 0, 0.45)
+    # 185 x 107, 100 x 155, 100 x 185, 195 x 125 (48.6%), 130 x 155 pixels of 224 x 224
+    assert skipped == {"box_too_large": 1} and len(bx) == 4 and 317 not in labels
 
 
 def test_cli_perturbation(tmp_path):
