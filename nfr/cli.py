@@ -36,6 +36,8 @@ Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) in
   nie            Seed 002 Sec. 3.2 / Fig 2: Nie et al.'s reconstruction theorem on random
                  three-layer CNNs: GBP -> constant x input, weaker borders, noise vs N and p
                  (no network or weights needed)
+  ebpg           Seed 002 Table 1: energy-based pointing game (share of R+ inside the box)
+  perturbation   Seed 002 Fig 6: pixel perturbation curves (MoRF, LeRF) and their AOPC
   train          Train / fine-tune a CIFAR-10 classifier, clean or backdoored (BadNet, Dynamic,
                  InputAware, WaNet); writes the weights and a manifest JSON
 
@@ -154,6 +156,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the central box (the object proxy of the 'outside' measure) covers this "
                         "fraction of height and width (default 0.5)")
     _add_nie_parser(sub)
+    g = add("ebpg", "Seed 002 Table 1: energy-based pointing game of each method for the label class",
+            "saliency,gbp,gig,fullgrad,gradcam,cameras,trgbp (also ig)")
+    g.add_argument("--boxes", default=None, metavar="DIR",
+                   help="folder of the ILSVRC2012 validation box annotations "
+                        "(ILSVRC2012_val_XXXXXXXX.xml), needed when --data is an ImageNet folder; "
+                        "--data samples uses the bundled hand-drawn boxes of 5 sample photos "
+                        "('samples', the default)")
+    g.add_argument("--single-box", action="store_true",
+                   help="keep only images with exactly one box of their class (the seed's setting)")
+    g.add_argument("--max-box-frac", type=float, default=None, metavar="F",
+                   help="drop images whose boxes cover more than F of the image (the seed: 0.5)")
+    g.add_argument("--layer", default=None, metavar="MODULE",
+                   help="module read by GradCAM / CAMERAS (default: the last feature block, e.g. "
+                        "features.29 of VGG16, layer4 of ResNet50)")
+    sub.choices["ebpg"].set_defaults(target="label", n_images=0)
+    sub.choices["ebpg"].description += (
+        "\nHere --target defaults to 'label' (the class of the box) and --n-images to 0 = every "
+        "image with a usable box (images are drawn in a --seed order until N have one).\n"
+        "--data samples: the 5 sample photos with hand-drawn boxes; an ImageNet folder needs --boxes.")
+    g = add("perturbation", "Seed 002 Fig 6: MoRF / LeRF pixel perturbation curves and AOPC per method",
+            "saliency,gbp,gig,fullgrad,gradcam,trgbp (also ig, cameras)")
+    g.add_argument("--steps", type=int, default=11,
+                   help="fractions of removed pixels, evenly spaced from 0 to 1 (default 11: 0, 10%%, ..)")
+    g.add_argument("--layer", default=None, metavar="MODULE",
+                   help="module read by GradCAM / CAMERAS (default: the last feature block)")
     from nfr.train import add_parser as _add_train_parser
     _add_train_parser(sub)
     return parser
@@ -230,6 +257,10 @@ def _call(args) -> dict:
              "trgbp": dict(top=getattr(args, "top", 5)),
              "failure": dict(layers=getattr(args, "layers", None),
                              box_frac=getattr(args, "box_frac", 0.5)),
+             "ebpg": dict(boxes=getattr(args, "boxes", None), layer=getattr(args, "layer", None),
+                          single_box=getattr(args, "single_box", False),
+                          max_box_frac=getattr(args, "max_box_frac", None)),
+             "perturbation": dict(steps=getattr(args, "steps", 11), layer=getattr(args, "layer", None)),
              "kis": dict(variants=getattr(args, "variants", False),
                          n_boot=getattr(args, "n_boot", 2000))}.get(args.experiment, {})
     return fn(**kw, **extra)
@@ -261,6 +292,17 @@ def _summary(res: dict) -> str:
                          f"{st['pred_coverage']['mean']:.3f})  residual {st['residual_x']['mean']:.3f}")
     elif exp == "failure":
         lines += ["  " + line for line in res["report"]]
+    elif exp == "ebpg":
+        lines.append(f"  {res['n_images']} images with boxes")
+        f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        for m, d in res["ebpg"].items():
+            lines.append(f"  {m:10s} EBPG {f(d['mean'])} +- {f(d['std'])}"
+                         + (f"  ({res['no_positive_energy'][m]} maps without positive energy)"
+                            if res["no_positive_energy"][m] else ""))
+    elif exp == "perturbation":
+        f = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
+        for m, d in res["aopc"].items():
+            lines.append(f"  {m:10s} AOPC MoRF {f(d['morf']['mean'])}  LeRF {f(d['lerf']['mean'])}")
     elif exp == "cascade":
         for r, d in res["curves"].items():
             lines.append(f"  {r:14s} alpha level 0 {d['mean'][0]:+.3f} -> level L {d['mean'][-1]:+.3f}")

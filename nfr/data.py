@@ -35,7 +35,8 @@ from nfr.errors import NFRError
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "EFFICIENTNET_LITE_STATS", "CIFAR10_CLASSES", "imagenet_classes", "normalize",
     "denormalize", "box_bounds", "shared_dir", "cache_dir", "foolbox_imagenet", "foolbox_cifar10",
-    "skimage_photos", "SKIMAGE_PHOTOS", "imagenet_folder", "cifar10", "cifar10_folder",
+    "skimage_photos", "SKIMAGE_PHOTOS", "imagenet_folder", "imagenet_items",
+    "sample_boxes", "parse_voc_xml", "map_box", "imagenet_boxes", "cifar10", "cifar10_folder",
     "load_image",
 ]
 
@@ -224,24 +225,9 @@ def skimage_photos(names: Sequence[str] = SKIMAGE_PHOTOS, size: int = 224):
 _IMG_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
-def imagenet_folder(root, n: int | None = None, seed: int = 0, size: int = 224,
-                    resize: int | None = None, labels_file=None):
-    """Images and labels from an ImageNet validation folder, ``(x, y)``, torchvision preprocessing.
-
-    Two layouts are read:
-
-    1. ImageFolder: ``root/<wnid>/<image>`` with one folder per class; the class index is the
-       position of the folder name among the sorted folder names (for the 1000 ImageNet wnids
-       this is torchvision's index order).
-    2. Flat: all images directly in ``root`` plus ``labels_file`` (default ``root/labels.txt``
-       or ``root/val.txt``) whose lines are either ``<filename> <index>`` or just ``<index>``
-       (one per image, in sorted filename order). Indices are torchvision's 0-based class indices
-       (as in the common ``val.txt``), not the devkit's 1-based ILSVRC2012 ids.
-
-    ``n`` images are drawn with a generator seeded by ``seed`` (all when None). Each image is
-    resized (shorter side to ``resize``, default round(size * 256 / 224)) and center-cropped to
-    ``size``: the standard ImageNet evaluation transform.
-    """
+def imagenet_items(root, labels_file=None) -> list[tuple[Path, int]]:
+    """The ``(path, class index)`` of every image of an ImageNet validation folder, in the order
+    :func:`imagenet_folder` draws its subset from (see there for the two layouts)."""
     root = Path(root)
     if not root.is_dir():
         raise NFRError(f"ImageNet folder {root} does not exist; give the path of an ImageNet "
@@ -271,10 +257,137 @@ def imagenet_folder(root, n: int | None = None, seed: int = 0, size: int = 224,
             items = [(f, lab[f.name]) for f in files]
     if not items:
         raise NFRError(f"no images found in {root}")
+    return items
+
+
+def imagenet_folder(root, n: int | None = None, seed: int = 0, size: int = 224,
+                    resize: int | None = None, labels_file=None):
+    """Images and labels from an ImageNet validation folder, ``(x, y)``, torchvision preprocessing.
+
+    Two layouts are read (:func:`imagenet_items` lists the files):
+
+    1. ImageFolder: ``root/<wnid>/<image>`` with one folder per class; the class index is the
+       position of the folder name among the sorted folder names (for the 1000 ImageNet wnids
+       this is torchvision's index order).
+    2. Flat: all images directly in ``root`` plus ``labels_file`` (default ``root/labels.txt``
+       or ``root/val.txt``) whose lines are either ``<filename> <index>`` or just ``<index>``
+       (one per image, in sorted filename order). Indices are torchvision's 0-based class indices
+       (as in the common ``val.txt``), not the devkit's 1-based ILSVRC2012 ids.
+
+    ``n`` images are drawn with a generator seeded by ``seed`` (all when None). Each image is
+    resized (shorter side to ``resize``, default round(size * 256 / 224)) and center-cropped to
+    ``size``: the standard ImageNet evaluation transform (:func:`imagenet_boxes` maps boxes
+    through the same transform).
+    """
+    items = imagenet_items(root, labels_file)
     pick = _select(len(items), n, seed)
     resize = resize if resize is not None else round(size * 256 / 224)
     x = torch.stack([load_image(items[i][0], size=size, resize=resize) for i in pick])
     return x, torch.tensor([items[i][1] for i in pick], dtype=torch.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# bounding boxes (energy-based pointing game)
+# --------------------------------------------------------------------------------------------
+def sample_boxes(size: int = 224) -> list[dict]:
+    """Hand-drawn boxes of 5 of foolbox's 20 ImageNet sample photos (``nfr/resources/ebpg_boxes.json``,
+    read its header: determined by eye, about +-8 px, NOT ImageNet annotations).
+
+    Returns one dict per boxed photo: ``index`` (0..19, as :func:`foolbox_imagenet`), ``label``,
+    ``name`` and ``box`` = (y1, y2, x1, x2), half-open, rows first, scaled from the file's
+    224 x 224 pixels to ``size`` (rounded).
+    """
+    import json
+    from importlib import resources
+    doc = json.loads(resources.files("nfr").joinpath("resources/ebpg_boxes.json").read_text())
+    out = []
+    for b in doc["boxes"]:
+        d = dict(b)
+        d["box"] = tuple(int(round(v * size / 224)) for v in b["box"])
+        out.append(d)
+    return out
+
+
+def parse_voc_xml(path) -> dict:
+    """One ILSVRC2012 / PASCAL-VOC annotation file, parsed with ``xml.etree``.
+
+    Returns ``{"filename", "width", "height", "objects": [(wnid, xmin, ymin, xmax, ymax), ...]}``
+    with the coordinates as written (the devkit's 1-based, inclusive pixel coordinates).
+    """
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as e:
+        raise NFRError(f"cannot read the annotation file {path}: {e}") from e
+    size = root.find("size")
+    if size is None or size.findtext("width") is None or size.findtext("height") is None:
+        raise NFRError(f"{path} has no <size><width>/<height>: not an ILSVRC2012 box annotation")
+    objs = []
+    for o in root.iter("object"):
+        bb = o.find("bndbox")
+        if bb is None:
+            continue
+        objs.append((o.findtext("name", "").strip(),
+                     *(int(round(float(bb.findtext(k)))) for k in ("xmin", "ymin", "xmax", "ymax"))))
+    return dict(filename=root.findtext("filename", ""), width=int(size.findtext("width")),
+                height=int(size.findtext("height")), objects=objs)
+
+
+def map_box(box, width: int, height: int, size: int = 224, resize: int | None = None):
+    """An annotation box through the evaluation transform of :func:`load_image` /
+    :func:`imagenet_folder`, or None when nothing of it is left in the crop.
+
+    ``box = (xmin, ymin, xmax, ymax)`` in the devkit's convention (1-based, inclusive pixel
+    coordinates: the box covers the continuous interval [xmin - 1, xmax) in 0-based pixel edges).
+    The shorter side is resized to ``resize`` (default round(size * 256 / 224)); the resized
+    image is nw x nh = max(size, round(w r)) x max(size, round(h r)), r = resize / min(w, h), so
+    x scales by nw / w and y by nh / h; the centre crop starts at ((nw - size) // 2,
+    (nh - size) // 2). The mapped box is clipped to the crop and given as the pixels whose centre
+    lies inside it: ``(y1, y2, x1, x2)``, half-open, rows first (:func:`nfr.metrics.energy_in_box`).
+    """
+    import math
+    resize = resize if resize is not None else round(size * 256 / 224)
+    r = resize / min(width, height)
+    nw, nh = max(size, round(width * r)), max(size, round(height * r))
+    left, top = (nw - size) // 2, (nh - size) // 2
+    xmin, ymin, xmax, ymax = box
+    sx, sy = nw / width, nh / height
+    X1, X2 = (xmin - 1) * sx - left, xmax * sx - left
+    Y1, Y2 = (ymin - 1) * sy - top, ymax * sy - top
+    clip = lambda v: min(max(v, 0), size)  # noqa: E731
+    x1, x2 = clip(math.ceil(X1 - 0.5)), clip(math.ceil(X2 - 0.5))
+    y1, y2 = clip(math.ceil(Y1 - 0.5)), clip(math.ceil(Y2 - 0.5))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return (y1, y2, x1, x2)
+
+
+def imagenet_boxes(xml_path_or_dir, size: int = 224, resize: int | None = None,
+                   wnid: str | None = None):
+    """ILSVRC2012 validation boxes mapped into the ``size`` x ``size`` crop of :func:`imagenet_folder`.
+
+    ``xml_path_or_dir``: one annotation file ``ILSVRC2012_val_XXXXXXXX.xml`` -> a list of boxes
+    ``(y1, y2, x1, x2)`` (half-open, rows first; see :func:`map_box`); or a folder of them -> a
+    dict {file stem: list of boxes}. ``wnid``: keep only the objects of that class (e.g. the
+    ImageFolder folder name of the image); None keeps all objects of the file. Boxes that vanish
+    in the centre crop are dropped, so a list may be empty; the energy-based pointing game uses
+    the union of an image's boxes (:func:`nfr.predictable.ebpg`).
+    """
+    p = Path(xml_path_or_dir)
+    if p.is_dir():
+        return {f.stem: imagenet_boxes(f, size, resize, wnid) for f in sorted(p.glob("*.xml"))}
+    if not p.is_file():
+        raise NFRError(f"box annotations {p} do not exist; give an ILSVRC2012 validation XML file "
+                       "or the folder of them (ILSVRC2012_val_XXXXXXXX.xml)")
+    a = parse_voc_xml(p)
+    out = []
+    for name, *b in a["objects"]:
+        if wnid is not None and name != wnid:
+            continue
+        m = map_box(b, a["width"], a["height"], size, resize)
+        if m is not None:
+            out.append(m)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

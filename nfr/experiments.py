@@ -803,3 +803,9 @@ from nfr.experiments_theory import nie as _nie  # noqa: E402
 
 EXPERIMENTS["nie"] = _nie
 EXPERIMENTS["failure"] = _failure
+
+from nfr.experiments_eval import ebpg as _ebpg  # noqa: E402
+from nfr.experiments_eval import perturbation as _perturbation  # noqa: E402
+
+EXPERIMENTS["ebpg"] = _ebpg
+EXPERIMENTS["perturbation"] = _perturbation

@@ -29,17 +29,52 @@ def _maps(R) -> np.ndarray:
     return a
 
 
+def _region(box, shape) -> np.ndarray | None:
+    """Boolean (H, W) mask of a list of boxes (their union) or of a mask; None for a single box."""
+    H, W = shape
+    arr = np.asarray(box.detach().cpu() if hasattr(box, "detach") else box)
+    if arr.dtype == bool:
+        if arr.shape != (H, W):
+            raise NFRError(f"mask of shape {arr.shape} for a {(H, W)} map")
+        return arr
+    if arr.size == 0:
+        raise NFRError("empty list of boxes for a map; drop the image or give a box")
+    if arr.ndim == 1:
+        return None
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise NFRError(f"expected a box (y1, y2, x1, x2), a list of boxes or a mask, got shape {arr.shape}")
+    m = np.zeros((H, W), bool)
+    for b in arr:
+        y1, y2, x1, x2 = (int(v) for v in b)
+        if not (0 <= y1 < y2 <= H and 0 <= x1 < x2 <= W):
+            raise NFRError(f"box (y1, y2, x1, x2) = {tuple(b)} is empty or outside the {(H, W)} map")
+        m[y1:y2, x1:x2] = True
+    return m
+
+
 def ebpg(R, boxes) -> np.ndarray:
     """Energy-based pointing game (Wang et al. 2020; seed 002 eq 11), one value per map:
 
         EBPG = sum_{in box} R^+ / (sum_{in box} R^+ + sum_{outside} R^+).
 
-    ``boxes``: one (y1, y2, x1, x2) per map. Uses :func:`nfr.metrics.energy_in_box`.
+    ``boxes``: one entry per map, each either a box (y1, y2, x1, x2) (half-open, rows first;
+    :func:`nfr.metrics.energy_in_box`), a list of such boxes (the region is their union: an image
+    with several objects of its class) or a boolean (H, W) mask. nan for a map without positive
+    energy.
     """
     a = _maps(R)
     if len(boxes) != len(a):
         raise NFRError(f"{len(boxes)} boxes for {len(a)} maps")
-    return np.array([energy_in_box(m, b, positive=True, reduce=None) for m, b in zip(a, boxes)])
+    out = []
+    for m, b in zip(a, boxes):
+        region = _region(b, m.shape)
+        if region is None:
+            out.append(energy_in_box(m, b, positive=True, reduce=None))
+            continue
+        e = np.maximum(m, 0)
+        tot = float(e.sum())
+        out.append(float(e[region].sum()) / tot if tot > 0 else float("nan"))
+    return np.array(out)
 
 
 def ibd_border(size: int, border_224: int = 16) -> int:

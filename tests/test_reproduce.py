@@ -26,7 +26,9 @@ PAGE = ROOT / "book" / "reproduce.md"
 SMOKE = {"--n-images": "1", "--size": "32", "--device": "cpu", "--batch-size": "1"}
 FEWER = {"weight-stats": {"--max-neurons": "16"}, "sanity": {"--steps": "1"}, "activations": {"--layers": "1"},
          "removal": {"--k": "1"}, "kis": {"--n-images": "8", "--n-boot": "50"}, "trgbp": {"--top": "3"},
-         "failure": {"--layers": "1,2"}, "nie": {"--filters": "8,32", "--kernel": "3,5", "--seeds": "1"}}
+         "failure": {"--layers": "1,2"}, "nie": {"--filters": "8,32", "--kernel": "3,5", "--seeds": "1"},
+         "ebpg": {"--boxes": "samples", "--rules": "saliency,gradcam,trgbp"},
+         "perturbation": {"--steps": "3", "--rules": "saliency,gradcam,trgbp"}}
 
 
 def _weights_available(model: str) -> bool:
