@@ -76,7 +76,7 @@ def _shared_parser() -> argparse.ArgumentParser:
                         "(default: random)")
     g.add_argument("--data", default="samples", metavar="{samples,skimage,cifar10,PATH}",
                    help="images (default: samples)")
-    g.add_argument("--n-images", type=int, default=4, metavar="N",
+    g.add_argument("--n-images", type=int, default=None, metavar="N",
                    help="number of images, a subset drawn with --seed (default: 4; 0 = all)")
     g.add_argument("--size", type=int, default=None, metavar="PX",
                    help="input resolution (default: 224; 32 for cifar_resnet*)")
@@ -84,7 +84,7 @@ def _shared_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="(default: cpu)")
     g.add_argument("--seed", type=int, default=0,
                    help="seeds the random model, the image subset and the randomizations (default: 0)")
-    g.add_argument("--target", default="pred", choices=("pred", "label"),
+    g.add_argument("--target", default=None, choices=("pred", "label"),
                    help="class to explain: the model's prediction or the data label (default: pred)")
     g.add_argument("--rules", default=None, metavar="R1,R2",
                    help="comma-separated rules (default: the experiment's own list)")
@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layer", default=None, metavar="MODULE",
                    help="module read by GradCAM / CAMERAS (default: the last feature block, e.g. "
                         "features.29 of VGG16, layer4 of ResNet50)")
-    sub.choices["ebpg"].set_defaults(target="label", n_images=0)
+    # (not set_defaults: the shared options' actions are shared by every sub-command, so a
+    # default set here would change every experiment's; see _DEFAULTS)
     sub.choices["ebpg"].description += (
         "\nHere --target defaults to 'label' (the class of the box) and --n-images to 0 = every "
         "image with a usable box (images are drawn in a --seed order until N have one).\n"
@@ -234,6 +235,11 @@ def _add_nie_parser(sub) -> None:
     g.add_argument("--weights", default=None, help=argparse.SUPPRESS)
 
 
+#: (--n-images, --target) when not given: 4 images and the predicted class; ebpg scores the box's
+#: class (the label) on every image with a usable box
+_DEFAULTS = {None: (4, "pred"), "ebpg": (0, "label")}
+
+
 def _call(args) -> dict:
     from nfr import experiments as E
     fn = E.EXPERIMENTS[args.experiment]
@@ -246,8 +252,10 @@ def _call(args) -> dict:
               progress=not args.quiet)
     if args.experiment == "weight-stats":
         return fn(**kw, max_neurons=args.max_neurons, compare_random=not args.no_random)
-    kw.update(data=args.data, n_images=args.n_images or None, size=args.size, device=args.device,
-              target=args.target, batch_size=args.batch_size, rules=args.rules)
+    n_images, target = _DEFAULTS.get(args.experiment, _DEFAULTS[None])
+    n_images = n_images if args.n_images is None else args.n_images
+    kw.update(data=args.data, n_images=n_images or None, size=args.size, device=args.device,
+              target=args.target or target, batch_size=args.batch_size, rules=args.rules)
     extra = {"table1": dict(layer=getattr(args, "layer", None)),
              "distributions": dict(dists=[d for d in getattr(args, "dists", "").split(",") if d]),
              "removal": dict(ks=getattr(args, "k", None)),

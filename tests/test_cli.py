@@ -152,3 +152,14 @@ def test_bad_option_is_usage_error():
 def test_bad_rule_raises():
     with pytest.raises(E.NFRError, match="unknown rule"):
         E.cascade(**TINY, rules="nope")
+
+
+def test_one_experiments_defaults_do_not_leak_into_another():
+    """The shared options' argparse actions are shared by all sub-commands: ebpg's own defaults
+    (label class, every image with a box) must not become ibd's or table1's."""
+    from nfr.cli import _DEFAULTS, build_parser
+    p = build_parser()
+    for exp in ("ibd", "table1", "ebpg"):
+        a = p.parse_args([exp])
+        assert a.target is None and a.n_images is None
+    assert _DEFAULTS["ebpg"] == (0, "label") and _DEFAULTS[None] == (4, "pred")
