@@ -24,7 +24,8 @@ PAGE = ROOT / "book" / "reproduce.md"
 _BLOCK = re.compile(r"^```\{code-block\} bash\n((?::[^\n]*\n)*)\n?(.*?)^```", re.M | re.S)
 SMOKE = {"--n-images": "1", "--size": "32", "--device": "cpu", "--batch-size": "1"}
 FEWER = {"weight-stats": {"--max-neurons": "16"}, "sanity": {"--steps": "1"}, "activations": {"--layers": "1"},
-         "removal": {"--k": "1"}, "kis": {"--n-images": "8", "--n-boot": "50"}, "trgbp": {"--top": "3"}}
+         "removal": {"--k": "1"}, "kis": {"--n-images": "8", "--n-boot": "50"}, "trgbp": {"--top": "3"},
+         "trgbp-sanity": {"--steps": "1"}, "methods": {"--ig-steps": "2"}}
 
 
 def listed_commands(text: str | None = None) -> list[str]:
