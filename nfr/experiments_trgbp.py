@@ -182,8 +182,21 @@ def trgbp_sanity(model="resnet50", weights="random", data="samples", n_images=4,
         layer_first[k] = (R0[0].cpu(), {l: _psi(m[:1], (size, size))[0].cpu()
                                         for l, m in maps.items()})
 
+    prev = [s.model, 0]
+
+    def cascade(k):
+        """The model with the top k layers random: the previous step's model with layers
+        L-k+1..L-k_prev randomized too (layer l's draw depends only on (seed, l), so this is
+        randomize(model, cascade_from_top=k) without redrawing the layers above)."""
+        if k == 0:
+            return s.model
+        m = randomize(prev[0], "gaussian", seed, layers=list(range(L - k + 1, L - prev[1] + 1)),
+                      bias=bias)
+        prev[:] = [m, k]
+        return m
+
     for j, k in enumerate(tqdm(steps, desc="trgbp-sanity (k)", disable=not progress, leave=False)):
-        m = randomize(s.model, "gaussian", seed, cascade_from_top=k, bias=bias) if k else s.model
+        m = cascade(k)
         outs = {r: [] for r in kinds}
         for sl in _batches(s, batch_size, False, ""):
             R, Rt, G, R0, maps = _cascade_step(m, s.x[sl], s.target[sl], top)
@@ -202,10 +215,9 @@ def trgbp_sanity(model="resnet50", weights="random", data="samples", n_images=4,
                 st = map_stats(mp[i], base[r][i], border)
                 for q in keys:
                     vals[r][q][j, i] = st[q]
-        del m
     for k in fig_steps:
         if k not in first:  # the fully randomized network, for the layer figure only
-            m = randomize(s.model, "gaussian", seed, cascade_from_top=k, bias=bias)
+            m = cascade(k)
             keep_first(k, *_cascade_step(m, s.x[:1], s.target[:1], top))
             del m
     lay = {l: {"spearman": [], "border_centre": []} for l in shown_layers}

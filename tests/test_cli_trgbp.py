@@ -65,18 +65,19 @@ def test_trgbp_sanity_matches_cascade_maps(tmp_path):
     from nfr.experiments import load_setup
     from nfr.experiments_trgbp import map_stats
     from nfr.trgbp import cascade_maps
-    rc, res = _run(["trgbp-sanity", "--steps", "7", "--rules", "trgbp,eq9", "--bias", "zero",
+    rc, res = _run(["trgbp-sanity", "--steps", "3,7", "--rules", "trgbp,eq9", "--bias", "zero",
                     "--top", "3", "--seed", "3"], tmp_path)
-    assert rc == 0 and res["steps"] == [0, 7]
+    assert rc == 0 and res["steps"] == [0, 3, 7]
     s = load_setup("cifar_resnet20", "random", "samples", 2, 32, seed=3)
-    c = cascade_maps(s.model, s.x, s.target, [0, 7], seed=3, bias="zero", top=3)
-    for j, (name, which) in enumerate((("eq9", 0), ("trgbp", 1))):
-        for i in range(2):
-            want = map_stats(c[7][which][i], c[0][which][i], 2)
-            got = res["curves"][name]
-            assert got["spearman"]["per_image"][i][1] == pytest.approx(want["spearman"], abs=1e-5)
-            assert got["border_centre"]["per_image"][i][1] == pytest.approx(want["border_centre"], rel=1e-4)
-            assert got["centre_cv"]["per_image"][i][1] == pytest.approx(want["centre_cv"], rel=1e-4)
+    c = cascade_maps(s.model, s.x, s.target, [0, 3, 7], seed=3, bias="zero", top=3)
+    for j, k in enumerate((3, 7), start=1):
+        for name, which in (("eq9", 0), ("trgbp", 1)):
+            for i in range(2):
+                want = map_stats(c[k][which][i], c[0][which][i], 2)
+                got = res["curves"][name]
+                assert got["spearman"]["per_image"][i][j] == pytest.approx(want["spearman"], abs=1e-5)
+                assert got["border_centre"]["per_image"][i][j] == pytest.approx(want["border_centre"], rel=1e-4)
+                assert got["centre_cv"]["per_image"][i][j] == pytest.approx(want["centre_cv"], rel=1e-4)
 
 
 @pytest.mark.parametrize("bad", [["--steps", "99"], ["--layers", "0"], ["--rules", "grad"]])
