@@ -28,7 +28,8 @@ Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) in
                  between original and randomized maps
   kis            Fig 8: Key Information Sufficiency, Insertion and Insertion(ABS) for
                  correct vs incorrect predictions, ROC-AUC and bimodality (Section V-B)
-  trgbp          Seed 002 Figs 3, 7, 8: GBP vs TR-GBP class maps and their class sensitivity
+  trgbp          Seed 002 Figs 3, 7, 8 and Fig 1: GBP vs TR-GBP class maps, their class sensitivity,
+                 and the TR-GBP pipeline (R^0, bias maps, eq 9 sum, eq 10) of the first image
   ibd            Seed 002 Table 2: ROC-AUC of the border intensity IBD for prediction errors
   failure        Fig 7 (Sec. V-A): maps started at each layer l (A_l carried down by GBP) and
                  what they keep of the input (alignment, colour, background) per start layer,
@@ -38,6 +39,10 @@ Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) in
                  (no network or weights needed)
   ebpg           Seed 002 Table 1: energy-based pointing game (share of R+ inside the box)
   perturbation   Seed 002 Fig 6: pixel perturbation curves (MoRF, LeRF) and their AOPC
+  trgbp-sanity   Seed 002 Figs 5, 9, 10: TR-GBP and GBP under cascading randomization (Spearman,
+                 SSIM, border/centre ratio, centre CV per step) and the per-layer bias maps
+  methods        Seed 002 Fig 4: saliency, GBP, GIG, FullGrad, GradCAM, CAMERAS, TR-GBP maps
+                 side by side, with border intensity and input alignment per method
   train          Train / fine-tune a CIFAR-10 classifier, clean or backdoored (BadNet, Dynamic,
                  InputAware, WaNet); writes the weights and a manifest JSON
 
@@ -182,6 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fractions of removed pixels, evenly spaced from 0 to 1 (default 11: 0, 10%%, ..)")
     g.add_argument("--layer", default=None, metavar="MODULE",
                    help="module read by GradCAM / CAMERAS (default: the last feature block)")
+    g = add("trgbp-sanity", "Seed 002 Figs 5, 9, 10: TR-GBP under cascading randomization from the top",
+            "trgbp,eq9,gbp (the maps compared: TR-GBP eq 10, its eq-9 sum, GBP)")
+    g.add_argument("--steps", type=_int_list, default=None, metavar="K1,K2",
+                   help="numbers k of top layers randomized to evaluate (default 0..L; 0 is always "
+                        "added)")
+    g.add_argument("--layers", type=_int_list, default=None, metavar="L1,L2",
+                   help="layers l (1..L) whose bias maps psi(R^l) trgbp_layers.png shows "
+                        "(default: up to 4 spread from bottom to top)")
+    g.add_argument("--bias", default="keep", choices=("keep", "zero"),
+                   help="biases of the randomized layers: keep the model's (default) or zero them")
+    g.add_argument("--top", type=int, default=5, help="classes whose mean eq 10 subtracts (default 5)")
+    g = add("methods", "Seed 002 Fig 4: seven attribution methods side by side, with map statistics",
+            "saliency,gbp,gig,fullgrad,gradcam,cameras,trgbp (also ig)")
+    g.add_argument("--cam-layer", default=None, metavar="NAME",
+                   help="module read by GradCAM and CAMERAS (default: the last feature block, "
+                        "e.g. layer4 for resnet50, features for vgg16)")
+    g.add_argument("--ig-steps", type=int, default=32, help="steps of IG and Guided IG (default 32)")
     from nfr.train import add_parser as _add_train_parser
     _add_train_parser(sub)
     return parser
@@ -269,9 +291,17 @@ def _call(args) -> dict:
                           single_box=getattr(args, "single_box", False),
                           max_box_frac=getattr(args, "max_box_frac", None)),
              "perturbation": dict(steps=getattr(args, "steps", 11), layer=getattr(args, "layer", None)),
+             "trgbp-sanity": dict(steps=getattr(args, "steps", None), layers=getattr(args, "layers", None),
+                                  bias=getattr(args, "bias", "keep"), top=getattr(args, "top", 5)),
+             "methods": dict(cam_layer=getattr(args, "cam_layer", None),
+                             ig_steps=getattr(args, "ig_steps", 32)),
              "kis": dict(variants=getattr(args, "variants", False),
                          n_boot=getattr(args, "n_boot", 2000))}.get(args.experiment, {})
     return fn(**kw, **extra)
+
+
+def _f(v) -> str:
+    return "n/a" if v is None or v != v else f"{v:+.3f}"
 
 
 def _summary(res: dict) -> str:
@@ -311,6 +341,16 @@ def _summary(res: dict) -> str:
         f = lambda v: "n/a" if v is None else f"{v:+.3f}"  # noqa: E731
         for m, d in res["aopc"].items():
             lines.append(f"  {m:10s} AOPC MoRF {f(d['morf']['mean'])}  LeRF {f(d['lerf']['mean'])}")
+    elif exp == "trgbp-sanity":
+        L = res["config"]["L"]
+        for k, d in res["curves"].items():
+            sp, bc = d["spearman"]["mean"], d["border_centre"]["mean"]
+            lines.append(f"  {k:6s} k = {res['steps'][-1]} of {L}: Spearman {_f(sp[-1])}, border/centre "
+                         f"{_f(bc[0])} -> {_f(bc[-1])}, centre CV {_f(d['centre_cv']['mean'][-1])}")
+    elif exp == "methods":
+        for k, d in res["stats"].items():
+            al = "n/a" if d["alignment"] is None else _f(d["alignment"]["mean"])
+            lines.append(f"  {k:9s} IBD {_f(d['ibd']['mean'])}  alignment {al}")
     elif exp == "cascade":
         for r, d in res["curves"].items():
             lines.append(f"  {r:14s} alpha level 0 {d['mean'][0]:+.3f} -> level L {d['mean'][-1]:+.3f}")

@@ -749,7 +749,9 @@ def trgbp(model="vgg16", weights="random", data="samples", n_images=4, size=None
     """Seed 002 Figs 3, 7, 8: GBP and TR-GBP maps of each image's ``top`` classes (eq 9: input
     plus upsampled bias maps; eq 10: minus the mean over the top classes) and their class
     sensitivity, the mean pairwise correlation between an image's class maps (1 = the same map
-    for every class; :func:`nfr.predictable.class_correlation`). Figure ``trgbp.png``."""
+    for every class; :func:`nfr.predictable.class_correlation`). Figure ``trgbp.png``; figure
+    ``trgbp_pipeline.png`` (seed 002 Fig 1, :func:`nfr.experiments_trgbp.pipeline_figure`): the
+    parts of the first image's TR-GBP map of its top class (R^0, a few psi(R^l), eq 9, eq 10)."""
     from nfr.predictable import class_correlation
     from nfr.trgbp import class_maps
     s = load_setup(**_setup_kwargs(locals()))
@@ -770,7 +772,11 @@ def trgbp(model="vgg16", weights="random", data="samples", n_images=4, size=None
             ax[r, j].imshow(maps[j], cmap="bwr", vmin=-abs(maps[j]).max(), vmax=abs(maps[j]).max())
             ax[r, j].set_title(f"{name}, class {first[0][j]}", fontsize=8)
             ax[r, j].axis("off")
-    return _finish("trgbp", result, out, {"trgbp.png": fig})
+    from nfr.experiments_trgbp import pipeline_figure, pipeline_maps  # seed 002 Fig 1
+    parts = pipeline_maps(s.model, s.x[:1], first[0][0], top)
+    fig1, shown = pipeline_figure(s.raw[0], parts)
+    result["pipeline"] = dict(image=0, cls=parts["cls"], classes=parts["classes"], layers_shown=shown)
+    return _finish("trgbp", result, out, {"trgbp.png": fig, "trgbp_pipeline.png": fig1})
 
 
 def ibd(model="vgg16", weights="random", data="samples", n_images=20, size=None, device="cpu",
@@ -809,3 +815,8 @@ from nfr.experiments_eval import perturbation as _perturbation  # noqa: E402
 
 EXPERIMENTS["ebpg"] = _ebpg
 EXPERIMENTS["perturbation"] = _perturbation
+
+from nfr.experiments_trgbp import methods as _methods  # noqa: E402
+from nfr.experiments_trgbp import trgbp_sanity as _trgbp_sanity  # noqa: E402
+EXPERIMENTS["trgbp-sanity"] = _trgbp_sanity
+EXPERIMENTS["methods"] = _methods

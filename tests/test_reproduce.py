@@ -28,7 +28,8 @@ FEWER = {"weight-stats": {"--max-neurons": "16"}, "sanity": {"--steps": "1"}, "a
          "removal": {"--k": "1"}, "kis": {"--n-images": "8", "--n-boot": "50"}, "trgbp": {"--top": "3"},
          "failure": {"--layers": "1,2"}, "nie": {"--filters": "8,32", "--kernel": "3,5", "--seeds": "1"},
          "ebpg": {"--boxes": "samples", "--rules": "saliency,gradcam,trgbp"},
-         "perturbation": {"--steps": "3", "--rules": "saliency,gradcam,trgbp"}}
+         "perturbation": {"--steps": "3", "--rules": "saliency,gradcam,trgbp"},
+         "trgbp-sanity": {"--steps": "1"}, "methods": {"--ig-steps": "2"}}
 
 
 def _weights_available(model: str) -> bool:
