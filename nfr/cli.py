@@ -13,7 +13,8 @@ import time
 from nfr.errors import NFRError
 
 DESCRIPTION = """\
-Run the experiments of "Negative Filtering Rules" (seed 001, Section IV) on a real network.
+Run the experiments of both seed papers on a real network: seed 001 (Negative Filtering Rules,
+Sections IV-V) and seed 002 (TR-GBP; lines marked "Seed 002").
 
 Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) into --out.
   table1         Table I: Grad x Input, GBP, RectGrad, LRP(z+), DTD and Activation maps,
