@@ -119,6 +119,9 @@ def run(small=False, repeats=3, out="book/data/bench.json", seed=0, progress=Tru
                                  "after": round(os.getloadavg()[0], 2)},
            "machine": platform.processor() or platform.machine(),
            "seconds": times, "ratio_to_plain_gradient": ratios, "targets": targets,
+           # per round (each round ran every method once): the spread of the ratio within this run
+           "ratio_per_round": {k: [v[i] / samples["plain_gradient"][i] for i in range(len(v))]
+                               for k, v in samples.items()},
            "cascade_peak_rss_bytes": rss, "cascade_tracemalloc_peak_bytes": tm_peak,
            "meets_targets": {k: ratios[k] <= v for k, v in targets.items() if k in ratios}}
     res["meets_targets"]["peak_memory_below_8GB"] = rss < 8 * 2 ** 30

@@ -44,6 +44,8 @@ Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) in
                  SSIM, border/centre ratio, centre CV per step) and the per-layer bias maps
   methods        Seed 002 Fig 4: saliency, GBP, GIG, FullGrad, GradCAM, CAMERAS, TR-GBP maps
                  side by side, with border intensity and input alignment per method
+  backdoor       Fig 9: KIS and trigger energy of clean vs poisoned images for a network
+                 trained by `python -m nfr train` (its .pt file as --weights)
   train          Train / fine-tune a CIFAR-10 classifier, clean or backdoored (BadNet, Dynamic,
                  InputAware, WaNet); writes the weights and a manifest JSON
 
@@ -205,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="module read by GradCAM and CAMERAS (default: the last feature block, "
                         "e.g. layer4 for resnet50, features for vgg16)")
     g.add_argument("--ig-steps", type=int, default=32, help="steps of IG and Guided IG (default 32)")
+    g = add("backdoor", "Fig 9: KIS and trigger energy, clean vs poisoned images, of a backdoored network",
+            "gbp")
+    g.add_argument("--control", default="badnet", choices=("badnet", "dynamic", "inputaware", "wanet"),
+                   help="trigger applied to a CLEAN network (one without an attack in its manifest) as a "
+                        "control (default badnet); a backdoored network is probed with its own trigger")
+    sub.choices["backdoor"].description += (
+        "\n--weights: the .pt written by `python -m nfr train` (manifest .json and, for dynamic / "
+        "inputaware / wanet, _trigger.pt beside it); the architecture comes from the manifest, "
+        "--model is not used. --data: samples (20 CIFAR-10 test photos, the default), cifar10 (the test split) or a CIFAR-10 folder.")
     from nfr.train import add_parser as _add_train_parser
     _add_train_parser(sub)
     return parser
@@ -296,6 +307,7 @@ def _call(args) -> dict:
                                   bias=getattr(args, "bias", "keep"), top=getattr(args, "top", 5)),
              "methods": dict(cam_layer=getattr(args, "cam_layer", None),
                              ig_steps=getattr(args, "ig_steps", 32)),
+             "backdoor": dict(control=getattr(args, "control", "badnet")),
              "kis": dict(variants=getattr(args, "variants", False),
                          n_boot=getattr(args, "n_boot", 2000))}.get(args.experiment, {})
     return fn(**kw, **extra)
@@ -352,6 +364,10 @@ def _summary(res: dict) -> str:
         for k, d in res["stats"].items():
             al = "n/a" if d["alignment"] is None else _f(d["alignment"]["mean"])
             lines.append(f"  {k:9s} IBD {_f(d['ibd']['mean'])}  alignment {al}")
+    elif exp == "backdoor":
+        for r, d in res["results"].items():
+            lines.append(f"  {r:8s} KIS clean {d['kis_clean']['mean']:.3f}  poisoned {d['kis_poisoned']['mean']:.3f}"
+                         f"  (poisoned images decided as the target: {d['pred_target_poisoned']:.2f})")
     elif exp == "cascade":
         for r, d in res["curves"].items():
             lines.append(f"  {r:14s} alpha level 0 {d['mean'][0]:+.3f} -> level L {d['mean'][-1]:+.3f}")

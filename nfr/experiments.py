@@ -820,3 +820,7 @@ from nfr.experiments_trgbp import methods as _methods  # noqa: E402
 from nfr.experiments_trgbp import trgbp_sanity as _trgbp_sanity  # noqa: E402
 EXPERIMENTS["trgbp-sanity"] = _trgbp_sanity
 EXPERIMENTS["methods"] = _methods
+
+from nfr.experiments_backdoor import backdoor as _backdoor  # noqa: E402
+
+EXPERIMENTS["backdoor"] = _backdoor

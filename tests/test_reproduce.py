@@ -29,7 +29,9 @@ FEWER = {"weight-stats": {"--max-neurons": "16"}, "sanity": {"--steps": "1"}, "a
          "failure": {"--layers": "1,2"}, "nie": {"--filters": "8,32", "--kernel": "3,5", "--seeds": "1"},
          "ebpg": {"--boxes": "samples", "--rules": "saliency,gradcam,trgbp"},
          "perturbation": {"--steps": "3", "--rules": "saliency,gradcam,trgbp"},
-         "trgbp-sanity": {"--steps": "1"}, "methods": {"--ig-steps": "2"}}
+         "trgbp-sanity": {"--steps": "1"}, "methods": {"--ig-steps": "2"},
+         # a network trained by `python -m nfr train` (the committed backdoored ResNet-20)
+         "backdoor": {"--weights": "book/data/models/resnet20_badnet.pt"}}
 
 
 def _weights_available(model: str) -> bool:
