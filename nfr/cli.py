@@ -327,7 +327,8 @@ def _summary(res: dict) -> str:
     elif exp == "kis":
         lines.append(f"  accuracy {res['accuracy']:.3f}")
         for k, d in res["summary"].items():
-            lines.append(f"  {k:20s} AUC {d['auc']:.3f}  bimodality {d['bc']:.3f}")
+            lines.append(f"  {k:20s} AUC {_f(d['auc'])}  bimodality {_f(d['bc'])}"
+                         + ("  (AUC needs right and wrong predictions)" if d["auc"] is None else ""))
     elif exp == "trgbp":
         for k, d in res["class_correlation"].items():
             lines.append(f"  {k:8s} mean pairwise correlation of class maps {d['mean']:+.3f}")

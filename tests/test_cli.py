@@ -163,3 +163,13 @@ def test_one_experiments_defaults_do_not_leak_into_another():
         a = p.parse_args([exp])
         assert a.target is None and a.n_images is None
     assert _DEFAULTS["ebpg"] == (0, "label") and _DEFAULTS[None] == (4, "pred")
+
+
+def test_kis_summary_prints_an_undefined_auc():
+    """With random weights every prediction can be wrong: the AUC is None and the summary says so
+    (it used to crash after the experiment had written its results)."""
+    from nfr.cli import _summary
+    res = {"experiment": "kis", "accuracy": 0.0, "figures": [],
+           "summary": {"kis": {"auc": None, "bc": 0.41}}}
+    text = _summary(res)
+    assert "n/a" in text and "+0.410" in text
