@@ -180,26 +180,43 @@ def load_setup(model: str = "vgg16", weights: str = "random", data: str = "sampl
     if model == "efficientnet_lite0" and size != 224:
         raise NFRError("efficientnet_lite0 precomputes its 'same' padding for 224 x 224 inputs; "
                        "use --size 224")
-    net = load_model(model, weights, seed).to(device)
     raw, labels = load_data(data, model, n_images, size, seed)
+    return setup_from_images(model, weights, raw, labels, device, seed, target, batch_size,
+                             dict(data=str(data), size=size))
+
+
+def setup_from_images(model: str, weights: str, raw, labels, device: str = "cpu", seed: int = 0,
+                      target: str = "pred", batch_size: int = 16, cfg: dict | None = None) -> Setup:
+    """A :class:`Setup` from images already loaded (raw, in [0, 1]) and their labels (or None):
+    the model, the normalised inputs, DTD's box bounds, and the classes to explain (the
+    prediction, or the label checked against the model's classes). ``cfg`` adds to the config."""
+    from nfr import data as D
+    torch = _torch()
+    if device == "cuda" and not torch.cuda.is_available():
+        raise NFRError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")
+    net = load_model(model, weights, seed).to(device)
     stats = D.EFFICIENTNET_LITE_STATS if model == "efficientnet_lite0" else (D.IMAGENET_MEAN, D.IMAGENET_STD)
     x = D.normalize(raw, *stats).to(device)
     low, high = (b.to(device) for b in D.box_bounds(*stats))
     with torch.no_grad():
         logits = torch.cat([net(xb) for xb in x.split(max(1, batch_size))])
     pred = logits.argmax(1)
+    lab = None if labels is None else torch.as_tensor(labels, dtype=torch.int64)
     if target == "label":
-        if labels is None:
-            raise NFRError(f"data {data!r} has no labels; use --target pred")
-        tgt = labels.to(device)
+        if lab is None:
+            raise NFRError(f"data {(cfg or {}).get('data', '')!r} has no labels; use --target pred")
+        if int(lab.max()) >= logits.shape[1]:
+            raise NFRError(f"label {int(lab.max())} is out of range for {model}'s {logits.shape[1]} "
+                           "classes; use an ImageNet model or --target pred")
+        tgt = lab.to(device)
     else:
         tgt = pred
-    cfg = dict(model=model, weights=str(weights), data=str(data), n_images=int(len(x)), size=size,
-               device=device, seed=int(seed), target=target, batch_size=int(batch_size))
-    info = dict(targets=tgt.tolist(), predictions=pred.tolist(),
-                labels=None if labels is None else labels.tolist())
-    cfg.update(info)
-    return Setup(net, x, raw, tgt, None if labels is None else labels.tolist(), low, high, cfg)
+    cfg = dict(dict(model=model, weights=str(weights)), **(cfg or {}))
+    cfg.update(n_images=int(len(x)), device=device, seed=int(seed), target=target,
+               batch_size=int(batch_size), targets=tgt.tolist(), predictions=pred.tolist(),
+               labels=None if lab is None else lab.tolist())
+    labels_list = None if lab is None else lab.tolist()
+    return Setup(net, x, raw, tgt, labels_list, low, high, cfg)
 
 
 # ============================================================================== helpers

@@ -66,27 +66,9 @@ def _maps_fn(model, method: str, layer: str | None):
 
 def _make_setup(model: str, weights: str, raw, labels, device: str, seed: int, target: str,
                 batch_size: int, cfg: dict) -> Setup:
-    """A :class:`nfr.experiments.Setup` from images already loaded (as load_setup does after loading)."""
-    import torch
-    from nfr import data as D
-    if device == "cuda" and not torch.cuda.is_available():
-        raise NFRError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")
-    net = load_model(model, weights, seed).to(device)
-    stats = D.EFFICIENTNET_LITE_STATS if model == "efficientnet_lite0" else (D.IMAGENET_MEAN, D.IMAGENET_STD)
-    x = D.normalize(raw, *stats).to(device)
-    low, high = (b.to(device) for b in D.box_bounds(*stats))
-    with torch.no_grad():
-        logits = torch.cat([net(xb) for xb in x.split(max(1, batch_size))])
-    pred = logits.argmax(1)
-    lab = torch.as_tensor(labels, dtype=torch.int64)
-    if target == "label" and int(lab.max()) >= logits.shape[1]:
-        raise NFRError(f"label {int(lab.max())} is out of range for {model}'s {logits.shape[1]} "
-                       "classes; use an ImageNet model or --target pred")
-    tgt = lab.to(device) if target == "label" else pred
-    cfg = dict(cfg, model=model, weights=str(weights), n_images=int(len(x)), device=device,
-               seed=int(seed), target=target, batch_size=int(batch_size), targets=tgt.tolist(),
-               predictions=pred.tolist(), labels=lab.tolist())
-    return Setup(net, x, raw, tgt, lab.tolist(), low, high, cfg)
+    """A :class:`nfr.experiments.Setup` from images already loaded (one implementation:
+    :func:`nfr.experiments.setup_from_images`)."""
+    return setup_from_images(model, weights, raw, labels, device, seed, target, batch_size, cfg)
 
 
 # ============================================================================== EBPG (Table 1)
@@ -370,4 +352,4 @@ def perturbation(model="vgg16", weights="random", data="samples", n_images=4, si
 # at the end: nfr.experiments imports this module at its own end (to register the experiments),
 # so either module can be imported first
 from nfr.experiments import (Setup, _curve, _finish, _img, _is_cifar, _plt, _rules,  # noqa: E402
-                             _stats, check_args, load_model, load_setup)
+                             _stats, check_args, load_setup, setup_from_images)
