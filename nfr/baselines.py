@@ -199,6 +199,28 @@ def cameras(model, x, target, layer: str, scales=(1.0, 1.5, 2.0, 2.5, 3.0)) -> t
     return sal / mx.view(-1, 1, 1)
 
 
+def cam_layer(model) -> str:
+    """Name of the module GradCAM and CAMERAS read: the output of the last feature block.
+
+    VGG / AlexNet (a ``features`` Sequential): its last ReLU (``features.29`` for VGG16);
+    torchvision ResNets: ``layer4``; CIFAR ResNets: ``layer3``; EfficientNet-Lite0: ``_conv_head``;
+    otherwise the last Conv2d.
+    """
+    import torch.nn as nn
+    names = dict(model.named_modules())
+    if "features" in names and isinstance(names["features"], nn.Sequential):
+        relus = [f"features.{i}" for i, m in enumerate(names["features"]) if isinstance(m, nn.ReLU)]
+        if relus:
+            return relus[-1]
+    for n in ("layer4", "layer3", "_conv_head"):
+        if n in names:
+            return n
+    convs = [n for n, m in names.items() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise NFRError("the model has no Conv2d module for GradCAM / CAMERAS; give layer=")
+    return convs[-1]
+
+
 METHODS = ("saliency", "gbp", "ig", "gig", "fullgrad", "gradcam", "cameras", "trgbp")
 
 

@@ -29,25 +29,10 @@ NAMES = {"saliency": "Saliency", "gbp": "GBP", "ig": "IG", "gig": "GIG", "fullgr
 
 # ============================================================================== helpers
 def cam_layer(model) -> str:
-    """Name of the module GradCAM and CAMERAS read: the output of the last feature block.
-
-    VGG / AlexNet (a ``features`` Sequential): its last ReLU (``features.29`` for VGG16);
-    torchvision ResNets: ``layer4``; CIFAR ResNets: ``layer3``; EfficientNet-Lite0: ``_conv_head``;
-    otherwise the last Conv2d.
-    """
-    import torch.nn as nn
-    names = dict(model.named_modules())
-    if "features" in names and isinstance(names["features"], nn.Sequential):
-        relus = [f"features.{i}" for i, m in enumerate(names["features"]) if isinstance(m, nn.ReLU)]
-        if relus:
-            return relus[-1]
-    for n in ("layer4", "layer3", "_conv_head"):
-        if n in names:
-            return n
-    convs = [n for n, m in names.items() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise NFRError("the model has no Conv2d module for GradCAM / CAMERAS; give layer=")
-    return convs[-1]
+    """The module GradCAM and CAMERAS read: :func:`nfr.baselines.cam_layer` (imported lazily, so
+    that importing the experiments does not import torch)."""
+    from nfr.baselines import cam_layer as pick
+    return pick(model)
 
 
 def _st(v) -> dict:

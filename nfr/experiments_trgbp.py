@@ -26,7 +26,7 @@ from nfr.errors import NFRError
 # are imported inside the functions below.
 
 __all__ = ["trgbp_sanity", "methods", "map_stats", "negative_share", "pipeline_maps", "pipeline_figure",
-           "SANITY_MAPS", "FIG4_METHODS", "CAM_LAYERS"]
+           "SANITY_MAPS", "FIG4_METHODS"]
 
 SANITY_MAPS = ("trgbp", "eq9", "gbp")
 MAP_LABELS = {"trgbp": "TR-GBP (eq 10)", "eq9": "eq 9 (no class mean)", "gbp": "GBP"}
@@ -35,10 +35,6 @@ FIG4_METHODS = ("saliency", "gbp", "gig", "fullgrad", "gradcam", "cameras", "trg
 METHOD_LABELS = {"saliency": "Saliency", "gbp": "GBP", "ig": "IG", "gig": "GIG",
                  "fullgrad": "FullGrad", "gradcam": "GradCAM", "cameras": "CAMERAS",
                  "trgbp": "TR-GBP"}
-# the module GradCAM and CAMERAS read (the last feature map before the classifier)
-CAM_LAYERS = {"vgg16": "features", "vgg16_bn": "features", "alexnet": "features",
-              "resnet18": "layer4", "resnet50": "layer4", "efficientnet_lite0": "_conv_head",
-              "cifar_resnet20": "layer3", "cifar_resnet56": "layer3"}
 
 
 def _torch():
@@ -385,7 +381,8 @@ def methods(model="resnet50", weights="random", data="samples", n_images=4, size
     """Seed 002 Fig 4: the maps of seven methods (``rules``, default saliency, GBP, Guided IG,
     FullGrad, GradCAM, CAMERAS, TR-GBP; IG on request) for the predicted class of each image.
 
-    GradCAM and CAMERAS read the module ``cam_layer`` (default :data:`CAM_LAYERS` of the model);
+    GradCAM and CAMERAS read the module ``cam_layer`` (default :func:`nfr.baselines.cam_layer`,
+    the last feature block);
     IG and GIG take ``ig_steps`` steps (zero baseline). Per method and image, image-free
     statistics of the 2D map (:func:`_method_maps`'s conventions): ``ibd`` (the share of the
     positive energy in the 16-px border band, seed 002 eq 12), ``border_centre`` (mean |R| on
@@ -406,8 +403,9 @@ def methods(model="resnet50", weights="random", data="samples", n_images=4, size
     if int(ig_steps) < 1:
         raise NFRError(f"--ig-steps must be >= 1, got {ig_steps}")
     meths = _rules(rules, FIG4_METHODS, METHODS)
-    layer = cam_layer or CAM_LAYERS.get(model)
     s = load_setup(**_setup_kwargs(locals()))
+    from nfr.baselines import cam_layer as _default_cam_layer
+    layer = cam_layer or _default_cam_layer(s.model)
     if any(m in ("gradcam", "cameras") for m in meths):
         names = dict(s.model.named_modules())
         if layer not in names:

@@ -115,10 +115,8 @@ def _np_kth_pair(row: np.ndarray, k: int):
         if neg not in parts:
             sub = np.compress(row < 0 if neg else row > 0, row)
             parts[neg] = (np.partition(sub, jj), jj)
-        c, done = parts[neg]
-        if jj == done:
-            return c[jj]
-        return c[done + 1:].min() if jj == done + 1 else np.partition(c, jj)[jj]
+        c, done = parts[neg]        # stat(k) partitioned at done; stat(k + 1) is done or done + 1
+        return c[jj] if jj == done else c[done + 1:].min()
 
     return stat(k), stat(j2)
 
