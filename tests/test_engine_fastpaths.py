@@ -1,5 +1,6 @@
 """The engine's fast paths are exact: the selection quantile and the cached W+ never change a result."""
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 
@@ -128,3 +129,67 @@ def test_stacked_first_layer_equals_unstacked_path():
         rb = nfr.attribute(b, x, torch.tensor([1, 2]), rule, **kw)
         assert ra.abs().sum() > 0
         torch.testing.assert_close(ra, rb, rtol=1e-10, atol=1e-12)
+
+
+class _FanOut(nn.Module):
+    """conv output read by its ReLU AND by a residual add (two users): that gate must not
+    overwrite it. The add's output has one user (the last ReLU): that gate may."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 16, 5)
+
+    def forward(self, x):
+        z = self.c1(x)
+        y = self.c2(torch.relu(z)) + z
+        return self.fc(torch.relu(y).flatten(1))
+
+
+def _fan_out_net():
+    torch.manual_seed(6)
+    return _FanOut().double().eval()
+
+
+def test_gates_overwrite_only_tensors_nothing_else_reads():
+    from nfr.engine.canonize import Add, Gate, Weighted, _canonize
+    gm = _canonize(_fan_out_net())
+    marks = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_module" and isinstance(gm.get_submodule(n.target), Gate):
+            src = gm.get_submodule(n.args[0].target)
+            marks[type(src).__name__] = gm.get_submodule(n.target).inplace
+    assert marks == {"Weighted": False, "Add": True}
+    import torchvision
+    vgg = _canonize(torchvision.models.vgg11(weights=None).eval())
+    assert all(g.inplace for g in vgg.modules() if isinstance(g, Gate))
+    assert Weighted and Add
+
+
+@pytest.mark.parametrize("rule", ["grad", "gbp", "rectgrad", "zplus", "dtd", "alphabeta",
+                                  "activation"])
+def test_in_place_gates_change_no_result(rule, monkeypatch):
+    """Every rule, attribute and cascade, with and without the in-place gates: bit-identical
+    (the gates do the same arithmetic, only into the input's buffer); the fan-out conv output
+    keeps its pre-ReLU values for the add (a wrong in-place gate would change the logits)."""
+    from nfr.engine import canonize
+    model = _fan_out_net()
+    x = torch.randn(2, 3, 4, 4, generator=_g(8), dtype=torch.float64)
+    kw = {"layer": 2} if rule == "activation" else {}
+    kw.update({"alpha": 2.0, "beta": 1.0} if rule == "alphabeta" else {})
+
+    def run():
+        R, rec = nfr.attribute(model, x, torch.tensor([1, 3]), rule, record=True, **kw)
+        C = nfr.cascade(model, x, torch.tensor([1, 3]), rule) if rule != "alphabeta" else R
+        return R, rec, C
+
+    R1, rec1, C1 = run()
+    monkeypatch.setattr(canonize, "_mark_inplace", lambda gm: None)
+    R2, rec2, C2 = run()
+    assert torch.equal(R1, R2) and torch.equal(C1, C2)
+    for key in ("relevance", "activation"):
+        assert rec1[key].keys() == rec2[key].keys()
+        for l in rec1[key]:
+            assert torch.equal(rec1[key][l], rec2[key][l]), (key, l)
+    assert R1.abs().sum() > 0

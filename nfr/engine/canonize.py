@@ -48,7 +48,10 @@ class Gate(nn.Module):
     """A ReLU-type gate: ``relu(x)``, or ``clamp(x, 0, upper)`` for ReLU6 (``upper=6``).
 
     Forward is exactly ``torch.relu`` / ``torch.clamp``. Rules act on its backward through
-    ``self.nfr_state`` (set only while an attribution runs). For ReLU6 the mask of the raw
+    ``self.nfr_state`` (set only while an attribution runs). During an attribution the gate
+    overwrites its input in place when ``inplace`` is set, which the canonizer does only where
+    the graph proves nothing else reads that tensor (:func:`_mark_inplace`); otherwise, and
+    outside an attribution, it never writes to its input. For ReLU6 the mask of the raw
     gradient is ``1(0 < x < 6)``: the upper clamp also masks the gradient where ``x > 6``.
     """
 
@@ -56,6 +59,8 @@ class Gate(nn.Module):
         super().__init__()
         self.upper = upper
         self.nfr_state = None
+        self.inplace = False     # set by the canonizer when the graph proves it safe
+
 
     def forward(self, x):
         st = self.nfr_state
@@ -417,8 +422,31 @@ def _canonize(model: nn.Module, *, taps: bool = False) -> fx.GraphModule:
     layers = _layers(gm)
     if taps:
         _insert_taps(gm, layers)
+    _mark_inplace(gm)
     gm.nfr_layers = layers
     return gm
+
+
+def _mark_inplace(gm: fx.GraphModule):
+    """Let a gate overwrite its input (as ``nn.ReLU(inplace=True)`` does) where that is provably
+    safe: the input is the output of a :class:`Weighted` or :class:`Add` module whose ONLY user
+    is this gate. Those modules save nothing of their output for the backward pass (the
+    :class:`Weighted` rules keep Z_l without the bias instead), so no other reader, forward or
+    backward, can see the overwrite; a saved tensor overwritten by mistake would make autograd
+    raise, never return a wrong result. Saves one activation-sized buffer per gate (the
+    allocation, not the arithmetic, is what costs on the CPU)."""
+    for node in gm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        gate = gm.get_submodule(node.target)
+        if not isinstance(gate, Gate):
+            continue
+        src = node.args[0] if node.args else None
+        gate.inplace = bool(
+            len(node.args) == 1 and not node.kwargs and isinstance(src, fx.Node)
+            and src.op == "call_module"
+            and isinstance(gm.get_submodule(src.target), (Weighted, Add))
+            and len(src.users) == 1)
 
 
 def _get_attr(model, target):

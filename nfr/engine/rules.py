@@ -190,8 +190,12 @@ class _GateFn(torch.autograd.Function):
     (M_l = 1(out > 0), and out < upper for a clamp), like the native in-place ReLU."""
 
     @staticmethod
-    def forward(ctx, x, upper, st):
-        out = torch.relu(x) if upper is None else torch.clamp(x, 0.0, upper)
+    def forward(ctx, x, upper, st, inplace):
+        if inplace:
+            out = x.relu_() if upper is None else x.clamp_(0.0, upper)
+            ctx.mark_dirty(x)
+        else:
+            out = torch.relu(x) if upper is None else torch.clamp(x, 0.0, upper)
         ctx.save_for_backward(out)
         ctx.upper, ctx.st = upper, st
         return out
@@ -201,7 +205,7 @@ class _GateFn(torch.autograd.Function):
         (out,) = ctx.saved_tensors
         mode = ctx.st.mode
         if mode == "rectgrad":
-            return _rect_gate(g, out, ctx.st.q, ctx.upper), None, None
+            return _rect_gate(g, out, ctx.st.q, ctx.upper), None, None, None
         if mode not in ("gbp", "grad"):
             raise RuntimeError(f"gate rule {mode!r}")
         if ctx.upper is None:
@@ -210,13 +214,15 @@ class _GateFn(torch.autograd.Function):
             g = g * ((out > 0) & (out < ctx.upper))
         if mode == "gbp":
             g = g.clamp_(min=0)          # relu(r) then M: same result, one buffer
-        return g, None, None
+        return g, None, None, None
 
 
 def gate_forward(gate: nn.Module, x: torch.Tensor, st: RuleState) -> torch.Tensor:
-    """Forward of a :class:`Gate` during an attribution call."""
-    if st.custom:
-        out = _GateFn.apply(x, gate.upper, st)
+    """Forward of a :class:`Gate` during an attribution call (in place on ``x`` when the
+    canonizer marked the gate ``inplace``; the raw-gradient backward is then the same
+    ``threshold_backward(g, out, 0)`` that autograd's own ReLU uses)."""
+    if st.custom or gate.inplace:
+        out = _GateFn.apply(x, gate.upper, st, gate.inplace)
     else:
         out = torch.relu(x) if gate.upper is None else torch.clamp(x, 0.0, gate.upper)
     if st.keep:
@@ -313,23 +319,26 @@ def _box(b, a):
     return torch.full_like(a, float(b))
 
 
+def _add_bias(mod: nn.Module, z0: torch.Tensor) -> torch.Tensor:
+    """Z = z0 + b as a NEW tensor (z0 = W^T a is kept for the rules)."""
+    b = mod.bias
+    if b is None:
+        return z0.clone()
+    shape = (-1,) + (1,) * (z0.dim() - 2) if isinstance(mod.inner, nn.Conv2d) else (-1,)
+    return z0 + b.view(shape)
+
+
 class _WeightFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, mod, st):
-        W, b = mod.weight, mod.bias
-        z0 = mod.linear(a, W)
-        if b is not None:
-            shape = (-1,) + (1,) * (z0.dim() - 2) if isinstance(mod.inner, nn.Conv2d) else (-1,)
-            out = z0 + b.view(shape)
-        else:
-            out = z0.clone()
-        ctx.save_for_backward(a, z0, out)
+        z0 = mod.linear(a, mod.weight)
+        ctx.save_for_backward(a, z0)        # not the output: a gate may overwrite it in place
         ctx.mod, ctx.st = mod, st
-        return out
+        return _add_bias(mod, z0)
 
     @staticmethod
     def backward(ctx, g):
-        a, z0, out = ctx.saved_tensors
+        a, z0 = ctx.saved_tensors
         mod, st = ctx.mod, ctx.st
         W = mod.weight.detach()
         mode = st.mode
@@ -365,7 +374,8 @@ class _WeightFn(torch.autograd.Function):
             Wn = W - Wp
             low, high = _box(st.low, a), _box(st.high, a)
             d = z0 - _stacked_linear(mod, (low, high), (Wp, Wn))
-            A = out.clamp(min=0) if st.gated else out
+            out = _add_bias(mod, z0)       # bit-identical to the forward's output
+            A = out.clamp_(min=0) if st.gated else out
             s = _safe_div(A * g, d, st.eps)
             ga, gl, gh = _stacked_input_grads(mod, a, (W, Wp, Wn), s)
             return a * ga - low * gl - high * gh, None, None
