@@ -279,10 +279,14 @@ def _safe_div(num, den, eps):
 
 
 def _ratio_into(num, den, eps):
-    """:func:`_safe_div` written into ``den``'s own buffer (``den`` must be a fresh temporary):
-    a large allocation costs more than the division itself (page faults of a new buffer)."""
+    """:func:`_safe_div` written into ``den``'s own buffer (``den`` must be a fresh temporary
+    and >= 0, as z+'s denominator sum_i (a_i w_ij)^+ is): a large allocation costs more than
+    the division itself (page faults of a new buffer). When no denominator is 0 (one reduction
+    tells, den >= 0) the zero mask and its pass are skipped."""
     if eps:
         return _safe_div(num, den, eps)
+    if den.numel() and bool(den.amin() > 0):
+        return torch.div(num, den, out=den)
     zero = den == 0
     return torch.div(num, den, out=den).masked_fill_(zero, 0.0)
 
