@@ -193,3 +193,22 @@ def test_in_place_gates_change_no_result(rule, monkeypatch):
         for l in rec1[key]:
             assert torch.equal(rec1[key][l], rec2[key][l]), (key, l)
     assert R1.abs().sum() > 0
+
+
+def test_kept_weight_output_is_not_overwritten(monkeypatch):
+    """A caller that keeps a weight layer's output Z to take gradients at it (the TR-GBP bias
+    maps) must get the gradient at Z, not at relu(Z): its gate runs out of place for that call."""
+    from nfr import trgbp
+    from nfr.engine import canonize
+    torch.manual_seed(10)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(64, 5)).double().eval()
+    x = torch.randn(2, 3, 4, 4, generator=_g(9), dtype=torch.float64)
+    got = [trgbp.layer_maps(model, x, torch.tensor([0, 2]), rule) for rule in ("gbp", "grad")]
+    monkeypatch.setattr(canonize, "_mark_inplace", lambda gm: None)
+    want = [trgbp.layer_maps(model, x, torch.tensor([0, 2]), rule) for rule in ("gbp", "grad")]
+    for (r0, maps, f), (w0, wmaps, wf) in zip(got, want):
+        assert torch.equal(r0, w0) and torch.equal(f, wf) and maps.keys() == wmaps.keys()
+        for l in maps:
+            assert torch.equal(maps[l], wmaps[l]), l
+        assert any(float(m.abs().sum()) > 0 for m in maps.values())

@@ -4,8 +4,8 @@ The model is traced with :mod:`torch.fx` (so functional ``F.relu`` calls are fou
 and rewritten into a :class:`torch.fx.GraphModule` in which
 
 * every ReLU *call* (``nn.ReLU`` incl. ``inplace=True``, ``F.relu``, ``torch.relu``, ``x.relu()``,
-  ``x.relu_()``, one module called twice) is its own, non-inplace :class:`Gate` module
-  (PITFALLS #1, #3); ``ReLU6`` / ``F.relu6`` / ``hardtanh(0, 6)`` likewise (``Gate(upper=6)``);
+  ``x.relu_()``, one module called twice) is its own :class:`Gate` module (PITFALLS #1, #3),
+  which overwrites its input only where the graph proves no other reader (:func:`_mark_inplace`); ``ReLU6`` / ``F.relu6`` / ``hardtanh(0, 6)`` likewise (``Gate(upper=6)``);
 * every ``BatchNorm1d/2d`` is merged exactly (running statistics and its ``eps``) into the
   ``Conv2d`` / ``Linear`` directly before it (PITFALLS #5); BN anywhere else raises;
 * every ``Conv2d`` / ``Linear`` is wrapped in a :class:`Weighted` module (the rules' hook point);
@@ -60,6 +60,7 @@ class Gate(nn.Module):
         self.upper = upper
         self.nfr_state = None
         self.inplace = False     # set by the canonizer when the graph proves it safe
+        self.source = ()         # (the module whose output it may overwrite,), if inplace
 
 
     def forward(self, x):
@@ -434,7 +435,9 @@ def _mark_inplace(gm: fx.GraphModule):
     :class:`Weighted` rules keep Z_l without the bias instead), so no other reader, forward or
     backward, can see the overwrite; a saved tensor overwritten by mistake would make autograd
     raise, never return a wrong result. Saves one activation-sized buffer per gate (the
-    allocation, not the arithmetic, is what costs on the CPU)."""
+    allocation, not the arithmetic, is what costs on the CPU). A caller that keeps a weight
+    layer's output to take gradients at it (``RuleState.keep``, e.g. the bias maps of
+    :mod:`nfr.trgbp`) turns its gate back to out-of-place for that call (``gate.source``)."""
     for node in gm.graph.nodes:
         if node.op != "call_module":
             continue
@@ -447,6 +450,7 @@ def _mark_inplace(gm: fx.GraphModule):
             and src.op == "call_module"
             and isinstance(gm.get_submodule(src.target), (Weighted, Add))
             and len(src.users) == 1)
+        gate.source = (gm.get_submodule(src.target),) if gate.inplace else ()
 
 
 def _get_attr(model, target):

@@ -217,12 +217,19 @@ class _GateFn(torch.autograd.Function):
         return g, None, None, None
 
 
+def _source_kept(gate: nn.Module) -> bool:
+    """Is the output this gate may overwrite kept by the caller (gradients are taken at it)?"""
+    st = getattr(gate.source[0], "nfr_state", None) if gate.source else None
+    return bool(st is not None and st.keep)
+
+
 def gate_forward(gate: nn.Module, x: torch.Tensor, st: RuleState) -> torch.Tensor:
     """Forward of a :class:`Gate` during an attribution call (in place on ``x`` when the
     canonizer marked the gate ``inplace``; the raw-gradient backward is then the same
     ``threshold_backward(g, out, 0)`` that autograd's own ReLU uses)."""
-    if st.custom or gate.inplace:
-        out = _GateFn.apply(x, gate.upper, st, gate.inplace)
+    inplace = gate.inplace and not _source_kept(gate)
+    if st.custom or inplace:
+        out = _GateFn.apply(x, gate.upper, st, inplace)
     else:
         out = torch.relu(x) if gate.upper is None else torch.clamp(x, 0.0, gate.upper)
     if st.keep:
