@@ -5,7 +5,8 @@ and rewritten into a :class:`torch.fx.GraphModule` in which
 
 * every ReLU *call* (``nn.ReLU`` incl. ``inplace=True``, ``F.relu``, ``torch.relu``, ``x.relu()``,
   ``x.relu_()``, one module called twice) is its own :class:`Gate` module (PITFALLS #1, #3),
-  which overwrites its input only where the graph proves no other reader (:func:`_mark_inplace`); ``ReLU6`` / ``F.relu6`` / ``hardtanh(0, 6)`` likewise (``Gate(upper=6)``);
+  which overwrites its input only where the graph proves no other reader (:func:`_mark_inplace`);
+  ``ReLU6`` / ``F.relu6`` / ``hardtanh(0, 6)`` likewise (``Gate(upper=6)``);
 * every ``BatchNorm1d/2d`` is merged exactly (running statistics and its ``eps``) into the
   ``Conv2d`` / ``Linear`` directly before it (PITFALLS #5); BN anywhere else raises;
 * every ``Conv2d`` / ``Linear`` is wrapped in a :class:`Weighted` module (the rules' hook point);
@@ -59,9 +60,13 @@ class Gate(nn.Module):
         super().__init__()
         self.upper = upper
         self.nfr_state = None
-        self.inplace = False     # set by the canonizer when the graph proves it safe
-        self.source = ()         # (the module whose output it may overwrite,), if inplace
+        # (the module whose output this gate may overwrite,): set by the canonizer only where
+        # the graph proves it safe; empty = never in place
+        self.source = ()
 
+    @property
+    def inplace(self) -> bool:
+        return bool(self.source)
 
     def forward(self, x):
         st = self.nfr_state
@@ -445,12 +450,10 @@ def _mark_inplace(gm: fx.GraphModule):
         if not isinstance(gate, Gate):
             continue
         src = node.args[0] if node.args else None
-        gate.inplace = bool(
-            len(node.args) == 1 and not node.kwargs and isinstance(src, fx.Node)
-            and src.op == "call_module"
-            and isinstance(gm.get_submodule(src.target), (Weighted, Add))
-            and len(src.users) == 1)
-        gate.source = (gm.get_submodule(src.target),) if gate.inplace else ()
+        ok = (len(node.args) == 1 and not node.kwargs and isinstance(src, fx.Node)
+              and src.op == "call_module" and len(src.users) == 1
+              and isinstance(gm.get_submodule(src.target), (Weighted, Add)))
+        gate.source = (gm.get_submodule(src.target),) if ok else ()
 
 
 def _get_attr(model, target):
