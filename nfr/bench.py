@@ -1,9 +1,10 @@
 """Benchmark of the torch engine: ``python -m nfr.bench [--small] [--repeats N] [--out PATH]``.
 
 VGG16 (torchvision, weights=None, seeded), batch 4x3x224x224 on the CPU, all in ONE run: in each
-of ``--repeats`` rounds every method runs once, right after a run of the plain autograd input
-gradient, and the ratio is the median over rounds of those adjacent pairs (quartiles and the
-ratio of the minimum times are reported too). Methods: the plain autograd input gradient, every
+of ``--repeats`` rounds every method runs once, in a seeded random order, with a run of the plain
+autograd input gradient before and after it; the ratio is the median over rounds of the method's
+time over the mean of those two plain runs (quartiles and the ratio of the minimum times are
+reported too). Methods: the plain autograd input gradient, every
 rule of :func:`nfr.attribute`, :func:`nfr.cascade` over all levels, Captum's GuidedBackprop and
 Zennit's EpsilonPlusFlat.
 Writes ``book/data/bench.json`` (seconds, ratios to the plain gradient, peak RSS / tracemalloc
@@ -18,6 +19,7 @@ import copy
 import json
 import os
 import platform
+import random
 import resource
 import statistics
 import time
@@ -50,7 +52,7 @@ def _noinplace(model):
     return m
 
 
-def run(small=False, repeats=3, out="book/data/bench.json", seed=0, progress=True,
+def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=True,
         warmup=True, size=224):
     """Run the benchmark and write the JSON; returns the result dict."""
     import nfr
@@ -103,21 +105,27 @@ def run(small=False, repeats=3, out="book/data/bench.json", seed=0, progress=Tru
         fn()
         return time.perf_counter() - t
 
-    # Paired design: in every round each method runs right after its own plain-gradient run,
-    # and its ratio for that round is the quotient of the two. This machine's noise comes in
-    # bursts of seconds (a method that does the gradient's own work reads 0.87 to 1.2 against
-    # a plain run half a minute away); the adjacent pair shares the burst.
+    # Sandwich design: in every round the methods run in a seeded random order with a plain-
+    # gradient run before the first, between every two and after the last; a method's ratio
+    # for that round is its time over the mean of the two plain runs around it (a drift that
+    # is linear over the three runs cancels). This machine's noise comes in bursts of seconds:
+    # the engine's own "grad" rule, which does the plain gradient's work, reads 0.9 to 1.36
+    # against a single adjacent plain run.
     samples = {name: [] for name in jobs}
     paired = {name: [] for name in jobs if name != "plain_gradient"}
+    order = random.Random(seed)
     for _ in tqdm(range(repeats), desc="bench rounds", disable=not progress):
-        for name, fn in jobs.items():
-            if name == "plain_gradient":
-                continue
-            tp = clock(plain)
-            tm = clock(fn)
-            samples["plain_gradient"].append(tp)
+        names = list(paired)
+        order.shuffle(names)
+        before = clock(plain)
+        samples["plain_gradient"].append(before)
+        for name in names:
+            tm = clock(jobs[name])
+            after = clock(plain)
+            samples["plain_gradient"].append(after)
             samples[name].append(tm)
-            paired[name].append(tm / tp)
+            paired[name].append(tm / (0.5 * (before + after)))
+            before = after
     times = {name: statistics.median(v) for name, v in samples.items()}
     ratios = {"plain_gradient": 1.0, **{k: statistics.median(v) for k, v in paired.items()}}
 
@@ -144,8 +152,9 @@ def run(small=False, repeats=3, out="book/data/bench.json", seed=0, progress=Tru
                                  "after": round(os.getloadavg()[0], 2)},
            "machine": platform.processor() or platform.machine(),
            "seconds": times,
-           "statistic": "median over rounds of (method time / plain-gradient time measured "
-                        "right before it)",
+           "statistic": "median over rounds of (method time / mean of the plain-gradient "
+                        "runs right before and right after it); methods in a seeded random "
+                        "order per round",
            "ratio_to_plain_gradient": ratios, "targets": targets,
            "ratio_per_round": paired,
            "ratio_quartiles": {k: quartiles(v) for k, v in paired.items()},
@@ -170,7 +179,7 @@ def run(small=False, repeats=3, out="book/data/bench.json", seed=0, progress=Tru
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m nfr.bench", description=__doc__.split("\n")[0])
     p.add_argument("--small", action="store_true", help="tiny CNN, quick check only")
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=11)
     p.add_argument("--out", default="book/data/bench.json")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=224, help="image side (the target is 224)")

@@ -47,6 +47,22 @@ def test_quantile_periodic_pattern():
         _check(p, q)
 
 
+def test_quantile_at_the_boundary_of_the_positive_entries():
+    """Every split of v_(k), v_(k+1) around the positives: both positive (selected from the
+    positives alone), the last two entries, and v_(k) the largest non-positive with v_(k+1) the
+    smallest positive (the general path)."""
+    n = 1000
+    for npos in (1, 2, 3, 50, 101, 999, 1000):
+        p = torch.zeros(3, n, dtype=torch.float64)
+        p[0, :npos] = torch.rand(npos, generator=_g(npos), dtype=torch.float64) + 0.5
+        p[1, :npos] = torch.rand(npos, generator=_g(npos + 1), dtype=torch.float64) + 0.5
+        p[1, npos:] = -torch.rand(n - npos, generator=_g(npos + 2), dtype=torch.float64)
+        p[2] = p[0].flip(0)
+        for k in {n - npos - 1, n - npos, n - npos + 1, n - 2, n - 1} & set(range(n)):
+            _check(p, k / (n - 1))             # rank q (n - 1) = k: v_(k) and v_(k+1) exactly
+            _check(p, (k + 0.5) / (n - 1) if k < n - 1 else 1.0)
+
+
 def test_positive_weight_cache_follows_in_place_updates():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
