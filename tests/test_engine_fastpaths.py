@@ -168,6 +168,61 @@ def _fan_out_net():
     return _FanOut().double().eval()
 
 
+class _Readers(nn.Module):
+    """Every kind of reader of a gate's output, for the backward's in-place mask: a conv and a
+    max-pool (one reader each, fresh gradients: in place), a residual add as the only reader
+    (its backward hands one gradient to both branches: not in place), two readers, and a flatten
+    before the classifier (not in place)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.c3, self.c4 = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.c5 = nn.Conv2d(4, 4, 1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 16, 5)
+
+    def forward(self, x):
+        a = torch.relu(self.c1(x))                          # read by c2
+        b = nn.functional.relu6(self.c2(a))                 # read by the pool (a clamp gate)
+        p = self.pool(b)
+        h = self.c5(p) + torch.relu(self.c3(p))             # a gate read by an add only
+        k = torch.relu(h)                                   # read by c4 and by the add
+        u = self.c4(k) + k
+        return self.fc(torch.relu(u).flatten(1))
+
+
+def _readers_net():
+    torch.manual_seed(11)
+    net = _Readers().double().eval()
+    with torch.no_grad():
+        net.c2.weight.mul_(20.0)            # some inputs of the ReLU6 gate above 6, some below 0
+    return net
+
+
+def test_gate_gradients_are_overwritten_only_when_nobody_else_holds_them():
+    from nfr.engine.canonize import Gate, _canonize
+    gm = _canonize(_readers_net())
+    marks = []
+    for n in gm.graph.nodes:
+        if n.op == "call_module" and isinstance(gm.get_submodule(n.target), Gate):
+            users = tuple(type(gm.get_submodule(u.target)).__name__ if u.op == "call_module"
+                          else getattr(u.target, "__name__", u.target) for u in n.users)
+            marks.append((users, gm.get_submodule(n.target).grad_inplace))
+    assert marks == [(("Weighted",), True), (("MaxPool2d",), True), (("Add",), False),
+                     (("Weighted", "Add"), False), (("flatten",), False)], marks
+    from nfr.engine.canonize import Tap
+    tapped = _canonize(_readers_net(), taps=True)     # the cascade's taps hold the gradient
+    read_by = {}
+    for n in tapped.graph.nodes:
+        if n.op == "call_module" and isinstance(tapped.get_submodule(n.target), Gate):
+            kinds = {type(tapped.get_submodule(u.target)) for u in n.users if u.op == "call_module"}
+            read_by[n.target] = (kinds, tapped.get_submodule(n.target).grad_inplace)
+    assert any(Tap in k for k, _ in read_by.values())
+    assert all(not ip for k, ip in read_by.values() if Tap in k)
+    assert [ip for k, ip in read_by.values() if k == {nn.MaxPool2d}] == [True]
+
+
 def test_gates_overwrite_only_tensors_nothing_else_reads():
     from nfr.engine.canonize import Add, Gate, Weighted, _canonize
     gm = _canonize(_fan_out_net())
@@ -182,15 +237,19 @@ def test_gates_overwrite_only_tensors_nothing_else_reads():
     assert all(g.inplace for g in vgg.modules() if isinstance(g, Gate))
 
 
+@pytest.mark.parametrize("net", ["fan_out", "readers"])
 @pytest.mark.parametrize("rule", ["grad", "gbp", "rectgrad", "zplus", "dtd", "alphabeta",
                                   "activation"])
-def test_in_place_gates_change_no_result(rule, monkeypatch):
-    """Every rule, attribute and cascade, with and without the in-place gates: bit-identical
-    (the gates do the same arithmetic, only into the input's buffer); the fan-out conv output
-    keeps its pre-ReLU values for the add (a wrong in-place gate would change the logits)."""
+def test_in_place_gates_change_no_result(rule, net, monkeypatch):
+    """Every rule, attribute and cascade, with and without the in-place gates (forward: into
+    the input's buffer; backward: the mask applied to the incoming gradient): bit-identical.
+    The fan-out conv output keeps its pre-ReLU values for the add (a wrong in-place gate would
+    change the logits); a gate read by an add must leave the gradient the add's other branch
+    receives alone; ``record=True`` and the activation rule's start keep their gradients."""
     from nfr.engine import canonize
-    model = _fan_out_net()
-    x = torch.randn(2, 3, 4, 4, generator=_g(8), dtype=torch.float64)
+    model = _fan_out_net() if net == "fan_out" else _readers_net()
+    side = 4 if net == "fan_out" else 8
+    x = torch.randn(2, 3, side, side, generator=_g(8), dtype=torch.float64)
     kw = {"layer": 2} if rule == "activation" else {}
     kw.update({"alpha": 2.0, "beta": 1.0} if rule == "alphabeta" else {})
 

@@ -63,6 +63,9 @@ class Gate(nn.Module):
         # (the module whose output this gate may overwrite,): set by the canonizer only where
         # the graph proves it safe; empty = never in place
         self.source = ()
+        # may the backward overwrite the incoming gradient (the canonizer sets it only where the
+        # gate's one reader returns a fresh gradient nobody else holds: :func:`_mark_inplace`)
+        self.grad_inplace = False
 
     @property
     def inplace(self) -> bool:
@@ -433,6 +436,10 @@ def _canonize(model: nn.Module, *, taps: bool = False) -> fx.GraphModule:
     return gm
 
 
+# readers whose backward returns a freshly allocated gradient for their input
+_FRESH_GRAD = (Weighted, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+
+
 def _mark_inplace(gm: fx.GraphModule):
     """Let a gate overwrite its input (as ``nn.ReLU(inplace=True)`` does) where that is provably
     safe: the input is the output of a :class:`Weighted` or :class:`Add` module whose ONLY user
@@ -442,7 +449,15 @@ def _mark_inplace(gm: fx.GraphModule):
     raise, never return a wrong result. Saves one activation-sized buffer per gate (the
     allocation, not the arithmetic, is what costs on the CPU). A caller that keeps a weight
     layer's output to take gradients at it (``RuleState.keep``, e.g. the bias maps of
-    :mod:`nfr.trgbp`) turns its gate back to out-of-place for that call (``gate.source``)."""
+    :mod:`nfr.trgbp`) turns its gate back to out-of-place for that call (``gate.source``).
+
+    Backward likewise (``gate.grad_inplace``): a gate may apply its mask to the incoming
+    gradient in place when its output has ONE reader and that reader is a :class:`Weighted` or
+    a pooling module, whose backward returns a new gradient that no other node, tap or caller
+    holds. Not after an :class:`Add` (whose backward hands the same gradient to both branches),
+    a :class:`Tap` (the cascade keeps the gradient it reports), several readers or the graph
+    output (the caller's seed); a gate whose output the caller keeps (``RuleState.keep``:
+    ``record=True``, the start of the activation rule) never writes to its gradient."""
     for node in gm.graph.nodes:
         if node.op != "call_module":
             continue
@@ -454,6 +469,9 @@ def _mark_inplace(gm: fx.GraphModule):
               and src.op == "call_module" and len(src.users) == 1
               and isinstance(gm.get_submodule(src.target), (Weighted, Add)))
         gate.source = (gm.get_submodule(src.target),) if ok else ()
+        users = list(node.users)
+        gate.grad_inplace = (len(users) == 1 and users[0].op == "call_module"
+                             and isinstance(gm.get_submodule(users[0].target), _FRESH_GRAD))
 
 
 def _get_attr(model, target):

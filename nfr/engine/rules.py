@@ -200,31 +200,37 @@ class _GateFn(torch.autograd.Function):
     (M_l = 1(out > 0), and out < upper for a clamp), like the native in-place ReLU."""
 
     @staticmethod
-    def forward(ctx, x, upper, st, inplace):
+    def forward(ctx, x, upper, st, inplace, grad_inplace=False):
         if inplace:
             out = x.relu_() if upper is None else x.clamp_(0.0, upper)
             ctx.mark_dirty(x)
         else:
             out = torch.relu(x) if upper is None else torch.clamp(x, 0.0, upper)
         ctx.save_for_backward(out)
-        ctx.upper, ctx.st = upper, st
+        ctx.upper, ctx.st, ctx.grad_inplace = upper, st, grad_inplace
         return out
 
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         mode = ctx.st.mode
+        none = (None,) * 4
         if mode == "rectgrad":
-            return _rect_gate(g, out, ctx.st.q, ctx.upper), None, None, None
+            return (_rect_gate(g, out, ctx.st.q, ctx.upper),) + none
         if mode not in ("gbp", "grad"):
             raise RuntimeError(f"gate rule {mode!r}")
-        if ctx.upper is None:
-            g = torch.ops.aten.threshold_backward(g, out, 0)        # g * 1(out > 0), fused
+        # the incoming gradient is overwritten only where the canonizer proved nobody else
+        # holds it (Gate.grad_inplace); autograd's own ReLU always allocates a new one
+        own = ctx.grad_inplace and g.is_contiguous()
+        if ctx.upper is None:                                     # g * 1(out > 0), fused
+            g = torch.ops.aten.threshold_backward.grad_input(g, out, 0, grad_input=g) if own \
+                else torch.ops.aten.threshold_backward(g, out, 0)
         else:
-            g = g * ((out > 0) & (out < ctx.upper))
+            mask = (out > 0) & (out < ctx.upper)
+            g = g.mul_(mask) if own else g * mask
         if mode == "gbp":
             g = g.clamp_(min=0)          # relu(r) then M: same result, one buffer
-        return g, None, None, None
+        return (g,) + none
 
 
 def _source_kept(gate: nn.Module) -> bool:
@@ -238,8 +244,9 @@ def gate_forward(gate: nn.Module, x: torch.Tensor, st: RuleState) -> torch.Tenso
     canonizer marked the gate ``inplace``; the raw-gradient backward is then the same
     ``threshold_backward(g, out, 0)`` that autograd's own ReLU uses)."""
     inplace = gate.inplace and not _source_kept(gate)
-    if st.custom or inplace:
-        out = _GateFn.apply(x, gate.upper, st, inplace)
+    grad_inplace = gate.grad_inplace and not st.keep
+    if st.custom or inplace or grad_inplace:
+        out = _GateFn.apply(x, gate.upper, st, inplace, grad_inplace)
     else:
         out = torch.relu(x) if gate.upper is None else torch.clamp(x, 0.0, gate.upper)
     if st.keep:
