@@ -242,7 +242,9 @@ def _source_kept(gate: nn.Module) -> bool:
 def gate_forward(gate: nn.Module, x: torch.Tensor, st: RuleState) -> torch.Tensor:
     """Forward of a :class:`Gate` during an attribution call (in place on ``x`` when the
     canonizer marked the gate ``inplace``; the raw-gradient backward is then the same
-    ``threshold_backward(g, out, 0)`` that autograd's own ReLU uses)."""
+    ``threshold_backward(g, out, 0)`` that autograd's own ReLU uses, written into the incoming
+    gradient when the canonizer marked the gate ``grad_inplace`` and the caller does not keep
+    its output)."""
     inplace = gate.inplace and not _source_kept(gate)
     grad_inplace = gate.grad_inplace and not st.keep
     if st.custom or inplace or grad_inplace:
