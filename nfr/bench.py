@@ -4,9 +4,8 @@ VGG16 (torchvision, weights=None, seeded), batch 4x3x224x224 on the CPU, all in 
 of ``--repeats`` rounds every method runs once, in a seeded random order, with a run of the plain
 autograd input gradient before and after it; the ratio is the median over rounds of the method's
 time over the mean of those two plain runs (quartiles and the ratio of the minimum times are
-reported too). Methods: the plain autograd input gradient, every
-rule of :func:`nfr.attribute`, :func:`nfr.cascade` over all levels, Captum's GuidedBackprop and
-Zennit's EpsilonPlusFlat.
+reported too). Methods: the plain autograd input gradient, every rule of :func:`nfr.attribute`,
+:func:`nfr.cascade` over all levels, Captum's GuidedBackprop and Zennit's EpsilonPlusFlat.
 Writes ``book/data/bench.json`` (seconds, ratios to the plain gradient, peak RSS / tracemalloc
 peak of the cascade) and prints the ratio table. Targets: gbp / rectgrad / activation <= 1.05x,
 zplus / dtd <= 1.6x, cascade <= 0.4 (L+1) x, peak memory < 8 GB. ``--small`` runs a tiny CNN

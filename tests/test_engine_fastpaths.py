@@ -200,37 +200,37 @@ def _readers_net():
     return net
 
 
+def _gate_nodes(gm):
+    """(fx node, Gate module) for every gate call of a canonical graph, in graph order."""
+    from nfr.engine.canonize import Gate
+    return [(n, gm.get_submodule(n.target)) for n in gm.graph.nodes
+            if n.op == "call_module" and isinstance(gm.get_submodule(n.target), Gate)]
+
+
+def _reader_kind(gm, u):
+    return type(gm.get_submodule(u.target)) if u.op == "call_module" else \
+        getattr(u.target, "__name__", u.target)
+
+
 def test_gate_gradients_are_overwritten_only_when_nobody_else_holds_them():
-    from nfr.engine.canonize import Gate, _canonize
+    from nfr.engine.canonize import Tap, _canonize
     gm = _canonize(_readers_net())
-    marks = []
-    for n in gm.graph.nodes:
-        if n.op == "call_module" and isinstance(gm.get_submodule(n.target), Gate):
-            users = tuple(type(gm.get_submodule(u.target)).__name__ if u.op == "call_module"
-                          else getattr(u.target, "__name__", u.target) for u in n.users)
-            marks.append((users, gm.get_submodule(n.target).grad_inplace))
+    marks = [(tuple(getattr(k, "__name__", k) for k in (_reader_kind(gm, u) for u in n.users)),
+              gate.grad_inplace) for n, gate in _gate_nodes(gm)]
     assert marks == [(("Weighted",), True), (("MaxPool2d",), True), (("Add",), False),
                      (("Weighted", "Add"), False), (("flatten",), False)], marks
-    from nfr.engine.canonize import Tap
     tapped = _canonize(_readers_net(), taps=True)     # the cascade's taps hold the gradient
-    read_by = {}
-    for n in tapped.graph.nodes:
-        if n.op == "call_module" and isinstance(tapped.get_submodule(n.target), Gate):
-            kinds = {type(tapped.get_submodule(u.target)) for u in n.users if u.op == "call_module"}
-            read_by[n.target] = (kinds, tapped.get_submodule(n.target).grad_inplace)
-    assert any(Tap in k for k, _ in read_by.values())
-    assert all(not ip for k, ip in read_by.values() if Tap in k)
-    assert [ip for k, ip in read_by.values() if k == {nn.MaxPool2d}] == [True]
+    read_by = [({_reader_kind(tapped, u) for u in n.users}, gate.grad_inplace)
+               for n, gate in _gate_nodes(tapped)]
+    assert any(Tap in k for k, _ in read_by)
+    assert all(not ip for k, ip in read_by if Tap in k)
+    assert [ip for k, ip in read_by if k == {nn.MaxPool2d}] == [True]
 
 
 def test_gates_overwrite_only_tensors_nothing_else_reads():
     from nfr.engine.canonize import Add, Gate, Weighted, _canonize
     gm = _canonize(_fan_out_net())
-    marks = {}
-    for n in gm.graph.nodes:
-        if n.op == "call_module" and isinstance(gm.get_submodule(n.target), Gate):
-            src = gm.get_submodule(n.args[0].target)
-            marks[type(src)] = gm.get_submodule(n.target).inplace
+    marks = {type(gm.get_submodule(n.args[0].target)): gate.inplace for n, gate in _gate_nodes(gm)}
     assert marks == {Weighted: False, Add: True}
     import torchvision
     vgg = _canonize(torchvision.models.vgg11(weights=None).eval())

@@ -128,7 +128,7 @@ def test_bench_small_runs_and_writes_json(tmp_path):
     res = json.loads(out.read_text())
     assert {"gbp", "zplus", "cascade_gbp_all_levels", "plain_gradient"} <= set(res["seconds"])
     assert all(v > 0 for v in res["seconds"].values())
-    # paired design: every method's ratio is the median of its per-round adjacent pairs
+    # sandwich design: every method's ratio is the median of its per-round ratios
     for k, v in res["ratio_per_round"].items():
         assert len(v) == 1 and abs(res["ratio_to_plain_gradient"][k] - v[0]) < 1e-12
         lo, hi = res["ratio_quartiles"][k]

@@ -104,17 +104,14 @@ def _np_kth_pair(row: np.ndarray, k: int):
     j2 = min(k + 1, n - 1)
     pos = row > 0
     npos = int(np.count_nonzero(pos))
-    first = n - npos                     # rank of the smallest positive entry
-    if k >= first:                       # v_(k) and v_(k+1) both positive
-        sub = np.compress(pos, row)
-        jj = k - first
-        c = np.partition(sub, jj)
-        return c[jj], (c[jj + 1:].min() if jj + 1 < npos else c[jj])
-    nneg = int(np.count_nonzero(row < 0))
-    nzero = n - npos - nneg
-    if 2 * nzero <= n:
-        c = np.partition(row, k)
-        return c[k], (c[k + 1:].min() if k + 1 < n else c[k])
+    if k >= n - npos:                    # v_(k) and v_(k+1) both positive: the split of the
+        nneg, nzero = 0, n - npos        # n - npos others into negatives and zeros is not needed
+    else:
+        nneg = int(np.count_nonzero(row < 0))
+        nzero = n - npos - nneg
+        if 2 * nzero <= n:
+            c = np.partition(row, k)
+            return c[k], (c[k + 1:].min() if k + 1 < n else c[k])
     parts = {}
 
     def stat(j):
