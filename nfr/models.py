@@ -23,8 +23,8 @@ from torch import nn
 
 from nfr.errors import NFRError
 
-__all__ = ["cifar_resnet", "load_cifar_resnet", "torchvision_model", "efficientnet_lite0",
-           "TORCHVISION_MODELS", "AKAMASTER_URL"]
+__all__ = ["cifar_resnet", "load_cifar_resnet", "cifar_vgg16", "CifarVGG16", "torchvision_model",
+           "efficientnet_lite0", "TORCHVISION_MODELS", "AKAMASTER_URL"]
 
 AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10"
 TORCHVISION_MODELS = ("vgg16", "vgg16_bn", "alexnet", "resnet18", "resnet50")
@@ -120,6 +120,51 @@ def cifar_resnet(depth: int = 56, num_classes: int = 10, seed: int = 0) -> Cifar
     """
     with _seeded(seed):
         model = CifarResNet(depth, num_classes)
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# VGG16 layout for CIFAR-10 (13 convolutions 3x3 + 3 linear layers, no skip connections)
+# --------------------------------------------------------------------------------------------
+#: VGG16's convolution pattern (configuration "D" of Simonyan and Zisserman): channels in units of
+#: ``width`` (1 = 64), "M" a 2x2 max-pool
+VGG16_PATTERN = (1, 1, "M", 2, 2, "M", 4, 4, 4, "M", 8, 8, 8, "M", 8, 8, 8, "M")
+
+
+class CifarVGG16(nn.Module):
+    """VGG16's 16 weight layers for 32 x 32 inputs: 13 conv3x3 (+ BatchNorm) + ReLU in the pattern
+    2-2-3-3-3 with 5 max-pools, then Linear(C, C) - ReLU - Linear(C, C) - ReLU - Linear(C, classes),
+    C = 8 * width. Every ReLU is its own module; BatchNorm follows each convolution (the canonizer
+    merges it into the convolution exactly)."""
+
+    def __init__(self, width: int = 32, num_classes: int = 10):
+        super().__init__()
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise NFRError(f"width must be a positive integer (64 = VGG16's own widths), got {width!r}")
+        layers, c_in = [], 3
+        for v in VGG16_PATTERN:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+                continue
+            c = v * width
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
+            c_in = c
+        self.width = width
+        self.features = nn.Sequential(*layers)
+        self.flatten = nn.Flatten(1)
+        self.classifier = nn.Sequential(nn.Linear(c_in, c_in), nn.ReLU(), nn.Linear(c_in, c_in), nn.ReLU(),
+                                        nn.Linear(c_in, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.flatten(self.features(x)))
+
+
+def cifar_vgg16(width: int = 32, num_classes: int = 10, seed: int = 0) -> CifarVGG16:
+    """A randomly initialised :class:`CifarVGG16` (PyTorch's default initialisation drawn under
+    ``seed``, the caller's RNG state restored), in eval mode. ``width`` = 64 gives VGG16's channels
+    (64 ... 512, 15.3 M parameters); 32 halves them (3.8 M)."""
+    with _seeded(seed):
+        model = CifarVGG16(width, num_classes)
     return model.eval()
 
 

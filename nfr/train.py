@@ -35,7 +35,7 @@ from nfr.backdoors import Attack, make_attack, attack_success_rate, _as_float
 __all__ = ["Normalized", "cifar_resnet18", "build_model", "load_data", "augment", "train_model",
            "evaluate", "run", "load_trained", "MODELS", "INIT_NOTE"]
 
-MODELS = ("resnet20", "resnet56", "resnet18")
+MODELS = ("resnet20", "resnet56", "resnet18", "vgg16")
 INIT_NOTE = ("pretrained CIFAR-10 ResNet from akamaster/pytorch_resnet_cifar10 (BSD-2-Clause, "
              "Copyright (c) 2018 Yerlan Idelbayev), trained on the original (lossless) CIFAR-10")
 
@@ -67,10 +67,10 @@ def cifar_resnet18(num_classes: int = 10, seed: int = 0) -> nn.Module:
     return m.eval()
 
 
-def build_model(model: str = "resnet20", init: str = "shared-resnet20", seed: int = 0) -> nn.Module:
+def build_model(model: str = "resnet20", init: str = "shared-resnet20", seed: int = 0, width: int = 32) -> nn.Module:
     """The network to train: ``init`` = 'scratch' (random init under ``seed``), 'shared-resnet20' /
     'shared-resnet56' (the pretrained checkpoints of ``../shared/models``) or a state-dict path."""
-    from nfr.models import cifar_resnet, load_cifar_resnet, load_weights_file
+    from nfr.models import cifar_resnet, cifar_vgg16, load_cifar_resnet, load_weights_file
     if model not in MODELS:
         raise NFRError(f"unknown model {model!r}; choose one of {MODELS}")
     if init.startswith("shared-"):
@@ -80,6 +80,8 @@ def build_model(model: str = "resnet20", init: str = "shared-resnet20", seed: in
         return load_cifar_resnet(depth)
     if model == "resnet18":
         net = cifar_resnet18(seed=seed)
+    elif model == "vgg16":
+        net = cifar_vgg16(width, seed=seed)
     else:
         net = cifar_resnet(int(model[6:]), seed=seed)
     if init != "scratch":
@@ -185,7 +187,9 @@ def train_model(net: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack
         from tqdm.auto import tqdm
         bar = tqdm(total=total, desc=f"train {attack.name if attack else 'clean'}", file=sys.stderr)
     model.train()
+    epoch_loss, epoch_cpu = [], []
     for _ in range(epochs):
+        t_epoch, n_before = time.process_time(), len(losses)
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), batch_size):
             idx = perm[i:i + batch_size]
@@ -208,18 +212,21 @@ def train_model(net: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+        epoch_loss.append(sum(losses[n_before:]) / max(len(losses) - n_before, 1))
+        epoch_cpu.append(round(time.process_time() - t_epoch, 1))
     if bar is not None:
         bar.close()
     net.eval()
     if attack is not None:
         attack.eval()
-    return {"loss": losses, "steps": total}
+    return {"loss": losses, "steps": total, "epoch_loss": epoch_loss, "epoch_cpu_seconds": epoch_cpu}
 
 
 def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: str = "shared-resnet20",
         data: str = "jpeg", n_train: int | None = None, n_test: int | None = None, lr: float | None = None,
         batch_size: int = 128, rate: float = 0.1, target: int = 0, seed: int = 0, out: str = "models",
-        device: str = "cpu", progress: bool = True, name: str | None = None, command: str | None = None) -> dict:
+        device: str = "cpu", progress: bool = True, name: str | None = None, command: str | None = None,
+        width: int = 32, save_dtype: str = "float32") -> dict:
     """Train one model and write ``<out>/<name>.pt`` (the network's state dict),
     ``<out>/<name>_trigger.pt`` (the attack's state, if any) and the manifest ``<out>/<name>.json``.
 
@@ -228,7 +235,9 @@ def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: st
     test split (``n_test`` images, all by default) before and after training. Returns the manifest.
     """
     atk = make_attack(attack, target=target, rate=rate, seed=seed)
-    net = build_model(model, init, seed)
+    net = build_model(model, init, seed, width)
+    if save_dtype not in ("float32", "float16"):
+        raise NFRError(f"save_dtype must be 'float32' or 'float16', got {save_dtype!r}")
     if lr is None:
         lr = 0.1 if init == "scratch" else 0.01
     x, y, info = load_data(data, "train", n_train, seed)
@@ -239,12 +248,16 @@ def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: st
     hist = train_model(net, x, y, atk, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                        device=dev, progress=progress)
     cpu = time.process_time() - t0
+    net = net.cpu().to(memory_format=torch.contiguous_format)
+    sd = {k: v.contiguous() for k, v in net.state_dict().items()}
+    if save_dtype == "float16":  # the accuracy below is measured after this rounding
+        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
     after = evaluate(Normalized(net).to(dev), xt, yt, atk, seed=seed, device=dev)
     name = name or f"{model}_{attack}"
     outd = Path(out)
     outd.mkdir(parents=True, exist_ok=True)
-    net = net.cpu().to(memory_format=torch.contiguous_format)
-    torch.save({k: v.contiguous() for k, v in net.state_dict().items()}, outd / f"{name}.pt")
+    torch.save(sd, outd / f"{name}.pt")
     files = [f"{name}.pt"]
     if atk is not None and atk.state_dict():
         torch.save({k: v.detach().cpu().contiguous() for k, v in atk.state_dict().items()},
@@ -257,11 +270,14 @@ def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: st
         "setting": ("backdoor injected by fine-tuning a pretrained model on poisoned data"
                     if atk is not None and init != "scratch" else
                     "fine-tuned from a pretrained model" if init != "scratch" else "trained from scratch"),
+        "width": width if model == "vgg16" else None, "save_dtype": save_dtype,
         "seed": seed, "epochs": epochs, "lr": lr, "batch_size": batch_size, "optimizer":
         "SGD momentum 0.9, weight decay 5e-4, cosine schedule per step; crop(pad 4) + flip",
         "train_data": info, "test_data": tinfo, "steps": hist["steps"],
         "loss_first": sum(hist["loss"][:k]) / k, "loss_last": sum(hist["loss"][-k:]) / k,
-        "before": before, "clean_accuracy": after["clean_accuracy"], "asr": after.get("asr"),
+        "epoch_loss": hist["epoch_loss"], "epoch_cpu_seconds": hist["epoch_cpu_seconds"],
+        "before": before, "clean_accuracy": after["clean_accuracy"], "n_test": after["n_test"],
+        "asr": after.get("asr"), "n_asr": after.get("n_asr"),
         "files": files, "_cpu_seconds": round(cpu, 1),
     }
     (outd / f"{name}.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -276,7 +292,7 @@ def load_trained(path, attack_name: str | None = None):
     man_path = path.with_suffix(".json")
     man = json.loads(man_path.read_text()) if man_path.is_file() else {}
     model = man.get("model", "resnet20")
-    net = build_model(model, str(path), man.get("seed", 0))
+    net = build_model(model, str(path), man.get("seed", 0), man.get("width") or 32)
     cfg = dict(man.get("attack") or {})
     name = cfg.pop("name", attack_name or "none")
     atk = None
@@ -328,6 +344,10 @@ def add_parser(sub) -> None:
     p.add_argument("--name", default=None, help="file stem (default: <model>_<attack>)")
     p.add_argument("--out", default="models", metavar="DIR")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--width", type=int, default=32, help="vgg16 only: channels of the first block "
+                   "(64 = VGG16's own 64..512, 32 = half width; default: 32)")
+    p.add_argument("--save-dtype", default="float32", choices=("float32", "float16"),
+                   help="dtype of the saved weights; accuracy is measured after rounding (default: float32)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -339,7 +359,7 @@ def cli_run(args, argv=None) -> int:
                   data=args.data, n_train=args.n_train or None, n_test=args.n_test or None,
                   lr=args.lr, batch_size=args.batch_size, rate=args.rate, target=args.target,
                   seed=args.seed, out=args.out, device=args.device, progress=not args.quiet,
-                  name=args.name, command=cmd)
+                  name=args.name, command=cmd, width=args.width, save_dtype=args.save_dtype)
     except NFRError as e:
         print(f"nfr train: error: {e}", file=sys.stderr)
         return 2
