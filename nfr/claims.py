@@ -8,7 +8,7 @@ Two kinds of verdict:
 * :func:`verdict` -- an empirical claim of a paper, judged against a criterion stated before the
   measurement. It prints the verdict and never raises: a refuted claim is a result, not a bug.
 
-:func:`record` writes a chapter's verdicts into the ledger (format in ``shared/CLAIMS.md``) and
+:func:`record` writes a chapter's verdicts into the ledger (format: see ``book/claims.md``) and
 regenerates the Markdown table ``book/data/claims_table.md`` that ``book/claims.md`` includes.
 """
 from __future__ import annotations

@@ -66,10 +66,11 @@ examples:
 
 weights: 'random' = the architecture's own initialisation drawn under --seed (the paper's
 "Random"); 'imagenet' = torchvision's ImageNet weights from the torch hub cache (the bundled
-weights for efficientnet_lite0, the checkpoints in ../shared/models for cifar_resnet*);
+weights for efficientnet_lite0, the checkpoints that ship with nfr for cifar_resnet20/56);
 or the path of a state dict. Nothing is downloaded.
 data: 'samples' = foolbox's 20 ImageNet photos (CIFAR-10 images for cifar_resnet*),
-'skimage' = scikit-image's 4 photos (unlabelled), 'cifar10' = ../shared/data's JPEG copy,
+'skimage' = scikit-image's 4 photos (unlabelled), 'cifar10' = the CIFAR-10 test split that ships
+with nfr (a lossy JPEG copy),
 or a folder: ImageNet validation (<wnid>/<img> or flat + labels.txt) or CIFAR-10 (<split>/<class>/).
 Missing weights or data: message on stderr, exit code 2."""
 

@@ -1,4 +1,4 @@
-"""The experiments of seed 001, Section IV, as plain functions (used by ``python -m nfr`` and the book).
+"""The experiments of Zheng, Sang and Xu (Unifying Perplexing Behaviors ...), Section IV, as plain functions (used by ``python -m nfr`` and the book).
 
 Every experiment function takes plain arguments (strings, ints, lists), returns a JSON-able dict
 and, when ``out`` is a folder, writes ``<experiment>.json`` and its PNG figure(s) there. The dict
@@ -9,12 +9,12 @@ Shared arguments (the CLI options of the same names, see ``python -m nfr --help`
 
 * ``model``: one of :data:`MODELS`. ``weights``: ``"random"`` (the model's own initialisation drawn
   under ``seed``: the seed's "Random" setting), ``"imagenet"`` (torchvision's IMAGENET1K_V1 from
-  the torch hub cache; the pip-packaged weights for EfficientNet-Lite0; the akamaster checkpoint
-  in ``../shared/models`` for the CIFAR ResNets; ``"pretrained"`` is a synonym) or the path of a
+  the torch hub cache; the pip-packaged weights for EfficientNet-Lite0; the akamaster checkpoints
+  that ship with nfr for the CIFAR ResNet-20/56; ``"pretrained"`` is a synonym) or the path of a
   state dict.
 * ``data``: ``"samples"`` (foolbox's 20 labelled ImageNet photos, or its 20 CIFAR-10 images for
-  the CIFAR ResNets), ``"skimage"`` (scikit-image's 4 photos, unlabelled), ``"cifar10"`` (the JPEG
-  copy in ``../shared/data``), or a path: an ImageNet validation folder (ImageFolder or flat files
+  the CIFAR ResNets), ``"skimage"`` (scikit-image's 4 photos, unlabelled), ``"cifar10"`` (the CIFAR-10
+  test split that ships with nfr, a lossy JPEG copy), or a path: an ImageNet validation folder (ImageFolder or flat files
   with labels.txt) or a CIFAR-10 folder/``.tar.gz`` (``<split>/<class>/<file>``).
 * ``n_images``: how many images (a subset drawn with ``seed``; all when None); ``size``: input
   resolution (default 224, 32 for the CIFAR ResNets); ``batch_size``; ``device`` ("cpu"/"cuda");
@@ -149,7 +149,7 @@ def load_data(data: str, model: str, n_images: int | None, size: int, seed: int 
         x, _ = D.skimage_photos(size=size)
         x = x[_subset(len(x), n_images, seed)]
     elif data == "cifar10":
-        x, labels = D.cifar10_folder(None, n=n_images, seed=seed)
+        x, labels = D.cifar10_test(n=n_images, seed=seed)
     else:
         p = Path(data)
         if not p.exists():

@@ -168,10 +168,8 @@ def cifar_vgg16(width: int = 32, num_classes: int = 10, seed: int = 0) -> CifarV
     return model.eval()
 
 
-def _shared_models_dir() -> Path | None:
-    from nfr.data import shared_dir
-    sd = shared_dir()
-    return sd / "models" if sd is not None and (sd / "models").is_dir() else None
+#: the pretrained CIFAR ResNets that ship with nfr (akamaster checkpoints, BSD-2-Clause)
+CIFAR_RESNET_FILES = {20: "models/resnet20-12fca82f.th", 56: "models/resnet56-4bfd9763.th"}
 
 
 def _clean_state_dict(obj) -> dict:
@@ -198,29 +196,27 @@ def load_weights_file(model: nn.Module, path, what: str, *, weights_only: bool =
 def load_cifar_resnet(path_or_depth: int | str | Path = 56) -> CifarResNet:
     """A pretrained CIFAR ResNet from an akamaster checkpoint, in eval mode.
 
-    ``path_or_depth``: a depth (20 or 56) looks for ``<shared>/models/resnet<depth>-*.th``
-    (``nfr.data.shared_dir()``, i.e. ``$NFR_SHARED`` or ``../shared``); a path loads that file.
+    ``path_or_depth``: a depth, 20 or 56, loads the checkpoint that ships with nfr
+    (``nfr/resources/models``, checksum verified; BSD-2-Clause, Copyright (c) 2018 Yerlan
+    Idelbayev); a path loads that file (any depth of the akamaster layout).
     The file is ``torch.load(path, map_location="cpu", weights_only=False)["state_dict"]`` with
     keys prefixed ``module.`` (stripped here); the depth is read from the number of blocks. Expects
     inputs normalised with the ImageNet mean/std (as the checkpoints were trained).
     """
+    from nfr.data import resource
     if isinstance(path_or_depth, int) and not isinstance(path_or_depth, bool):
-        depth = path_or_depth
-        md = _shared_models_dir()
-        files = sorted(md.glob(f"resnet{depth}-*.th")) if md is not None else []
-        if not files:
-            where = f"in {md}" if md is not None else "(no ../shared/models folder and NFR_SHARED unset)"
+        if path_or_depth not in CIFAR_RESNET_FILES:
             raise NFRError(
-                f"no pretrained CIFAR ResNet-{depth} found {where}. Download "
-                f"pretrained_models/resnet{depth}-*.th from {AKAMASTER_URL} and pass its path: "
-                f"load_cifar_resnet('/path/to/resnet{depth}-XXXXXXXX.th')")
-        path = files[0]
+                f"nfr ships the pretrained CIFAR ResNets of depth {sorted(CIFAR_RESNET_FILES)}, not ResNet-"
+                f"{path_or_depth}. Download pretrained_models/resnet{path_or_depth}-*.th from "
+                f"{AKAMASTER_URL} and pass its path: load_cifar_resnet('/path/to/resnet{path_or_depth}-XXXXXXXX.th')")
+        path = resource(CIFAR_RESNET_FILES[path_or_depth])
     else:
         path = Path(path_or_depth)
         if not path.is_file():
             raise NFRError(f"CIFAR ResNet checkpoint {path} does not exist; give the path of an "
                            f"akamaster checkpoint (resnet20/32/44/56/110-*.th from {AKAMASTER_URL}) "
-                           "or a depth (20 or 56) to use ../shared/models")
+                           "or the depth 20 or 56 for the checkpoints that ship with nfr")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - turn any unpickling error into a clear message

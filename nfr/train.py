@@ -9,11 +9,11 @@ crop, flip, poisoning, the attacks' noise) comes from one ``torch.Generator`` se
 
 Images are kept as uint8 (N, 3, 32, 32) tensors (150 MB for the 50,000 training images) and turned
 into floats in [0, 1] batch by batch. Models see raw [0, 1] images through :class:`Normalized`,
-which applies ``nfr.data.normalize`` (ImageNet mean/std, the convention of the CIFAR ResNets in
-``../shared/models``); the state dict that is saved is the bare network's, so
+which applies ``nfr.data.normalize`` (ImageNet mean/std, the convention of the pretrained CIFAR
+ResNets); the state dict that is saved is the bare network's, so
 ``nfr.models.load_cifar_resnet(path)`` reads it back.
 
-Command line: ``python -m nfr train --model resnet20 --attack badnet --init shared-resnet20 ...``
+Command line: ``python -m nfr train --model resnet20 --attack badnet --init pretrained-resnet20 ...``
 (see :func:`run` and ``python -m nfr train --help``).
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from nfr.errors import NFRError
 from nfr.backdoors import Attack, make_attack, attack_success_rate, _as_float
 
 __all__ = ["Normalized", "cifar_resnet18", "build_model", "load_data", "augment", "train_model",
-           "evaluate", "run", "load_trained", "MODELS", "INIT_NOTE"]
+           "evaluate", "run", "load_trained", "load_bundled", "bundled_manifest", "MODELS", "INIT_NOTE"]
 
 MODELS = ("resnet20", "resnet56", "resnet18", "vgg16")
 INIT_NOTE = ("pretrained CIFAR-10 ResNet from akamaster/pytorch_resnet_cifar10 (BSD-2-Clause, "
@@ -67,13 +67,14 @@ def cifar_resnet18(num_classes: int = 10, seed: int = 0) -> nn.Module:
     return m.eval()
 
 
-def build_model(model: str = "resnet20", init: str = "shared-resnet20", seed: int = 0, width: int = 32) -> nn.Module:
-    """The network to train: ``init`` = 'scratch' (random init under ``seed``), 'shared-resnet20' /
-    'shared-resnet56' (the pretrained checkpoints of ``../shared/models``) or a state-dict path."""
+def build_model(model: str = "resnet20", init: str = "pretrained-resnet20", seed: int = 0, width: int = 32) -> nn.Module:
+    """The network to train: ``init`` = 'scratch' (random init under ``seed``), 'pretrained-resnet20' /
+    'pretrained-resnet56' (the pretrained checkpoints that ship with nfr) or a state-dict path;
+    ``width`` is the VGG16 layout's width (:func:`nfr.models.cifar_vgg16`)."""
     from nfr.models import cifar_resnet, cifar_vgg16, load_cifar_resnet, load_weights_file
     if model not in MODELS:
         raise NFRError(f"unknown model {model!r}; choose one of {MODELS}")
-    if init.startswith("shared-"):
+    if init.startswith("pretrained-"):
         depth = int(init.split("resnet")[-1])
         if model != f"resnet{depth}":
             raise NFRError(f"--init {init} holds a ResNet-{depth}; use it with --model resnet{depth}")
@@ -86,7 +87,7 @@ def build_model(model: str = "resnet20", init: str = "shared-resnet20", seed: in
         net = cifar_resnet(int(model[6:]), seed=seed)
     if init != "scratch":
         if not Path(init).is_file():
-            raise NFRError(f"--init {init!r} is neither 'scratch', 'shared-resnet20/56' nor a file")
+            raise NFRError(f"--init {init!r} is neither 'scratch', 'pretrained-resnet20/56' nor a file")
         load_weights_file(net, init, model, weights_only=False)
     return net.eval()
 
@@ -102,26 +103,32 @@ def _sha256_file(path: Path) -> str:
 def load_data(data: str = "jpeg", split: str = "train", n: int | None = None, seed: int = 0):
     """CIFAR-10 as uint8 images ``(x, y, info)``: x (N, 3, 32, 32) uint8, y int64.
 
-    ``data``: 'jpeg' = the lossy JPEG copy ``nfr.data.cifar10_folder()`` (``$NFR_CIFAR10_DIR`` or
-    ``<shared>/data/cifar10-jpeg.tar.gz``); 'torchvision' = the original data through
-    ``nfr.data.cifar10(download=True)`` (into the cache folder); or a folder / tarball path.
-    ``n`` images are a seeded subset (all when None). ``info`` holds the source and the sha256 of
-    the images and labels actually used (and of the file, when the data is one file).
+    ``data``: 'jpeg' = the lossy JPEG copy: its test split ships with nfr
+    (:func:`nfr.data.cifar10_test`), its train split is read from ``$NFR_CIFAR10_DIR`` (the copy's
+    folder or tarball); 'torchvision' = the original data through ``nfr.data.cifar10(download=True)``
+    (into the cache folder); or a folder / tarball path. ``n`` images are a seeded subset (all when
+    None). ``info`` holds the source and the sha256 of the images and labels actually used (and of
+    the file, when the data is one file).
     """
     from nfr import data as D
     info = {"data": data, "split": split}
     if data == "torchvision":
         x, y = D.cifar10(split=split, download=True, n=n, seed=seed)
     else:
-        path = None if data == "jpeg" else Path(data)
-        if path is None:
-            import os
-            env, sd = os.environ.get("NFR_CIFAR10_DIR"), D.shared_dir()
-            src = Path(env) if env else (sd / "data" / "cifar10-jpeg.tar.gz" if sd else None)
+        if data != "jpeg":
+            src = Path(data)
+        elif split == "test":
+            src = D.resource(D.CIFAR10_TEST)
         else:
-            src = path
-        x, y = D.cifar10_folder(path, split=split, n=n, seed=seed)
-        if src is not None and src.is_file():
+            import os
+            env = os.environ.get("NFR_CIFAR10_DIR")
+            if not env:
+                raise NFRError("--data jpeg reads the training split from $NFR_CIFAR10_DIR (the JPEG "
+                               "copy's folder or .tar.gz); set it, pass --data PATH, or use --data "
+                               "torchvision to download the original CIFAR-10")
+            src = Path(env)
+        x, y = D.cifar10_folder(src, split=split, n=n, seed=seed)
+        if src.is_file():
             info["file"], info["file_sha256"] = src.name, _sha256_file(src)
     x = (x * 255).round().to(torch.uint8)
     h = hashlib.sha256(x.numpy().tobytes())
@@ -222,7 +229,7 @@ def train_model(net: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack
     return {"loss": losses, "steps": total, "epoch_loss": epoch_loss, "epoch_cpu_seconds": epoch_cpu}
 
 
-def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: str = "shared-resnet20",
+def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: str = "pretrained-resnet20",
         data: str = "jpeg", n_train: int | None = None, n_test: int | None = None, lr: float | None = None,
         batch_size: int = 128, rate: float = 0.1, target: int = 0, seed: int = 0, out: str = "models",
         device: str = "cpu", progress: bool = True, name: str | None = None, command: str | None = None,
@@ -266,7 +273,7 @@ def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: st
     k = max(1, len(hist["loss"]) // 10)
     manifest = {
         "name": name, "command": command, "model": model, "attack": atk.config() if atk else None,
-        "init": init, "init_note": INIT_NOTE if init.startswith("shared-") else None,
+        "init": init, "init_note": INIT_NOTE if init.startswith("pretrained-") else None,
         "setting": ("backdoor injected by fine-tuning a pretrained model on poisoned data"
                     if atk is not None and init != "scratch" else
                     "fine-tuned from a pretrained model" if init != "scratch" else "trained from scratch"),
@@ -305,14 +312,46 @@ def load_trained(path, attack_name: str | None = None):
     return Normalized(net).eval(), atk
 
 
+def bundled_manifest(name: str) -> dict:
+    """The manifest of a model that ships with nfr (``nfr/resources/models/<name>.json``, checksum
+    verified): the training command, data checksums, accuracy and attack success rate."""
+    from nfr.data import resource
+    return json.loads(resource(f"models/{name}.json").read_text())
+
+
+def load_bundled(name: str):
+    """A model written by :func:`run` that ships with nfr, e.g. ``"resnet20_badnet"``.
+
+    Parameters
+    ----------
+    name : str
+        The file stem in ``nfr/resources/models``.
+
+    Returns
+    -------
+    (model, attack)
+        As :func:`load_trained`; every file read (weights, trigger, manifest) is checksum-verified.
+
+    Raises
+    ------
+    NFRError
+        If the model does not ship with nfr or a file fails its checksum.
+    """
+    from nfr.data import RESOURCES, resource
+    man = bundled_manifest(name)
+    for f in man.get("files", []):
+        resource(f"models/{f}")
+    return load_trained(RESOURCES / "models" / f"{name}.pt")
+
+
 # --------------------------------------------------------------------------------------------
 # command line: python -m nfr train ...
 # --------------------------------------------------------------------------------------------
 TRAIN_EPILOG = """\
 examples:
   # inject a BadNet backdoor by fine-tuning the pretrained ResNet-20 (CPU, minutes)
-  python -m nfr train --model resnet20 --attack badnet --init shared-resnet20 --epochs 2 \\
-      --n-train 20000 --out book/data/models
+  NFR_CIFAR10_DIR=/path/to/cifar10-jpeg.tar.gz python -m nfr train --model resnet20 \\
+      --attack badnet --init pretrained-resnet20 --epochs 2 --n-train 20000 --out models/
   # the seed's setting on a GPU: ResNet18 from scratch on torchvision's CIFAR-10
   python -m nfr train --model resnet18 --attack wanet --init scratch --epochs 100 \\
       --data torchvision --device cuda --out models/"""
@@ -329,10 +368,11 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default="resnet20", choices=MODELS, help="(default: resnet20)")
     p.add_argument("--attack", default="none", choices=("none", "badnet", "dynamic", "inputaware", "wanet"))
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--init", default="shared-resnet20", metavar="{scratch,shared-resnet20,shared-resnet56,PATH}",
-                   help="starting weights (default: shared-resnet20, the pretrained checkpoint in ../shared/models)")
+    p.add_argument("--init", default="pretrained-resnet20", metavar="{scratch,pretrained-resnet20,pretrained-resnet56,PATH}",
+                   help="starting weights (default: pretrained-resnet20, the pretrained checkpoint that ships with nfr)")
     p.add_argument("--data", default="jpeg", metavar="{jpeg,torchvision,PATH}",
-                   help="'jpeg' = ../shared/data's JPEG copy, 'torchvision' = download the original "
+                   help="'jpeg' = the lossy JPEG copy (test split bundled with nfr, train split from "
+                        "$NFR_CIFAR10_DIR), 'torchvision' = download the original "
                         "CIFAR-10, or a folder/tarball <split>/<class>/<img> (default: jpeg)")
     p.add_argument("--n-train", type=int, default=0, help="training images, a seeded subset (0 = all)")
     p.add_argument("--n-test", type=int, default=0, help="test images for accuracy / ASR (0 = all)")

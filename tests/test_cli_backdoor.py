@@ -6,7 +6,7 @@ import pytest
 
 from nfr.cli import main
 
-MODELS = Path(__file__).resolve().parents[1] / "book" / "data" / "models"
+MODELS = Path(__file__).resolve().parents[1] / "nfr" / "resources" / "models"
 
 
 def _run(tmp_path, *args):

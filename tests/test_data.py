@@ -1,4 +1,10 @@
-"""Tests for nfr.data: sample photos, folders, CIFAR-10 readers, normalisation."""
+"""Tests for nfr.data: bundled resources, sample photos, folders, CIFAR-10 readers, normalisation."""
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,10 +13,15 @@ from PIL import Image
 import nfr.data as D
 from nfr.errors import NFRError
 
-SHARED = D.shared_dir()
-TARBALL = SHARED / "data" / "cifar10-jpeg.tar.gz" if SHARED is not None else None
+# Optional: the full JPEG copy of CIFAR-10 (train + test, e.g. the project's own copy) at the path in
+# $NFR_CIFAR10_DIR. Only these tests read a file outside the repository; they skip without it.
+_ENV = os.environ.get("NFR_CIFAR10_DIR")
+TARBALL = Path(_ENV) if _ENV else None
 needs_tarball = pytest.mark.skipif(TARBALL is None or not TARBALL.is_file(),
-                                   reason="../shared/data/cifar10-jpeg.tar.gz absent")
+                                   reason="set NFR_CIFAR10_DIR to the full CIFAR-10 JPEG copy (.tar.gz)")
+#: sha256 of the decoded pixels (uint8, N x 3 x 32 x 32, sorted class/file order) and labels of the
+#: bundled test split: a JPEG decoder that gives other pixels fails here, not in the book's numbers
+CIFAR10_TEST_PIXELS_SHA256 = "56408e16fefefc2d653e651fc019204c8b6c429b1f1e97679865d69cf85adbcf"
 
 
 def test_foolbox_imagenet():
@@ -99,23 +110,75 @@ def test_cifar10_folder_directory_layout(tmp_path):
 
 
 @needs_tarball
-def test_cifar10_folder_shared_tarball():
+def test_cifar10_folder_full_copy_matches_bundled_test_split():
     x, y = D.cifar10_folder(TARBALL, n=200, seed=0)
     assert x.shape == (200, 3, 32, 32) and x.dtype == torch.float32
-    assert float(x.min()) >= 0 and float(x.max()) <= 1
     assert int(y.min()) >= 0 and int(y.max()) <= 9 and len(set(y.tolist())) == 10
-    x2, y2 = D.cifar10_folder(TARBALL, n=200, seed=0)
+    xb, yb = D.cifar10_test(n=200, seed=0)  # the bundled split holds the same files
+    assert torch.equal(x, xb) and torch.equal(y, yb)
+
+
+def test_cifar10_test_bundled():
+    x, y = D.cifar10_test(n=200, seed=0)
+    assert x.shape == (200, 3, 32, 32) and x.dtype == torch.float32
+    assert float(x.min()) >= 0 and float(x.max()) <= 1
+    assert len(set(y.tolist())) == 10
+    x2, y2 = D.cifar10_test(n=200, seed=0)
     assert torch.equal(x, x2) and torch.equal(y, y2)
-    x3, _ = D.cifar10_folder(TARBALL, n=200, seed=1)
-    assert not torch.equal(x, x3)
-    assert torch.equal(D.cifar10_folder(n=200, seed=0)[0], x)  # default location via shared_dir
+    assert not torch.equal(x, D.cifar10_test(n=200, seed=1)[0])
 
 
-def test_cifar10_errors(tmp_path, monkeypatch):
-    monkeypatch.delenv("NFR_CIFAR10_DIR", raising=False)
-    monkeypatch.setattr(D, "shared_dir", lambda: None)
-    with pytest.raises(NFRError, match="NFR_CIFAR10_DIR"):
-        D.cifar10_folder()
+def test_cifar10_test_decoded_pixels_checksum():
+    x, y = D.cifar10_test()
+    assert x.shape == (10000, 3, 32, 32) and torch.bincount(y).tolist() == [1000] * 10
+    h = hashlib.sha256((x * 255).round().to(torch.uint8).numpy().tobytes())
+    h.update(y.numpy().tobytes())
+    assert h.hexdigest() == CIFAR10_TEST_PIXELS_SHA256
+
+
+def test_resources_manifest_readme_and_files():
+    man = json.loads((D.RESOURCES / "manifest.json").read_text())["files"]
+    readme = (D.RESOURCES / "README.md").read_text()
+    present = {p.relative_to(D.RESOURCES).as_posix() for p in D.RESOURCES.rglob("*") if p.is_file()}
+    own = {"manifest.json", "README.md", "ebpg_boxes.json", "models/LICENSE-akamaster.txt"}
+    assert present - own == set(man), "every shipped file is in the manifest, and only those"
+    total = 0
+    for name, e in man.items():
+        p = D.resource(name)
+        assert p.stat().st_size == e["bytes"]
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == e["sha256"]
+        assert f"`{name}`" in readme and e["sha256"] in readme and f"{e['bytes']:,}" in readme
+        assert e["origin"] and e["licence"]
+        total += e["bytes"]
+    assert total < 50e6
+    assert "BSD" in (D.RESOURCES / "models" / "LICENSE-akamaster.txt").read_text()
+
+
+def test_resource_checksum_guard(tmp_path, monkeypatch):
+    name = "models/resnet20_clean.json"
+    (tmp_path / "models").mkdir()
+    shutil.copy(D.RESOURCES / "manifest.json", tmp_path / "manifest.json")
+    shutil.copy(D.RESOURCES / name, tmp_path / name)
+    monkeypatch.setattr(D, "RESOURCES", tmp_path)
+    assert D.resource(name) == tmp_path / name
+    (tmp_path / name).write_text("{}")
+    with pytest.raises(NFRError, match="sha256"):
+        D.resource(name)
+    (tmp_path / name).unlink()
+    with pytest.raises(NFRError, match="missing"):
+        D.resource(name)
+    with pytest.raises(NFRError, match="not one of"):
+        D.resource("models/nope.pt")
+
+
+def test_no_discovery_outside_the_package():
+    src = "".join(p.read_text() for p in Path(D.__file__).parent.rglob("*.py"))
+    assert "NFR_SHARED" not in src and "shared_dir" not in src and "../shared" not in src
+
+
+def test_cifar10_errors(tmp_path):
+    with pytest.raises(NFRError, match="cifar10_test"):
+        D.cifar10_folder(None)
     with pytest.raises(NFRError, match="download=True"):
         D.cifar10(tmp_path)
     with pytest.raises(NFRError, match="split"):

@@ -9,10 +9,6 @@ import nfr.data as D
 import nfr.models as M
 from nfr.errors import NFRError
 
-SHARED = D.shared_dir()
-needs_shared = pytest.mark.skipif(
-    SHARED is None or not (SHARED / "models").is_dir(),
-    reason="../shared/models absent (pretrained CIFAR ResNets are not shipped with nfr)")
 
 
 @pytest.mark.parametrize("depth", [20, 56])
@@ -55,11 +51,10 @@ def test_shortcut_option_a():
     assert float(y[:, :8].abs().sum()) == 0 and float(y[:, 24:].abs().sum()) == 0
 
 
-@needs_shared
 def test_resnet56_foolbox_20_of_20():
     m = M.load_cifar_resnet(56)
     assert not m.training and m.depth == 56
-    raw = torch.load(sorted((SHARED / "models").glob("resnet56-*.th"))[0], map_location="cpu",
+    raw = torch.load(D.resource(M.CIFAR_RESNET_FILES[56]), map_location="cpu",
                      weights_only=False)["state_dict"]
     ours = {k for k in m.state_dict() if not k.endswith("num_batches_tracked")}  # not in the old file
     assert {k.replace("module.", "", 1) for k in raw} == ours
@@ -69,11 +64,10 @@ def test_resnet56_foolbox_20_of_20():
     assert int((pred == y).sum()) == 20
 
 
-@needs_shared
 def test_resnet20_on_jpeg_subset():
-    # README: ResNet-20 gets 81.0% on the whole lossy JPEG test copy; 300 images: s.e. ~2.3%
+    # ResNet-20 gets 81.0% on the whole lossy JPEG test copy; 300 images: s.e. ~2.3%
     m = M.load_cifar_resnet(20)
-    x, y = D.cifar10_folder(n=300, seed=0)
+    x, y = D.cifar10_test(n=300, seed=0)
     with torch.no_grad():
         acc = float((m(D.normalize(x)).argmax(1) == y).float().mean())
     assert 0.72 < acc < 0.90
@@ -150,3 +144,28 @@ def test_registration_order_is_forward_order(which):
     else:
         m, x = M.torchvision_model(which), torch.rand(1, 3, 224, 224)
     assert [n for n, _ in weight_layers(m)] == [n for n, _ in weight_layers(m, x)]
+
+
+def test_cifar_vgg16_layout():
+    """VGG16's 16 weight layers (13 conv + 3 linear) for 32 x 32 inputs, seeded, BN merged exactly."""
+    import nfr
+    from nfr.engine.weights import weight_layers
+    m = M.cifar_vgg16(width=4, seed=0)
+    convs = [l for l in m.modules() if isinstance(l, nn.Conv2d)]
+    lins = [l for l in m.modules() if isinstance(l, nn.Linear)]
+    assert len(convs) == 13 and len(lins) == 3 and len(weight_layers(m)) == 16
+    assert [c.out_channels for c in convs] == [4, 4, 8, 8, 16, 16, 16, 32, 32, 32, 32, 32, 32]
+    assert sum(isinstance(l, nn.MaxPool2d) for l in m.modules()) == 5
+    assert torch.equal(M.cifar_vgg16(width=4, seed=0).features[0].weight, convs[0].weight)
+    assert not torch.equal(M.cifar_vgg16(width=4, seed=1).features[0].weight, convs[0].weight)
+    m = m.double()
+    for bn in (l for l in m.modules() if isinstance(l, nn.BatchNorm2d)):  # non-trivial statistics
+        bn.running_mean.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(1))
+        bn.running_var.uniform_(0.5, 2.0, generator=torch.Generator().manual_seed(2))
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert m(x).shape == (2, 10)
+    xg = x.clone().requires_grad_(True)
+    m(xg)[:, 3].sum().backward()
+    torch.testing.assert_close(nfr.attribute(m, x, 3, "grad"), xg.grad, rtol=1e-10, atol=1e-12)
+    with pytest.raises(NFRError, match="width"):
+        M.cifar_vgg16(width=0)

@@ -31,11 +31,11 @@ FEWER = {"weight-stats": {"--max-neurons": "16"}, "sanity": {"--steps": "1"}, "a
          "perturbation": {"--steps": "3", "--rules": "saliency,gradcam,trgbp"},
          "trgbp-sanity": {"--steps": "1"}, "methods": {"--ig-steps": "2"},
          # a network trained by `python -m nfr train` (the committed backdoored ResNet-20)
-         "backdoor": {"--weights": "book/data/models/resnet20_badnet.pt"}}
+         "backdoor": {"--weights": "nfr/resources/models/resnet20_badnet.pt"}}
 
 
 def _weights_available(model: str) -> bool:
-    return model == "efficientnet_lite0" or (model.startswith("cifar_resnet") and bool(os.environ.get("NFR_SHARED")))
+    return model in ("efficientnet_lite0", "cifar_resnet20", "cifar_resnet56")  # these ship with nfr
 
 
 def smoke_args(cmd: str, out: Path) -> list[str]:
@@ -56,7 +56,7 @@ def smoke_args(cmd: str, out: Path) -> list[str]:
             opts["--weights"] in ("imagenet", "pretrained") and _weights_available(model)):
         opts["--weights"] = "random"
     data = opts.get("--data")
-    if data is not None and data not in ("samples", "skimage") and not (data == "cifar10" and os.environ.get("NFR_SHARED")):
+    if data is not None and data not in ("samples", "skimage") and data != "cifar10":
         opts["--data"] = "samples"
     for key, val in SMOKE.items():
         if key in opts or key in ("--n-images", "--size", "--device"):

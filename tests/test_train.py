@@ -9,15 +9,11 @@ import torch
 from nfr import train as T
 from nfr.backdoors import BadNet
 from nfr.cli import main
-from nfr.data import shared_dir
 
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")   # see conftest.py
 
-def _has_data():
-    sd = shared_dir()
-    return sd is not None and (sd / "data" / "cifar10-jpeg.tar.gz").is_file()
 
 
 def test_augment_crop_and_flip():
@@ -45,7 +41,7 @@ def test_cifar_resnet18_shape():
 
 def test_build_model_errors():
     with pytest.raises(T.NFRError):
-        T.build_model("resnet20", "shared-resnet56")
+        T.build_model("resnet20", "pretrained-resnet56")
     with pytest.raises(T.NFRError):
         T.build_model("vgg", "scratch")
 
@@ -84,11 +80,14 @@ def test_train_smoke_cli(tmp_path):
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 10)
 
 
-@pytest.mark.skipif(not _has_data(), reason="needs ../shared/data/cifar10-jpeg.tar.gz (NFR_SHARED)")
-def test_load_data_jpeg_copy():
+def test_load_data_jpeg_copy(monkeypatch):
+    """'jpeg': the test split ships with nfr; the train split needs $NFR_CIFAR10_DIR."""
     x, y, info = T.load_data("jpeg", "test", n=8, seed=0)
     assert x.dtype == torch.uint8 and x.shape == (8, 3, 32, 32) and y.shape == (8,)
-    assert info["file_sha256"].startswith("ebe8c02e") and len(info["sha256"]) == 64
+    assert info["file"] == "cifar10-test-jpeg.tar.gz" and len(info["sha256"]) == 64
+    monkeypatch.delenv("NFR_CIFAR10_DIR", raising=False)
+    with pytest.raises(T.NFRError, match="NFR_CIFAR10_DIR"):
+        T.load_data("jpeg", "train", n=8, seed=0)
 
 
 def test_cli_train_bad_init(tmp_path, capsys):

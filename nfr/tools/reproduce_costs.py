@@ -68,7 +68,7 @@ def one_image(cmd: str, out: Path, size: int | None = None) -> list[str]:
     cifar = model.startswith("cifar_") or opts.get("--data") == "cifar10"
     if exp != "train":
         if exp == "backdoor":                # needs a trained file: the committed BadNet ResNet-20
-            opts["--weights"] = str(ROOT / "book" / "data" / "models" / "resnet20_badnet.pt")
+            opts["--weights"] = str(ROOT / "nfr" / "resources" / "models" / "resnet20_badnet.pt")
         elif "--weights" in opts and opts["--weights"] != "random":
             opts["--weights"] = "random"
         if opts.get("--data") not in (None, "samples", "skimage"):
