@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from nfr.errors import NFRError
 
 __all__ = ["Attack", "BadNet", "Dynamic", "InputAware", "WaNet", "ATTACKS", "make_attack",
-           "diversity_loss", "attack_success_rate", "trigger_energy", "analyze"]
+           "diversity_loss", "attack_success_rate", "model_dtype", "trigger_energy", "analyze"]
 
 
 def _gen(generator, seed=0) -> torch.Generator:
@@ -112,6 +112,16 @@ class Attack:
     def load_state_dict(self, sd: dict) -> None:
         pass
 
+    def to(self, dtype: torch.dtype) -> "Attack":
+        """Convert the attack's floating-point tensors and generator networks to ``dtype`` (in
+        place, e.g. ``torch.float64`` to compute triggers beside a float64 model); returns self."""
+        for k, v in vars(self).items():
+            if isinstance(v, torch.Tensor) and v.is_floating_point():
+                setattr(self, k, v.to(dtype))
+            elif isinstance(v, nn.Module):
+                v.to(dtype)
+        return self
+
     def config(self) -> dict:
         return dict(name=self.name, target=self.target, rate=self.rate, seed=self.seed)
 
@@ -161,7 +171,7 @@ class Dynamic(Attack):
 
     def patterns(self, n: int, generator=None) -> torch.Tensor:
         """n patterns (n, 3, size, size) in (0, 1) from uniform noise."""
-        z = torch.rand(n, self.noise_dim, generator=_gen(generator, self.seed))
+        z = torch.rand(n, self.noise_dim, generator=_gen(generator, self.seed)).to(self.w1.dtype)
         h = torch.relu(z @ self.w1 + self.b1) @ self.w2 + self.b2
         return torch.sigmoid(4 * h).reshape(n, 3, self.size, self.size)
 
@@ -392,21 +402,27 @@ def make_attack(name: str, **kw) -> Attack | None:
     return ATTACKS[name](**kw)
 
 
-def _as_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images (0..255) -> float in [0, 1]; float images unchanged."""
-    return x.float() / 255.0 if x.dtype == torch.uint8 else x
+def _as_float(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 images (0..255) -> ``dtype`` in [0, 1] (x / 255); float images converted to ``dtype``."""
+    return x.to(dtype) / 255.0 if x.dtype == torch.uint8 else x.to(dtype)
+
+
+def model_dtype(model) -> torch.dtype:
+    """The dtype of a model's first floating-point parameter (float32 for a model without any)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
 @torch.no_grad()
 def attack_success_rate(model, attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
                         seed: int = 0, device="cpu") -> float:
     """Fraction of images with true label != target that ``model`` classifies as ``target`` after
-    ``attack.apply`` (model takes raw [0, 1] images; see :class:`nfr.train.Normalized`)."""
+    ``attack.apply`` (model takes raw [0, 1] images; see :class:`nfr.train.Normalized`). Images are
+    converted to the model's dtype; the attack must be in the same dtype (:meth:`Attack.to`)."""
     keep = y != attack.target
-    x, g = x[keep], torch.Generator().manual_seed(seed)
+    x, g, dt = x[keep], torch.Generator().manual_seed(seed), model_dtype(model)
     hits = 0
     for i in range(0, len(x), batch_size):
-        xb = attack.apply(_as_float(x[i:i + batch_size]), g)
+        xb = attack.apply(_as_float(x[i:i + batch_size], dt), g)
         hits += (model(xb.to(device)).argmax(1) == attack.target).sum().item()
     return hits / max(len(x), 1)
 

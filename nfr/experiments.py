@@ -22,6 +22,9 @@ Shared arguments (the CLI options of the same names, see ``python -m nfr --help`
   local generators; nothing is seeded globally).
 * ``target``: ``"pred"`` (the model's predicted class, default; works for unlabelled photos) or
   ``"label"`` (the data set's label).
+* ``dtype``: ``"float32"`` (default) or ``"float64"``: the model's parameters and the inputs. The
+  book computes every number it prints in float64, so that no printed digit depends on the float32
+  kernels a CPU picks (they differ between instruction sets in the 4th to 8th digit).
 
 Maps are taken "w/o B" (r_0, no bottom process) wherever the seed measures cascade alignment
 (cascade, distributions, removal, activations); Table I reports both; the sanity check uses the
@@ -165,9 +168,18 @@ def load_data(data: str, model: str, n_images: int | None, size: int, seed: int 
     return x.contiguous(), labels
 
 
+DTYPES = ("float32", "float64")
+
+
+def _dtype(dtype: str):
+    if dtype not in DTYPES:
+        raise NFRError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return getattr(_torch(), dtype)
+
+
 def load_setup(model: str = "vgg16", weights: str = "random", data: str = "samples",
                n_images: int | None = 4, size: int | None = None, device: str = "cpu",
-               seed: int = 0, target: str = "pred", batch_size: int = 16) -> Setup:
+               seed: int = 0, target: str = "pred", batch_size: int = 16, dtype: str = "float32") -> Setup:
     """Load model and data, normalise the images for the model and pick the target classes."""
     check_args(model, weights, data, device)
     from nfr import data as D
@@ -182,22 +194,25 @@ def load_setup(model: str = "vgg16", weights: str = "random", data: str = "sampl
                        "use --size 224")
     raw, labels = load_data(data, model, n_images, size, seed)
     return setup_from_images(model, weights, raw, labels, device, seed, target, batch_size,
-                             dict(data=str(data), size=size))
+                             dict(data=str(data), size=size), dtype)
 
 
 def setup_from_images(model: str, weights: str, raw, labels, device: str = "cpu", seed: int = 0,
-                      target: str = "pred", batch_size: int = 16, cfg: dict | None = None) -> Setup:
+                      target: str = "pred", batch_size: int = 16, cfg: dict | None = None,
+                      dtype: str = "float32") -> Setup:
     """A :class:`Setup` from images already loaded (raw, in [0, 1]) and their labels (or None):
     the model, the normalised inputs, DTD's box bounds, and the classes to explain (the
-    prediction, or the label checked against the model's classes). ``cfg`` adds to the config."""
+    prediction, or the label checked against the model's classes), all in ``dtype``.
+    ``cfg`` adds to the config."""
     from nfr import data as D
     torch = _torch()
+    dt = _dtype(dtype)
     if device == "cuda" and not torch.cuda.is_available():
         raise NFRError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")
-    net = load_model(model, weights, seed).to(device)
+    net = load_model(model, weights, seed).to(device=device, dtype=dt)
     stats = D.EFFICIENTNET_LITE_STATS if model == "efficientnet_lite0" else (D.IMAGENET_MEAN, D.IMAGENET_STD)
-    x = D.normalize(raw, *stats).to(device)
-    low, high = (b.to(device) for b in D.box_bounds(*stats))
+    x = D.normalize(raw.to(dt), *stats).to(device)
+    low, high = (b.to(device=device, dtype=dt) for b in D.box_bounds(*stats, dtype=dt))
     with torch.no_grad():
         logits = torch.cat([net(xb) for xb in x.split(max(1, batch_size))])
     pred = logits.argmax(1)
@@ -212,7 +227,7 @@ def setup_from_images(model: str, weights: str, raw, labels, device: str = "cpu"
     else:
         tgt = pred
     cfg = dict(dict(model=model, weights=str(weights)), **(cfg or {}))
-    cfg.update(n_images=int(len(x)), device=device, seed=int(seed), target=target,
+    cfg.update(n_images=int(len(x)), device=device, dtype=dtype, seed=int(seed), target=target,
                batch_size=int(batch_size), targets=tgt.tolist(), predictions=pred.tolist(),
                labels=None if lab is None else lab.tolist())
     labels_list = None if lab is None else lab.tolist()
@@ -307,12 +322,12 @@ def _plt():
 
 def _setup_kwargs(kw):
     keys = ("model", "weights", "data", "n_images", "size", "device", "seed", "target", "batch_size")
-    return {k: kw[k] for k in keys}
+    return dict({k: kw[k] for k in keys}, dtype=kw.get("dtype", "float32"))
 
 
 # ============================================================================== Table I
 def table1(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
-           seed=0, target="pred", batch_size=16, rules=None, layer=None, out=None, progress=True,
+           seed=0, dtype="float32", target="pred", batch_size=16, rules=None, layer=None, out=None, progress=True,
            n_show=4) -> dict:
     """Seed Table I: each method's map with and without the bottom process, and its alignment.
 
@@ -385,7 +400,7 @@ def _cascade_curves(model, s: Setup, rules, batch_size, progress, desc):
 
 
 def cascade(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
-            seed=0, target="pred", batch_size=16, rules=None, out=None, progress=True) -> dict:
+            seed=0, dtype="float32", target="pred", batch_size=16, rules=None, out=None, progress=True) -> dict:
     """Seed Fig 2a: alignment alpha(r_0^N, x) of cascade substitution at levels N = 0..L.
 
     Rules: gbp, rectgrad, zplus, activation (also grad, grad_x_input, dtd). ``curves[rule]``:
@@ -474,7 +489,7 @@ def _colour(R, x) -> dict:
 
 
 def distributions(model="vgg16", weights="random", data="samples", n_images=4, size=None,
-                  device="cpu", seed=0, target="pred", batch_size=16, rules=None,
+                  device="cpu", seed=0, dtype="float32", target="pred", batch_size=16, rules=None,
                   dists=("gaussian", "ring", "uniform"), out=None, progress=True) -> dict:
     """Seed Figs 3-4: cascade curves after randomizing ALL layers with each distribution.
 
@@ -538,7 +553,7 @@ def distributions(model="vgg16", weights="random", data="samples", n_images=4, s
 
 # ============================================================================== Fig 5
 def removal(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
-            seed=0, target="pred", batch_size=16, rules=None, ks=(1, 2, 3), out=None,
+            seed=0, dtype="float32", target="pred", batch_size=16, rules=None, ks=(1, 2, 3), out=None,
             progress=True) -> dict:
     """Seed Fig 5: alignment after randomizing (Gaussian, He scale) vs removing the top k layers.
 
@@ -599,7 +614,7 @@ def removal(model="vgg16", weights="random", data="samples", n_images=4, size=No
 
 # ============================================================================== Fig 6
 def activations(model="vgg16", weights="random", data="samples", n_images=4, size=None,
-                device="cpu", seed=0, target="pred", batch_size=16, rules=None, layers=None,
+                device="cpu", seed=0, dtype="float32", target="pred", batch_size=16, rules=None, layers=None,
                 frac=0.1, out=None, progress=True) -> dict:
     """Seed Fig 6: maps started from the top / bottom ``frac`` of non-zero activations per layer.
 
@@ -660,7 +675,7 @@ def activations(model="vgg16", weights="random", data="samples", n_images=4, siz
 
 # ============================================================================== sanity checks
 def sanity(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
-           seed=0, target="pred", batch_size=16, rules=None, steps=None, out=None,
+           seed=0, dtype="float32", target="pred", batch_size=16, rules=None, steps=None, out=None,
            progress=True) -> dict:
     """Cascading randomization from the top (Adebayo et al. 2018; seed Sec. IV sanity checks).
 
@@ -721,7 +736,7 @@ EXPERIMENTS = {"table1": table1, "cascade": cascade, "weight-stats": weight_stat
 
 # ============================================================================== Fig 8 (KIS)
 def kis(model="cifar_resnet56", weights="imagenet", data="cifar10", n_images=500, size=None,
-        device="cpu", seed=0, target="pred", batch_size=100, rules=None, variants=False,
+        device="cpu", seed=0, dtype="float32", target="pred", batch_size=100, rules=None, variants=False,
         n_boot=2000, out=None, progress=True) -> dict:
     """Seed Fig 8: KIS, Insertion and Insertion(ABS) (:mod:`nfr.kis`) for correct and incorrect
     predictions. The map is ``rules`` (one rule, default gbp) for the decided class (``target``
@@ -762,7 +777,7 @@ __all__.append("kis")
 
 
 def trgbp(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
-          seed=0, target="pred", batch_size=4, rules=None, top=5, out=None, progress=True) -> dict:
+          seed=0, dtype="float32", target="pred", batch_size=4, rules=None, top=5, out=None, progress=True) -> dict:
     """Seed 002 Figs 3, 7, 8: GBP and TR-GBP maps of each image's ``top`` classes (eq 9: input
     plus upsampled bias maps; eq 10: minus the mean over the top classes) and their class
     sensitivity, the mean pairwise correlation between an image's class maps (1 = the same map

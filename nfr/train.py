@@ -30,7 +30,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from nfr.errors import NFRError
-from nfr.backdoors import Attack, make_attack, attack_success_rate, _as_float
+from nfr.backdoors import Attack, make_attack, attack_success_rate, model_dtype, _as_float
 
 __all__ = ["Normalized", "cifar_resnet18", "build_model", "load_data", "augment", "train_model",
            "evaluate", "run", "load_trained", "load_bundled", "bundled_manifest", "MODELS", "INIT_NOTE"]
@@ -150,12 +150,13 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack | None = None,
              batch_size: int = 500, seed: int = 0, device="cpu") -> dict:
-    """Clean accuracy of ``model`` (raw-image input) and, with an attack, its attack success rate:
-    the fraction of images with true label != target classified as target after the trigger."""
+    """Clean accuracy of ``model`` (raw-image input, converted to the model's dtype) and, with an
+    attack, its attack success rate: the fraction of images with true label != target classified
+    as target after the trigger."""
     model.eval()
-    correct = 0
+    correct, dt = 0, model_dtype(model)
     for i in range(0, len(x), batch_size):
-        xb = _as_float(x[i:i + batch_size]).to(device).contiguous(memory_format=torch.channels_last)
+        xb = _as_float(x[i:i + batch_size], dt).to(device).contiguous(memory_format=torch.channels_last)
         correct += (model(xb).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
     out = {"clean_accuracy": correct / len(x), "n_test": len(x)}
     if attack is not None:

@@ -151,3 +151,28 @@ def test_analyze_small():
     assert out["R_poisoned"].shape == (3, 3, 32, 32)
     assert abs(out["area"][0] - 9 / 1024) < 1e-9
     assert out["poisoned_kis"].max() <= 1.0
+
+
+def test_attack_to_float64_gives_the_same_triggers():
+    """Attack.to(float64): triggers computed beside a float64 model equal the float32 ones to rounding."""
+    from nfr import backdoors as B
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for name in ("badnet", "dynamic", "inputaware", "wanet"):
+        a32 = B.make_attack(name, seed=1)
+        a64 = B.make_attack(name, seed=1).to(torch.float64)
+        p32 = a32.apply(x, torch.Generator().manual_seed(2))
+        p64 = a64.apply(x.double(), torch.Generator().manual_seed(2))
+        assert p64.dtype == torch.float64, name
+        torch.testing.assert_close(p64.float(), p32, rtol=1e-5, atol=1e-6)
+
+
+def test_evaluate_follows_the_model_dtype():
+    from nfr import train as T
+    from nfr.models import cifar_resnet
+    from nfr import backdoors as B
+    net = cifar_resnet(20, seed=0)
+    x = (torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    y = torch.tensor([1, 2, 3, 4, 5, 6])
+    r32 = T.evaluate(T.Normalized(net), x, y, B.BadNet())
+    r64 = T.evaluate(T.Normalized(net).double(), x, y, B.BadNet())
+    assert r32 == r64

@@ -111,3 +111,18 @@ def test_cascade_alignment_matches_cascade_on_a_level_subset():
         C = nfr.cascade(m, X, 1, r)
         assert np.allclose(f[:, 2], nfr.alignment(C[2], X).numpy(), atol=1e-12)
     assert np.allclose(full["curves"]["activation"]["mean"][-1], 1.0)
+
+
+def test_load_setup_float64_and_experiment_dtype():
+    """dtype='float64' gives the model, inputs and DTD bounds in float64; an experiment passes it on."""
+    from nfr import experiments as E
+    s = E.load_setup("cifar_resnet20", "random", "samples", 2, dtype="float64")
+    assert s.x.dtype == s.low.dtype == s.high.dtype == torch.float64
+    assert next(s.model.parameters()).dtype == torch.float64 and s.config["dtype"] == "float64"
+    s32 = E.load_setup("cifar_resnet20", "random", "samples", 2)
+    torch.testing.assert_close(s.x.float(), s32.x)
+    r = E.removal("cifar_resnet20", "random", "samples", n_images=2, seed=0, dtype="float64",
+                  rules=["gbp"], ks=(1,), progress=False)
+    assert r["config"]["dtype"] == "float64"
+    with pytest.raises(NFRError, match="dtype"):
+        E.load_setup("cifar_resnet20", "random", "samples", 2, dtype="float16")
