@@ -52,22 +52,28 @@ def _noinplace(model):
 
 
 def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=True,
-        warmup=True, size=224):
-    """Run the benchmark and write the JSON; returns the result dict."""
+        warmup=True, size=224, device="cpu", batch=4):
+    """Run the benchmark and write the JSON; returns the result dict.
+
+    ``device``: where the model and inputs live ("cpu" or "cuda"; CUDA timings synchronise
+    before and after each call); ``batch``: the batch size (4 is the benchmark's setting).
+    """
     import nfr
     from nfr.engine.canonize import _canonize
     from tqdm import tqdm
 
-    model = _model(small, seed)
+    dev = torch.device(device)
+    model = _model(small, seed).to(dev)
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn((4, 3, 32, 32) if small else (4, 3, size, size), generator=g)
-    target = torch.tensor([1, 2, 3, 4])
+    x = torch.randn((batch, 3, 32, 32) if small else (batch, 3, size, size), generator=g).to(dev)
+    target = torch.arange(1, batch + 1).to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     L = len(_canonize(model).nfr_layers)
 
     def plain():
         xg = x.detach().requires_grad_(True)
         out = model(xg)
-        return torch.autograd.grad(out[torch.arange(4), target].sum(), xg)[0]
+        return torch.autograd.grad(out[torch.arange(batch), target].sum(), xg)[0]
 
     jobs = {"plain_gradient": plain}
     for rule in ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd"):
@@ -87,7 +93,7 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
         zm = _noinplace(model)
 
         def zen():
-            onehot = torch.eye(10 if small else 1000)[target]
+            onehot = torch.eye(10 if small else 1000, device=dev)[target]
             with Gradient(model=zm, composite=EpsilonPlusFlat()) as attributor:
                 return attributor(x.clone(), onehot)[1]
         jobs["zennit_epsilon_plus_flat"] = zen
@@ -100,8 +106,10 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
             fn()
 
     def clock(fn):
+        sync()
         t = time.perf_counter()
         fn()
+        sync()
         return time.perf_counter() - t
 
     # Sandwich design: in every round the methods run in a seeded random order with a plain-
@@ -137,6 +145,8 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
     pmin = min(samples["plain_gradient"])
     ratio_of_minima = {k: min(v) / pmin for k, v in samples.items()}
 
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
     tracemalloc.start()
     nfr.cascade(model, x, target, "gbp")
     _, tm_peak = tracemalloc.get_traced_memory()
@@ -145,7 +155,7 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
     targets = {"gbp": 1.05, "rectgrad": 1.05, "activation": 1.05, "zplus": 1.6, "dtd": 1.6,
                "cascade_gbp_all_levels": 0.4 * (L + 1)}
     res = {"model": "tiny-cnn" if small else "vgg16 (torchvision, weights=None)",
-           "input": list(x.shape), "layers_L": L, "repeats": repeats, "device": "cpu",
+           "input": list(x.shape), "layers_L": L, "repeats": repeats, "device": str(dev),
            "threads": torch.get_num_threads(), "torch": torch.__version__,
            "load_average_1min": {"before": round(load_before, 2),
                                  "after": round(os.getloadavg()[0], 2)},
@@ -161,6 +171,8 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
            "cascade_peak_rss_bytes": rss, "cascade_tracemalloc_peak_bytes": tm_peak,
            "meets_targets": {k: ratios[k] <= v for k, v in targets.items() if k in ratios}}
     res["meets_targets"]["peak_memory_below_8GB"] = rss < 8 * 2 ** 30
+    if dev.type == "cuda":
+        res["cascade_cuda_peak_allocated_bytes"] = torch.cuda.max_memory_allocated(dev)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(res, indent=2))
     print(f"{'method':28s} {'seconds':>9s} {'ratio':>7s} {'quartiles':>13s} {'min/min':>8s} "
