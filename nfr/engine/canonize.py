@@ -234,6 +234,10 @@ def _advice(kind: str) -> str:
 def _describe(node, mod=None):
     what = f"module {node.target!r} ({type(mod).__name__})" if mod is not None else (
         f"{node.op} {getattr(node.target, '__name__', node.target)!s}")
+    stack = node.meta.get("nn_module_stack") or {}
+    if mod is None and stack:          # the user's module whose forward made this call
+        path, cls = list(stack.values())[-1]
+        what += f" inside module {path!r} ({getattr(cls, '__name__', cls)})"
     return f"node {node.name!r}: {what}"
 
 
