@@ -470,8 +470,11 @@ def _select_output(graph: fx.Graph, output, model_name: str):
                        "index (output=0), a key (output='logits') or a callable that picks the "
                        "logits from what the model returns")
     try:
-        if callable(output):
-            sel = output(res)
+        if callable(output):            # the callable sees proxies: o[0], o["logits"], o.flatten(1)
+            tracer = fx.proxy.GraphAppendingTracer(graph)
+            with graph.inserting_before(out_node):
+                sel = output(fx.node.map_arg(res, lambda n: fx.Proxy(n, tracer)))
+            sel = sel.node if isinstance(sel, fx.Proxy) else sel
         elif isinstance(res, fx.Node):
             with graph.inserting_before(out_node):
                 sel = graph.call_function(operator.getitem, (res, output))
@@ -672,6 +675,9 @@ def _canonize(model: nn.Module, *, taps: bool = False, output=None,
               forward_kwargs=None) -> fx.GraphModule:
     """Canonical GraphModule that SHARES the untouched parameters of ``model`` (no copy; used by
     the attributors, which never write to them). See :func:`canonize` for the public version."""
+    if isinstance(model, _SUPPORTED):    # a bare layer: fx never treats the root as a leaf
+        _check_hooks(model)
+        model = nn.Sequential(model).eval()
     modules: dict = {}
     graph = _build(model, modules, output, forward_kwargs)
     # keep only referenced modules, build a fresh root
