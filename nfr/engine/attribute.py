@@ -40,6 +40,11 @@ def _check_x(model, x):
     if not isinstance(model, nn.Module):
         raise NFRError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _check_eval(model)
+    if isinstance(x, (tuple, list)):
+        raise NFRError(f"x must be a torch.Tensor, got a {type(x).__name__} of inputs: nfr "
+                       "attributes ONE input tensor (the rules start from A_0 = x); fix the "
+                       "model's other inputs with forward_kwargs, or wrap the model so that "
+                       "forward takes one tensor")
     if not isinstance(x, torch.Tensor):
         raise NFRError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if torch.is_inference_mode_enabled():
