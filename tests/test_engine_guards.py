@@ -28,7 +28,7 @@ def _init(m, seed, scale=0.4):
     return m.eval()
 
 
-class FunctionalNet(nn.Module):                               # PITFALLS #2
+class FunctionalNet(nn.Module):                   # pitfall 2 of the book's pitfalls page
     def __init__(self, inplace=False):
         super().__init__()
         self.c1, self.c2 = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1)
@@ -42,7 +42,7 @@ class FunctionalNet(nn.Module):                               # PITFALLS #2
         return self.fc(torch.flatten(x, 1))
 
 
-class ReusedResidual(nn.Module):                              # PITFALLS #1, #3, #4
+class ReusedResidual(nn.Module):                  # pitfalls 1, 3, 4 of the book's pitfalls page
     def __init__(self):
         super().__init__()
         self.c0 = nn.Conv2d(3, 4, 3, padding=1)
@@ -601,3 +601,23 @@ def test_control_flow_error_names_the_cause_and_line():
                                        r" in Branchy\.forward \(`if x\.sum\(\) > 0:") as err:
         nfr.attribute(Branchy().eval(), torch.randn(2, 4), 0, "gbp")
     assert "input shape" not in str(err.value)
+
+
+def test_python_assert_on_the_input_becomes_a_check():
+    """A plain ``assert`` on the input's shape passes as a check (the class is compiled here
+    outside pytest's assertion rewriting, which turns asserts into ``if`` statements)."""
+    src = ("class Checked(nn.Module):\n"
+           "    def __init__(self):\n"
+           "        super().__init__()\n"
+           "        self.a = nn.Linear(4, 3)\n"
+           "    def forward(self, x):\n"
+           "        assert x.dim() == 2 and x.shape[1] == 4, 'a [B, 4] input'\n"
+           "        return self.a(torch.relu(x))\n")
+    ns = {"nn": nn, "torch": torch}
+    exec(compile(src, "<checked model>", "exec"), ns)
+    m = _init(ns["Checked"]().double(), 21)
+    x = _x((2, 4))
+    assert torch.allclose(nfr.attribute(m, x, 1, "grad"), _autograd(m, x, 1), rtol=1e-12,
+                          atol=1e-14)
+    with pytest.raises(NFRError, match="assert.*check the input shape"):
+        nfr.attribute(m, _x((2, 1, 4)), 1, "grad")

@@ -203,12 +203,38 @@ class _Tracer(fx.Tracer):
     ``Conv2dStaticSamePadding`` calls ``F.conv2d`` inside its own forward and is understood).
     Python ``assert`` statements on traced values become ``torch._assert`` checks."""
 
-    trace_asserts = True
-
     def is_leaf_module(self, m, qualname):
         if isinstance(m, _SUPPORTED):
             return True
         return super().is_leaf_module(m, qualname)
+
+    def to_bool(self, obj):
+        """A traced value used as a truth value: inside an ``assert`` statement it becomes a
+        ``torch._assert`` check (torch.fx's own detection does not know the jump instructions of
+        Python >= 3.11); anywhere else it is control flow on the input, which fx refuses."""
+        import dis
+        import inspect
+        import os
+        frame = inspect.currentframe().f_back
+        tdir, here = os.path.dirname(torch.__file__), os.path.abspath(__file__)
+        while frame is not None and (frame.f_code.co_filename.startswith(tdir)
+                                     or os.path.abspath(frame.f_code.co_filename) == here):
+            frame = frame.f_back
+        if frame is not None:
+            insts = list(dis.get_instructions(frame.f_code))
+            idx = next((i for i, ins in enumerate(insts) if ins.offset == frame.f_lasti), None)
+            op = insts[idx].opname if idx is not None else ""
+            after = insts[idx + 1].opname if idx is not None and idx + 1 < len(insts) else ""
+            target = next((i.opname for i in insts if idx is not None and "JUMP" in op
+                           and i.offset == insts[idx].argval), "")
+            # `assert c`: jump over the raise if c is true; `assert a and b`: a false `a` jumps
+            # to the raise
+            if ("IF_TRUE" in op and after == "LOAD_ASSERTION_ERROR") or (
+                    "IF_FALSE" in op and target == "LOAD_ASSERTION_ERROR"):
+                self.create_proxy("call_function", torch._assert,
+                                  (obj, "an assert in the model's forward failed"), {})
+                return True
+        return super().to_bool(obj)
 
 
 def _advice(kind: str) -> str:
