@@ -2,7 +2,8 @@
 
 Vocabulary (Zennit's): a *rule* says how relevance passes one layer; a *composite* maps the
 layer index l = 1..L to a rule name (cascade substitution is a composite that changes at depth
-N). Notation of seed 001, Section III-A: r_l is the relevance reaching A_l, M_l = diag(1(Z_l > 0)).
+N). Notation of Zheng, Sang and Xu, "Unifying Perplexing Behaviors in Modified BP Attributions
+through Alignment Perspective", Section III-A: r_l is the relevance reaching A_l, M_l = diag(1(Z_l > 0)).
 
 Rules acting at a :class:`~nfr.engine.canonize.Gate` (layer l's ReLU):
 
@@ -23,7 +24,7 @@ Rules acting at a :class:`~nfr.engine.canonize.Weighted` (W_l itself):
   relevance at Z_l, gamma_j = z_j / s_j, z_j = sum_i a_i w_ij (bias excluded),
   s_j = sum_i (a_i w_ij)^+ (gamma_j := 0 where s_j == 0), and W^{(+a)} the weight masked to the
   terms with positive contribution: for a_i >= 0 the mask is 1(w_ij > 0), for a_i < 0 it is
-  1(w_ij < 0) (the seed's z+_ij = (a_i w_ij)^+, PITFALLS #6). The LRP relevance is R = A * c.
+  1(w_ij < 0) (the z+_ij = (a_i w_ij)^+ of that paper; the book's pitfalls page). The LRP relevance is R = A * c.
 * ``zbox``   (eq 11) the z^B rule of DTD at the input layer, box [low, high]:
   R_{0,i} = sum_j (x_i w_ij - low_i w_ij^+ - high_i w_ij^-) / d_j * R_{1,j},
   d_j = sum_i (x_i w_ij - low_i w_ij^+ - high_i w_ij^-), R_1 = A_1 * c_1 (ratio 0 where d_j == 0).
