@@ -428,15 +428,33 @@ def main(argv=None) -> int:
     if args.experiment == "train":
         from nfr.train import cli_run
         return cli_run(args, argv)
+    from nfr import distributed as D
     t0 = time.time()
+    me, sharded = 0, False
     try:
+        world = D.world_size()
+        if world > 1:
+            if args.experiment not in D.SHARDED:
+                raise NFRError(f"the {args.experiment} experiment runs in one process, but WORLD_SIZE="
+                               f"{world}; run it without torchrun (sharded over processes: "
+                               f"{', '.join(D.SHARDED)})")
+            me = D.rank()
+            sharded = D.init(getattr(args, "device", "cpu"))
+            if me != 0:
+                args.quiet = True
         res = _call(args)
     except NFRError as e:
-        print(f"nfr {args.experiment}: error: {e}", file=sys.stderr)
+        who = f" (rank {me})" if me else ""
+        print(f"nfr {args.experiment}{who}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(_summary(res) + f"\n  ({time.time() - t0:.1f} s, results in {args.out}/)")
+    finally:
+        if sharded:
+            D.shutdown()
+    if me == 0:
+        ws = f", {res['world_size']} processes" if res.get("world_size", 1) > 1 else ""
+        print(_summary(res) + f"\n  ({time.time() - t0:.1f} s{ws}, results in {args.out}/)")
     json.dumps(res)  # already JSON-able; fail loudly here rather than in a chapter
     return 0

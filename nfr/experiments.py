@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nfr.distributed import gather, gather_columns, rank, shard_batches, world_size
 from nfr.errors import NFRError
 
 __all__ = ["MODELS", "DATA_NAMES", "EXPERIMENTS", "preprocessing", "load_model", "check_args",
@@ -357,13 +358,17 @@ def _rules(rules, default, valid=None):
     return list(rules)
 
 
-def _batches(s: Setup, batch_size: int, progress: bool, desc: str):
+def _batches(s: Setup, batch_size: int, progress: bool, desc: str, shard: bool = False):
+    """The batches (slices of ``s.x``); ``shard``: only this rank's (:mod:`nfr.distributed`)."""
     from tqdm.auto import tqdm
     n = len(s.x)
     bs = max(1, int(batch_size))
-    starts = range(0, n, bs)
-    for i in tqdm(starts, desc=desc, disable=not progress, unit="batch", leave=False):
-        yield slice(i, min(n, i + bs))
+    if shard:
+        slices = shard_batches(n, bs)
+    else:
+        slices = [slice(i, min(n, i + bs)) for i in range(0, n, bs)]
+    for sl in tqdm(slices, desc=desc, disable=not progress or rank() != 0, unit="batch", leave=False):
+        yield sl
 
 
 def _stats(a) -> dict:
@@ -395,6 +400,9 @@ def _img(x) -> np.ndarray:
 def _finish(name: str, result: dict, out, figs: dict) -> dict:
     """Save figures (name -> matplotlib figure) and ``<name>.json`` under ``out``; close the figures."""
     plt = _plt()
+    result["world_size"] = world_size()
+    if rank() != 0:  # a sharded run: every rank holds the result, rank 0 writes it
+        out = None
     if out is not None:
         d = Path(out)
         d.mkdir(parents=True, exist_ok=True)
@@ -455,7 +463,7 @@ def table1(model="vgg16", weights="random", data="samples", n_images=4, size=Non
     al = {r: {"with_bottom": [], "without_bottom": []} for r in rules}
     show = {r: {} for r in rules}
     k = min(n_show, len(s.x))
-    for sl in _batches(s, batch_size, progress, "table1"):
+    for sl in _batches(s, batch_size, progress, "table1", shard=True):
         for r in rules:
             for b in (True, False):
                 kw = dict(bottom=b)
@@ -468,6 +476,8 @@ def table1(model="vgg16", weights="random", data="samples", n_images=4, size=Non
                 al[r][key] += nfr.alignment(R, s.x[sl]).tolist()
                 for i in range(sl.start, min(sl.stop, k)):
                     show[r].setdefault(key, []).append(R[i - sl.start].cpu())
+    al = {r: {key: gather(v) for key, v in d.items()} for r, d in al.items()}
+    show = {r: {key: gather(show[r].get(key, [])) for key in d} for r, d in al.items()}
     res = dict(experiment="table1", config=dict(s.config, rules=rules, activation_layer=layer, L=L),
                methods=rules, labels={r: LABELS[r] for r in rules},
                alignment={r: {key: _stats(v) for key, v in d.items()} for r, d in al.items()},
@@ -492,13 +502,14 @@ def table1(model="vgg16", weights="random", data="samples", n_images=4, size=Non
 
 
 # ============================================================================== Fig 2a
-def _cascade_curves(model, s: Setup, rules, batch_size, progress, desc):
-    """alignment [levels, N] per rule (maps w/o B), and the level-L maps of the first image."""
+def _cascade_curves(model, s: Setup, rules, batch_size, progress, desc, shard=False):
+    """alignment [levels, N] per rule (maps w/o B), and the level-L maps of the first image
+    (``shard``: this rank's images, gathered over ranks; the maps on rank 0 only)."""
     import nfr
     L = _num_layers(model)
     curves = {r: [] for r in rules}
     first = {}
-    for sl in _batches(s, batch_size, progress, desc):
+    for sl in _batches(s, batch_size, progress, desc, shard=shard):
         for r in rules:
             kw = dict(low=s.low, high=s.high) if r == "dtd" else {}
             C = nfr.cascade(model, s.x[sl], s.target[sl], r, **kw)     # [L+1, B, ...]
@@ -506,7 +517,8 @@ def _cascade_curves(model, s: Setup, rules, batch_size, progress, desc):
             curves[r].append(np.stack([nfr.alignment(C[n], xb).cpu().numpy() for n in range(L + 1)]))
             if sl.start == 0:
                 first[r] = C[L, 0].cpu()
-    return L, {r: np.concatenate(v, 1) for r, v in curves.items()}, first
+    local = {r: np.concatenate(v, 1) if v else np.zeros((L + 1, 0)) for r, v in curves.items()}
+    return L, {r: gather_columns(v) if shard else v for r, v in local.items()}, first
 
 
 def cascade(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
@@ -520,7 +532,7 @@ def cascade(model="vgg16", weights="random", data="samples", n_images=4, size=No
     s = load_setup(**_setup_kwargs(locals()))
     rules = _rules(rules, CASCADE_RULES, ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd",
                                           "activation"))
-    L, curves, _ = _cascade_curves(s.model, s, rules, batch_size, progress, "cascade")
+    L, curves, _ = _cascade_curves(s.model, s, rules, batch_size, progress, "cascade", shard=True)
     res = dict(experiment="cascade", config=dict(s.config, rules=rules, L=L),
                levels=list(range(L + 1)), curves={r: _curve(c) for r, c in curves.items()},
                figures=[])
@@ -688,13 +700,13 @@ def removal(model="vgg16", weights="random", data="samples", n_images=4, size=No
         al, first = {}, {}
         for r in rules:
             vals = []
-            for sl in _batches(s, batch_size, False, ""):
+            for sl in _batches(s, batch_size, False, "", shard=True):
                 kw = dict(low=s.low, high=s.high) if r == "dtd" else {}
                 R = nfr.attribute(m, s.x[sl], s.target[sl], r, bottom=False, **kw)
                 vals += nfr.alignment(R, s.x[sl]).tolist()
                 if sl.start == 0:
                     first[r] = R[0].cpu()
-            al[r] = vals
+            al[r] = gather(vals)
         return al, first
 
     from tqdm.auto import tqdm
@@ -807,14 +819,17 @@ def sanity(model="vgg16", weights="random", data="samples", n_images=4, size=Non
     if steps[-1] > L:
         raise NFRError(f"sanity step {steps[-1]} out of range 0..{L}")
     base = {}
-    res_ssim = {r: np.zeros((len(steps), len(s.x))) for r in rules}
-    res_sp = {r: np.zeros((len(steps), len(s.x))) for r in rules}
+    mine = _batches(s, batch_size, False, "", shard=True)  # this rank's images (all, unsharded)
+    mine = list(mine)
+    n_mine = sum(sl.stop - sl.start for sl in mine)
+    res_ssim = {r: np.zeros((len(steps), n_mine)) for r in rules}
+    res_sp = {r: np.zeros((len(steps), n_mine)) for r in rules}
     for j, k in enumerate(tqdm(steps, desc="sanity (k)", disable=not progress, leave=False)):
         m = nfr.randomize(s.model, "gaussian", seed, cascade_from_top=k) if k else s.model
         for r in rules:
             kw = dict(low=s.low, high=s.high) if r == "dtd" else {}
             R = _torch().cat([nfr.attribute(m, s.x[sl], s.target[sl], r, **kw).cpu()
-                              for sl in _batches(s, batch_size, False, "")])
+                              for sl in mine] or [_torch().zeros((0,) + tuple(s.x.shape[1:]))])
             maps = [to_2d(R[i]) for i in range(len(R))]
             if k == 0:
                 base[r] = maps
@@ -823,6 +838,8 @@ def sanity(model="vgg16", weights="random", data="samples", n_images=4, size=Non
                 res_ssim[r][j, i] = ssim(a, b, data_range=1.0)
                 res_sp[r][j, i] = spearman(base[r][i], mp)
         del m
+    res_ssim = {r: gather_columns(v) for r, v in res_ssim.items()}
+    res_sp = {r: gather_columns(v) for r, v in res_sp.items()}
     res = dict(experiment="sanity", config=dict(s.config, rules=rules, L=L),
                steps=steps, ssim={r: _curve(v) for r, v in res_ssim.items()},
                spearman={r: _curve(v) for r, v in res_sp.items()}, figures=[])

@@ -177,3 +177,60 @@ def test_download_checksums(server, tmp_path):
     with pytest.raises(NFRError, match=f"127.0.0.1:{port}"):
         download(f"http://127.0.0.1:{port}/x", d / "x.bin", progress=False, timeout=5)
     assert not (d / "m.bin").exists() and not (d / "x.bin").exists()
+
+
+# ------------------------------------------------------------------ sharded runs (torchrun)
+def test_shard_batches_cover_the_single_process_order():
+    from nfr.distributed import shard_batches
+    for n, bs, world in ((4, 1, 2), (7, 2, 3), (3, 4, 2), (10, 3, 4)):
+        parts = [shard_batches(n, bs, world, r) for r in range(world)]
+        flat = [sl for p in parts for sl in p]
+        assert flat == [slice(i, min(n, i + bs)) for i in range(0, n, bs)]
+
+
+def test_unsharded_experiment_refuses_world_size(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    rc = main(["weight-stats", "--model", "cifar_resnet20", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "WORLD_SIZE=2" in err and "cascade" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _per_unit(res: dict, exp: str) -> dict:
+    """Every per-image value of a result, by a path of keys."""
+    if exp == "cascade":
+        return {r: d["per_image"] for r, d in res["curves"].items()}
+    if exp == "table1":
+        return {(r, k): v["per_image"] for r, d in res["alignment"].items() for k, v in d.items()}
+    raise AssertionError(exp)
+
+
+@pytest.mark.parametrize("exp, extra", [("cascade", ["--rules", "gbp,zplus"]),
+                                        ("table1", ["--rules", "gbp,rectgrad"])])
+def test_sharded_run_equals_single_process(tmp_path, exp, extra):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    args = [exp, "--model", "cifar_resnet20", "--weights", "random", "--data", "samples",
+            "--n-images", "4", "--batch-size", "2", "--quiet", *extra]
+    one = subprocess.run([sys.executable, "-m", "nfr", *args, "--out", str(tmp_path / "one")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "nfr",
+                          *args, "--out", str(tmp_path / "two")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count(f"{exp}: wrote") == 1  # only rank 0 prints
+    a = json.loads((tmp_path / "one" / f"{exp}.json").read_text())
+    b = json.loads((tmp_path / "two" / f"{exp}.json").read_text())
+    assert a.pop("world_size") == 1 and b.pop("world_size") == 2
+    ua, ub = _per_unit(a, exp), _per_unit(b, exp)
+    assert ua == ub and all(len(v) == 4 for v in ua.values())  # exact equality, every image
+    assert a == b  # the whole JSON, means and config included
