@@ -330,7 +330,6 @@ def _call(args) -> dict:
                   progress=not args.quiet, model=args.model, weights=args.weights)
     kw = dict(model=args.model, weights=args.weights, seed=args.seed, out=args.out,
               progress=not args.quiet)
-    E.check_args(args.model, args.weights)
     kw.update(_preprocess_kwargs(args, fn))
     if args.experiment == "weight-stats":
         return fn(**kw, max_neurons=args.max_neurons, compare_random=not args.no_random)
