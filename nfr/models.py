@@ -1,6 +1,6 @@
 """Model loaders: the CIFAR ResNets of He et al., torchvision ImageNet models, EfficientNet-Lite0.
 
-Every function returns a model in eval mode (PITFALLS #12) on the CPU. Nothing downloads unless
+Every function returns a model in eval mode on the CPU. Nothing downloads unless
 asked (``download=True``); missing weights raise :class:`nfr.NFRError` with what to get and where.
 
 Input conventions: x in [0, 1], then normalised per channel. torchvision models and the CIFAR
@@ -9,7 +9,7 @@ ResNets: ImageNet constants, ``nfr.data.normalize(x)`` -- mean (0.485, 0.456, 0.
 ``nfr.data.normalize(x, *nfr.data.EFFICIENTNET_LITE_STATS)`` (see :func:`efficientnet_lite0`).
 
 torchvision's models use ``nn.ReLU(inplace=True)`` and reuse one ReLU module per block, and
-EfficientNet-Lite calls one ReLU6 twice per block (PITFALLS #1, #3): run the canonizer before
+EfficientNet-Lite calls one ReLU6 twice per block: run the canonizer before
 attributing. :func:`cifar_resnet` is written canonically already (distinct ReLU modules, no
 functional relu, no in-place adds).
 """
@@ -268,7 +268,7 @@ def is_custom_spec(model) -> bool:
 def custom_model(spec: str, weights=None, *, seed: int = 0) -> nn.Module:
     """Your own network from ``spec`` = ``"package.module:factory"``.
 
-    The module is imported with :func:`importlib.import_module` (so it must be importable: on
+    The module is imported with ``importlib.import_module`` (so it must be importable: on
     ``sys.path`` or ``PYTHONPATH``), the factory is called without arguments under a torch RNG
     seeded by ``seed`` (the caller's RNG state restored, as for the built-in random models), and
     the result is put in eval mode on the CPU.
@@ -384,6 +384,7 @@ def torchvision_model(name: str, weights: str | Path | None = None, *, seed: int
     """A torchvision ImageNet classifier (vgg16, vgg16_bn, alexnet, resnet18, resnet50), in eval mode.
 
     ``weights``:
+
     * ``None``: torchvision's own random initialisation (e.g. VGG: Kaiming-normal fan_out convs,
       N(0, 0.01) linears, zero biases), drawn under ``seed`` with the caller's RNG state restored;
     * ``"imagenet"``: the IMAGENET1K_V1 weights from the torch hub cache
