@@ -6,7 +6,7 @@ and rewritten into a :class:`torch.fx.GraphModule` in which
 
 * every ReLU *call* (``nn.ReLU`` incl. ``inplace=True``, ``F.relu``, ``torch.relu``, ``x.relu()``,
   ``x.relu_()``, one module called twice) is its own :class:`Gate` module,
-  which overwrites its input only where the graph proves no other reader (:func:`_mark_inplace`);
+  which overwrites its input only where the graph proves no other reader (``_mark_inplace``);
   ``ReLU6`` / ``F.relu6`` / ``hardtanh(0, 6)`` likewise (``Gate(upper=6)``);
 * every ``BatchNorm1d/2d`` is merged exactly (running statistics and its ``eps``) into the
   ``Conv2d`` / ``Linear`` directly before it; BN anywhere else raises;
@@ -60,7 +60,7 @@ class Gate(nn.Module):
     Forward is exactly ``torch.relu`` / ``torch.clamp``. Rules act on its backward through
     ``self.nfr_state`` (set only while an attribution runs). During an attribution the gate
     overwrites its input in place when ``inplace`` is set, which the canonizer does only where
-    the graph proves nothing else reads that tensor (:func:`_mark_inplace`); otherwise, and
+    the graph proves nothing else reads that tensor (``_mark_inplace``); otherwise, and
     outside an attribution, it never writes to its input. For ReLU6 the mask of the raw
     gradient is ``1(0 < x < 6)``: the upper clamp also masks the gradient where ``x > 6``.
     """
@@ -791,7 +791,7 @@ def _set(root, name, value):
 
 def canonize(model: nn.Module, *, output=None, forward_kwargs=None) -> fx.GraphModule:
     """Return a NEW canonical ``torch.fx.GraphModule`` equivalent to ``model`` (a deep copy; the
-    caller's model is never modified). ``model`` must be in eval mode (else :class:`NFRError`).
+    caller's model is never modified). ``model`` must be in eval mode (else :class:`~nfr.NFRError`).
 
     The result computes the same function f(x) (BatchNorm merged exactly:
     ``W' = W g / sqrt(var + eps)``, ``b' = (b - mean) g / sqrt(var + eps) + beta``), has one

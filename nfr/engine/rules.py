@@ -160,7 +160,7 @@ def row_quantile(p: torch.Tensor, q: float) -> torch.Tensor:
 
     Linear interpolation exactly as ``torch.quantile`` (rank = q (n - 1) in p's dtype,
     ``lerp(v_(k), v_(k+1), rank - k)``, k = floor(rank)), which is NumPy's default method.
-    O(n) per row without a full sort: v_(k) and v_(k+1) by selection (:func:`_kth_pair`).
+    O(n) per row without a full sort: v_(k) and v_(k+1) by selection (``_kth_pair``).
     """
     B = p.shape[0]
     flat = p.reshape(B, -1)
@@ -238,7 +238,7 @@ def _source_kept(gate: nn.Module) -> bool:
 
 
 def gate_forward(gate: nn.Module, x: torch.Tensor, st: RuleState) -> torch.Tensor:
-    """Forward of a :class:`Gate` during an attribution call (in place on ``x`` when the
+    """Forward of a :class:`~nfr.engine.canonize.Gate` during an attribution call (in place on ``x`` when the
     canonizer marked the gate ``inplace``; the raw-gradient backward is then the same
     ``threshold_backward(g, out, 0)`` that autograd's own ReLU uses, written into the incoming
     gradient when the canonizer marked the gate ``grad_inplace`` and the caller does not keep
@@ -411,7 +411,7 @@ class _WeightFn(torch.autograd.Function):
 
 
 def weighted_forward(mod: nn.Module, a: torch.Tensor, st: RuleState) -> torch.Tensor:
-    """Forward of a :class:`Weighted` during an attribution call."""
+    """Forward of a :class:`~nfr.engine.canonize.Weighted` during an attribution call."""
     if st.custom:
         out = _WeightFn.apply(a, mod, st)
     else:
