@@ -798,7 +798,7 @@ def canonize(model: nn.Module, *, output=None, forward_kwargs=None) -> fx.GraphM
     :class:`Gate` per ReLU call, a :class:`Weighted` per Conv2d/Linear and an :class:`Add` per
     residual sum. ``gm.nfr_layers`` lists the L weight layers in forward order, each with its
     gates (``Layer(index, weight, gates)``); layer l's rule acts on those modules.
-    ``output`` and ``forward_kwargs`` are as in :func:`nfr.attribute`.
+    ``output`` and ``forward_kwargs`` are as in :func:`nfr.engine.attribute.attribute`.
     """
     _check_eval(model)
     return _canonize(copy.deepcopy(model), output=output, forward_kwargs=forward_kwargs)
