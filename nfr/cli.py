@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from nfr.errors import NFRError
 
@@ -422,8 +423,58 @@ def _summary(res: dict) -> str:
     return "\n".join(lines)
 
 
+def _at_least(lo):
+    return (f">= {lo}", lambda v: v >= lo)
+
+
+def _fraction(closed_low: bool = False):
+    return ("in [0, 1]" if closed_low else "in (0, 1]",
+            (lambda v: 0 <= v <= 1) if closed_low else (lambda v: 0 < v <= 1))
+
+
+#: the valid range of every numeric option of every sub-command, by its destination name (a list
+#: option is checked element by element). tests/test_cli.py fails when an int or float option has
+#: no entry here, so an option cannot exist without its range.
+RANGES = {
+    "n_images": _at_least(0), "size": _at_least(1), "batch_size": _at_least(1), "seed": _at_least(0),
+    "layer": _at_least(1), "max_neurons": _at_least(1), "k": _at_least(0), "layers": _at_least(1),
+    "frac": _fraction(), "steps": _at_least(1), "n_boot": _at_least(1), "top": _at_least(1),
+    "box_frac": _fraction(), "max_box_frac": _fraction(), "ig_steps": _at_least(1),
+    "filters": _at_least(1), "kernel": _at_least(1), "seeds": _at_least(1),
+    "c": ("> 0", lambda v: v > 0), "stride": _at_least(1),
+    # train
+    "epochs": _at_least(1), "n_train": _at_least(0), "n_test": _at_least(0),
+    "lr": ("> 0", lambda v: v > 0), "rate": _fraction(True), "target": ("a class 0..9", lambda v: 0 <= v <= 9),
+    "width": _at_least(1),
+}
+
+
+def check_options(args) -> None:
+    """Refuse, before anything runs, a numeric option outside its range (:data:`RANGES`) and an
+    ``--out`` that names an existing file instead of a folder.
+
+    Raises
+    ------
+    NFRError
+        Naming the option, its valid range and the value given.
+    """
+    for dest, (text, ok) in RANGES.items():
+        value = getattr(args, dest, None)
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not ok(v):
+                raise NFRError(f"--{dest.replace('_', '-')} must be {text}, got {v}")
+    out = getattr(args, "out", None)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise NFRError(f"--out {out} is an existing file; give a folder (it is created if missing)")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        check_options(args)
+    except NFRError as e:
+        print(f"nfr {args.experiment}: error: {e}", file=sys.stderr)
+        return 2
     if args.experiment == "train":
         from nfr.train import cli_run
         return cli_run(args, argv)

@@ -162,7 +162,12 @@ def load_model(model: str, weights: str = "random", seed: int = 0, download: boo
             return M.cifar_resnet(int(model[len("cifar_resnet"):]), seed=seed)
         return M.torchvision_model(model, None, seed=seed)
     if _is_cifar(model):
-        return M.load_cifar_resnet(int(model[len("cifar_resnet"):]) if pretrained else str(weights))
+        depth = int(model[len("cifar_resnet"):])
+        net = M.load_cifar_resnet(depth if pretrained else str(weights))
+        if net.depth != depth:
+            raise NFRError(f"weights file {weights} holds a CIFAR ResNet-{net.depth}, but --model is "
+                           f"{model}; use --model cifar_resnet{net.depth} or the file for ResNet-{depth}")
+        return net
     if model == "efficientnet_lite0":
         if pretrained:
             return M.efficientnet_lite0(pretrained=True, seed=seed)

@@ -182,19 +182,12 @@ def _clean_state_dict(obj) -> dict:
 
 def load_weights_file(model: nn.Module, path, what: str, *, weights_only: bool = True) -> nn.Module:
     """Load the state dict saved at ``path`` into ``model`` (a dict with ``state_dict`` and
-    ``module.`` prefixes are accepted); an NFRError names ``what`` the file was meant for."""
-    path = Path(path)
-    if not path.is_file():
-        raise NFRError(f"weights file {str(path)!r} for {what} does not exist")
-    sd = _clean_state_dict(torch.load(path, map_location="cpu", weights_only=weights_only))
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise NFRError(f"{path} does not fit {what}: {str(e)[:300]}") from e
-    return model
+    ``module.`` prefixes are accepted); an NFRError names ``what`` the file was meant for, and a
+    corrupted, empty or mismatched file is reported as :func:`load_state_dict_checked` does."""
+    return load_state_dict_checked(model, path, what, weights_only=weights_only)
 
 
-def load_state_dict_checked(model: nn.Module, path, what: str) -> nn.Module:
+def load_state_dict_checked(model: nn.Module, path, what: str, *, weights_only: bool = True) -> nn.Module:
     """Load a state dict file into ``model``, reporting every mismatch by key and shape.
 
     Parameters
@@ -203,10 +196,11 @@ def load_state_dict_checked(model: nn.Module, path, what: str) -> nn.Module:
         The network to fill.
     path : str or pathlib.Path
         A file saved with ``torch.save(model.state_dict(), path)`` (a dict holding
-        ``state_dict`` and keys prefixed ``module.`` are accepted); read with
-        ``weights_only=True``.
+        ``state_dict`` and keys prefixed ``module.`` are accepted).
     what : str
         What the file is meant for, named in the messages (e.g. ``"--model mymod:make"``).
+    weights_only : bool
+        Passed to ``torch.load`` (True: tensors only, no arbitrary pickled objects).
 
     Returns
     -------
@@ -222,12 +216,15 @@ def load_state_dict_checked(model: nn.Module, path, what: str) -> nn.Module:
     """
     path = Path(path)
     if not path.is_file():
-        raise NFRError(f"--weights file {str(path)!r} for {what} does not exist")
+        raise NFRError(f"weights file {str(path)!r} for {what} does not exist")
+    if path.stat().st_size == 0:
+        raise NFRError(f"weights file {path} for {what} is empty")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as e:  # noqa: BLE001 - any unpickling error becomes a clear message
-        raise NFRError(f"--weights {path} is not a state dict readable with torch.load("
-                       f"weights_only=True): {str(e)[:200]}") from e
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise NFRError(f"weights file {path} for {what} is not a state dict that torch.load can "
+                       f"read (corrupted, or not saved with torch.save): {first}") from e
     sd = _clean_state_dict(obj)
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
@@ -240,7 +237,7 @@ def load_state_dict_checked(model: nn.Module, path, what: str) -> nn.Module:
         parts = [f"missing keys {few(missing)}" if missing else "",
                  f"unexpected keys {few(unexpected)}" if unexpected else "",
                  f"shape mismatches {few(shapes)}" if shapes else ""]
-        raise NFRError(f"--weights {path} does not fit {what}: " + "; ".join(p for p in parts if p))
+        raise NFRError(f"weights file {path} does not fit {what}: " + "; ".join(p for p in parts if p))
     model.load_state_dict(sd)
     return model
 
@@ -353,10 +350,14 @@ def load_cifar_resnet(path_or_depth: int | str | Path = 56) -> CifarResNet:
             raise NFRError(f"CIFAR ResNet checkpoint {path} does not exist; give the path of an "
                            f"akamaster checkpoint (resnet20/32/44/56/110-*.th from {AKAMASTER_URL}) "
                            "or the depth 20 or 56 for the checkpoints that ship with nfr")
+    if path.stat().st_size == 0:
+        raise NFRError(f"CIFAR ResNet checkpoint {path} is empty")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - turn any unpickling error into a clear message
-        raise NFRError(f"could not read {path} as a torch checkpoint: {e}") from e
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise NFRError(f"could not read {path} as a torch checkpoint (corrupted, or not saved "
+                       f"with torch.save): {first}") from e
     sd = _clean_state_dict(obj)
     blocks = {k.split(".")[1] for k in sd if k.startswith("layer1.")}
     if not blocks or "linear.weight" not in sd:
