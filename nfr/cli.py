@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from nfr.errors import NFRError
 
@@ -67,10 +68,16 @@ examples:
 weights: 'random' = the architecture's own initialisation drawn under --seed (the paper's
 "Random"); 'imagenet' = torchvision's ImageNet weights from the torch hub cache (the bundled
 weights for efficientnet_lite0, the checkpoints that ship with nfr for cifar_resnet20/56);
-or the path of a state dict. Nothing is downloaded.
+or the path of a state dict. Nothing is downloaded unless --download is given.
+your own model: --model package.module:factory (a callable returning an nn.Module; its module on
+PYTHONPATH) with --weights random or the path of its state dict, and its input normalisation as
+--preprocess {imagenet,efficientnet,cifar,none} or --mean R,G,B --std R,G,B, e.g.
+  PYTHONPATH=. python -m nfr table1 --model mynet:make --weights mynet.pt --size 32 \\
+      --mean 0.49,0.48,0.45 --std 0.25,0.24,0.26 --n-images 2 --out results/
 data: 'samples' = foolbox's 20 ImageNet photos (CIFAR-10 images for cifar_resnet*),
 'skimage' = scikit-image's 4 photos (unlabelled), 'cifar10' = the CIFAR-10 test split that ships
-with nfr (a lossy JPEG copy),
+with nfr (a lossy JPEG copy), 'cifar10-original' = the original (lossless) test split from the
+cache (--download fetches it once, md5 checked),
 or a folder: ImageNet validation (<wnid>/<img> or flat + labels.txt) or CIFAR-10 (<split>/<class>/).
 Missing weights or data: message on stderr, exit code 2."""
 
@@ -79,12 +86,27 @@ def _shared_parser() -> argparse.ArgumentParser:
     from nfr.experiments import MODELS
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("shared options")
-    g.add_argument("--model", default="vgg16", choices=MODELS, help="network (default: vgg16)")
+    g.add_argument("--model", default="vgg16", metavar="{" + ",".join(MODELS) + "} or MODULE:FACTORY",
+                   help="network (default: vgg16), or your own: package.module:factory, a callable "
+                        "returning a torch.nn.Module (the module importable, e.g. on PYTHONPATH)")
     g.add_argument("--weights", default="random", metavar="{random,imagenet,PATH}",
                    help="'random' (seeded init), 'imagenet' (pretrained) or a state-dict file "
                         "(default: random)")
-    g.add_argument("--data", default="samples", metavar="{samples,skimage,cifar10,PATH}",
-                   help="images (default: samples)")
+    g.add_argument("--data", default="samples",
+                   metavar="{samples,skimage,cifar10,cifar10-original,PATH}",
+                   help="images (default: samples); cifar10-original = the lossless CIFAR-10 test "
+                        "split from the cache (fetched with --download)")
+    g.add_argument("--download", action="store_true",
+                   help="allow downloads (internet): torchvision's ImageNet weights for --weights "
+                        "imagenet, the original CIFAR-10 for --data cifar10-original; checksums "
+                        "verified, files kept in the torch hub cache / $NFR_CACHE")
+    g.add_argument("--preprocess", default=None, choices=("imagenet", "efficientnet", "cifar", "none"),
+                   help="input normalisation preset (default: efficientnet for efficientnet_lite0, "
+                        "imagenet for every other model); stored in the JSON config")
+    g.add_argument("--mean", default=None, metavar="R,G,B",
+                   help="per-channel mean of the normalisation (x - mean) / std, instead of a preset "
+                        "(with --std)")
+    g.add_argument("--std", default=None, metavar="R,G,B", help="per-channel std (with --mean)")
     g.add_argument("--n-images", type=int, default=None, metavar="N",
                    help="number of images, a subset drawn with --seed (default: 4; 0 = all)")
     g.add_argument("--size", type=int, default=None, metavar="PX",
@@ -275,6 +297,30 @@ def _add_nie_parser(sub) -> None:
 _DEFAULTS = {None: (4, "pred"), "ebpg": (0, "label")}
 
 
+def _preprocess_kwargs(args, fn) -> dict:
+    """``preprocess`` / ``download`` for the experiment function ``fn``, if it takes them; an
+    NFRError naming the option when the user gave one that ``fn`` cannot use."""
+    import inspect
+    params = inspect.signature(fn).parameters
+    out = {}
+    given = args.preprocess is not None or args.mean is not None or args.std is not None
+    if given or "preprocess" in params:
+        from nfr.experiments import preprocessing
+        spec = (args.mean, args.std) if args.mean is not None or args.std is not None else None
+        if spec is not None and args.preprocess is not None:
+            raise NFRError("give either --preprocess or --mean/--std, not both")
+        pre = preprocessing(args.model, spec if spec is not None else args.preprocess)
+        if "preprocess" not in params:
+            raise NFRError(f"the {args.experiment} experiment does not take --preprocess / --mean / "
+                           "--std (it uses the model's own normalisation)")
+        out["preprocess"] = (pre["mean"], pre["std"]) if spec is not None else pre["name"]
+    if "download" in params:
+        out["download"] = args.download
+    elif args.download:
+        raise NFRError(f"the {args.experiment} experiment does not take --download")
+    return out
+
+
 def _call(args) -> dict:
     from nfr import experiments as E
     fn = E.EXPERIMENTS[args.experiment]
@@ -285,6 +331,7 @@ def _call(args) -> dict:
                   progress=not args.quiet, model=args.model, weights=args.weights)
     kw = dict(model=args.model, weights=args.weights, seed=args.seed, out=args.out,
               progress=not args.quiet)
+    kw.update(_preprocess_kwargs(args, fn))
     if args.experiment == "weight-stats":
         return fn(**kw, max_neurons=args.max_neurons, compare_random=not args.no_random)
     n_images, target = _DEFAULTS.get(args.experiment, _DEFAULTS[None])
@@ -376,20 +423,88 @@ def _summary(res: dict) -> str:
     return "\n".join(lines)
 
 
+def _at_least(lo):
+    return (f">= {lo}", lambda v: v >= lo)
+
+
+def _fraction(closed_low: bool = False):
+    return ("in [0, 1]" if closed_low else "in (0, 1]",
+            (lambda v: 0 <= v <= 1) if closed_low else (lambda v: 0 < v <= 1))
+
+
+#: the valid range of every numeric option of every sub-command, by its destination name (a list
+#: option is checked element by element). tests/test_cli.py fails when an int or float option has
+#: no entry here, so an option cannot exist without its range.
+RANGES = {
+    "n_images": _at_least(0), "size": _at_least(1), "batch_size": _at_least(1), "seed": _at_least(0),
+    "layer": _at_least(1), "max_neurons": _at_least(1), "k": _at_least(0), "layers": _at_least(1),
+    "frac": _fraction(), "steps": _at_least(1), "n_boot": _at_least(1), "top": _at_least(1),
+    "box_frac": _fraction(), "max_box_frac": _fraction(), "ig_steps": _at_least(1),
+    "filters": _at_least(1), "kernel": _at_least(1), "seeds": _at_least(1),
+    "c": ("> 0", lambda v: v > 0), "stride": _at_least(1),
+    # train
+    "epochs": _at_least(1), "n_train": _at_least(0), "n_test": _at_least(0),
+    "lr": ("> 0", lambda v: v > 0), "rate": _fraction(True), "target": ("a class 0..9", lambda v: 0 <= v <= 9),
+    "width": _at_least(1),
+}
+
+
+def check_options(args) -> None:
+    """Refuse, before anything runs, a numeric option outside its range (:data:`RANGES`) and an
+    ``--out`` that names an existing file instead of a folder.
+
+    Raises
+    ------
+    NFRError
+        Naming the option, its valid range and the value given.
+    """
+    for dest, (text, ok) in RANGES.items():
+        value = getattr(args, dest, None)
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not ok(v):
+                raise NFRError(f"--{dest.replace('_', '-')} must be {text}, got {v}")
+    out = getattr(args, "out", None)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise NFRError(f"--out {out} is an existing file; give a folder (it is created if missing)")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        check_options(args)
+    except NFRError as e:
+        print(f"nfr {args.experiment}: error: {e}", file=sys.stderr)
+        return 2
     if args.experiment == "train":
         from nfr.train import cli_run
         return cli_run(args, argv)
+    from nfr import distributed as D
     t0 = time.time()
+    me, sharded = 0, False
     try:
+        world = D.world_size()
+        if world > 1:
+            if args.experiment not in D.SHARDED:
+                raise NFRError(f"the {args.experiment} experiment runs in one process, but WORLD_SIZE="
+                               f"{world}; run it without torchrun (sharded over processes: "
+                               f"{', '.join(D.SHARDED)})")
+            me = D.rank()
+            sharded = D.init(getattr(args, "device", "cpu"))
+            if me != 0:
+                args.quiet = True
         res = _call(args)
     except NFRError as e:
-        print(f"nfr {args.experiment}: error: {e}", file=sys.stderr)
+        who = f" (rank {me})" if me else ""
+        print(f"nfr {args.experiment}{who}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(_summary(res) + f"\n  ({time.time() - t0:.1f} s, results in {args.out}/)")
+    finally:
+        if sharded:
+            D.shutdown()
+    if me == 0:
+        ws = f", {res['world_size']} processes" if res.get("world_size", 1) > 1 else ""
+        print(_summary(res) + f"\n  ({time.time() - t0:.1f} s{ws}, results in {args.out}/)")
     json.dumps(res)  # already JSON-able; fail loudly here rather than in a chapter
     return 0

@@ -40,7 +40,8 @@ __all__ = [
     "denormalize", "box_bounds", "resource", "RESOURCES", "cache_dir", "cifar10_test", "foolbox_imagenet", "foolbox_cifar10",
     "skimage_photos", "SKIMAGE_PHOTOS", "imagenet_folder", "imagenet_items",
     "sample_boxes", "parse_voc_xml", "map_box", "imagenet_boxes", "cifar10", "cifar10_folder",
-    "load_image",
+    "load_image", "CIFAR10_MEAN", "CIFAR10_STD", "PREPROCESS", "preprocess_stats", "download",
+    "CIFAR10_URL", "CIFAR10_MD5", "cifar10_original",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -49,6 +50,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 EFFICIENTNET_LITE_STATS = ((127 / 255,) * 3, (128 / 255,) * 3)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
+#: per-channel mean and standard deviation of the CIFAR-10 training images (all pixels of the
+#: 50,000 images), the usual normalisation of CIFAR-10 classifiers trained from scratch
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+#: named input preprocessings, name -> (mean, std) per channel of ``(x - mean) / std`` on x in [0, 1]
+PREPROCESS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "efficientnet": EFFICIENTNET_LITE_STATS,
+              "cifar": (CIFAR10_MEAN, CIFAR10_STD), "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))}
 #: scikit-image's bundled colour photos (no download needed)
 SKIMAGE_PHOTOS = ("coffee", "chelsea", "astronaut", "rocket")
 
@@ -61,6 +69,63 @@ def imagenet_classes() -> list[str]:
     """The 1000 ImageNet class names in torchvision's index order (from torchvision's weights meta)."""
     from torchvision.models import VGG16_Weights
     return list(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def preprocess_stats(preprocess: str | None = None, mean=None, std=None,
+                     default: str = "imagenet") -> tuple[str, tuple, tuple]:
+    """The input normalisation chosen by a preset name or by explicit per-channel values.
+
+    Parameters
+    ----------
+    preprocess : str or None
+        A key of :data:`PREPROCESS` (``"imagenet"``, ``"efficientnet"``, ``"cifar"``, ``"none"``),
+        or None for ``default`` (or for the explicit ``mean`` / ``std``).
+    mean, std : sequence of float or str, optional
+        Per-channel values, given together, as numbers or as one string ``"R,G,B"``; they take the
+        place of a preset and cannot be combined with ``preprocess``.
+    default : str
+        The preset used when nothing is given (the model's own, e.g. ``"efficientnet"``).
+
+    Returns
+    -------
+    name : str
+        The preset's name, or ``"custom"`` for explicit values.
+    mean, std : tuple of float
+        The values of ``(x - mean) / std``.
+
+    Raises
+    ------
+    NFRError
+        For an unknown preset, only one of ``mean`` / ``std``, both a preset and values, a
+        non-positive std, or values that are not numbers (the message names the option).
+    """
+    def floats(v, opt):
+        if isinstance(v, str):
+            v = [t for t in v.split(",") if t.strip()]
+        try:
+            out = tuple(float(t) for t in v)
+        except (TypeError, ValueError):
+            raise NFRError(f"{opt} expects comma-separated numbers R,G,B, got {v!r}") from None
+        if not out or not all(np.isfinite(out)):
+            raise NFRError(f"{opt} expects finite numbers R,G,B, got {v!r}")
+        return out
+
+    if (mean is None) != (std is None):
+        raise NFRError("--mean and --std go together: give both (or a --preprocess preset)")
+    if mean is not None:
+        if preprocess is not None:
+            raise NFRError("give either --preprocess or --mean/--std, not both")
+        m, sd = floats(mean, "--mean"), floats(std, "--std")
+        if len(m) != len(sd):
+            raise NFRError(f"--mean has {len(m)} values but --std has {len(sd)}")
+        if min(sd) <= 0:
+            raise NFRError(f"--std must be positive, got {sd}")
+        return "custom", m, sd
+    name = default if preprocess is None else str(preprocess)
+    if name not in PREPROCESS:
+        raise NFRError(f"--preprocess {name!r} is not one of {', '.join(PREPROCESS)}")
+    m, sd = PREPROCESS[name]
+    return name, tuple(m), tuple(sd)
 
 
 def _stats(mean, std, x):
@@ -559,3 +624,134 @@ def cifar10_folder(path, split: str = "test", n: int | None = None, seed: int = 
     x = torch.stack([load_image(io.BytesIO(items[i][2]) if isinstance(items[i][2], bytes) else items[i][2])
                      for i in pick])
     return x, torch.tensor([items[i][0] for i in pick], dtype=torch.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# downloads (only when asked)
+# --------------------------------------------------------------------------------------------
+#: the original CIFAR-10 (python pickles, 163 MB) and its published md5
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+
+
+def download(url: str, dest, sha256: str | None = None, md5: str | None = None,
+             progress: bool = True, timeout: float = 60.0) -> Path:
+    """Fetch ``url`` into the file ``dest``, verifying its checksum, atomically.
+
+    The body is streamed into ``dest`` + ``.part`` in the same folder while its digests are
+    computed; only a file whose checksum matches is renamed to ``dest`` (``os.replace``, atomic
+    on one file system). On any failure the partial file is removed and nothing is left at
+    ``dest``.
+
+    Parameters
+    ----------
+    url : str
+        Address to fetch (http, https or file).
+    dest : str or pathlib.Path
+        The file to write; its folder is created.
+    sha256 : str, optional
+        Expected sha256 hex digest, or a prefix of it of at least 8 digits (torchvision's weight
+        files carry such a prefix in their names, e.g. ``vgg16-397923af.pth``).
+    md5 : str, optional
+        Expected md5 hex digest (CIFAR-10 publishes one: :data:`CIFAR10_MD5`).
+    progress : bool
+        Show a progress bar (tqdm, on stderr).
+    timeout : float
+        Seconds to wait for the server on connecting and on each read.
+
+    Returns
+    -------
+    pathlib.Path
+        ``dest``.
+
+    Raises
+    ------
+    NFRError
+        On a network or HTTP error (e.g. 404) or a checksum mismatch; the message names the URL.
+    """
+    import urllib.error
+    import urllib.request
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    if sha256 is not None and len(sha256) < 8:
+        raise NFRError(f"sha256 prefix {sha256!r} is too short to verify {url} (8 digits at least)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    h256, h5 = hashlib.sha256(), hashlib.md5()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(part, "wb") as f:
+            total = int(r.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, disable=not progress,
+                      desc=dest.name, leave=False) as bar:
+                while True:
+                    chunk = r.read(1 << 20)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    h256.update(chunk)
+                    h5.update(chunk)
+                    bar.update(len(chunk))
+        if sha256 is not None and not h256.hexdigest().startswith(sha256.lower()):
+            raise NFRError(f"download of {url} has sha256 {h256.hexdigest()}, expected {sha256}; "
+                           "the file was not kept")
+        if md5 is not None and h5.hexdigest() != md5.lower():
+            raise NFRError(f"download of {url} has md5 {h5.hexdigest()}, expected {md5}; "
+                           "the file was not kept")
+        os.replace(part, dest)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        if isinstance(e, NFRError):
+            raise
+        raise NFRError(f"could not download {url}: {e}") from e
+    finally:
+        if part.exists():
+            part.unlink()
+    return dest
+
+
+_download = download  # for functions whose ``download`` argument shadows the name
+
+
+def cifar10_original(n: int | None = None, seed: int = 0, download: bool = False, root=None,
+                     progress: bool = True):
+    """The original (lossless) CIFAR-10 test split, ``(x, y)``, from the cache or downloaded.
+
+    Parameters
+    ----------
+    n : int or None
+        Number of images, a seeded subset (all 10,000 when None).
+    seed : int
+        Seed of the subset's generator.
+    download : bool
+        Fetch :data:`CIFAR10_URL` (163 MB) into ``root`` when it is not there, checking its md5
+        :data:`CIFAR10_MD5`, and extract it. Without it a missing copy raises.
+    root : str or pathlib.Path, optional
+        Folder of the copy (default ``<cache_dir()>/cifar10``).
+    progress : bool
+        Show the download's progress bar.
+
+    Returns
+    -------
+    x : torch.Tensor
+        (n, 3, 32, 32) float32 in [0, 1].
+    y : torch.Tensor
+        (n,) int64 labels, indices into :data:`CIFAR10_CLASSES`.
+
+    Raises
+    ------
+    NFRError
+        If the copy is missing and ``download`` is False, or the download fails its md5.
+    """
+    root = Path(root) if root is not None else cache_dir() / "cifar10"
+    if not (root / "cifar-10-batches-py" / "test_batch").is_file():
+        archive = root / "cifar-10-python.tar.gz"
+        if not archive.is_file():
+            if not download:
+                raise NFRError(f"the original CIFAR-10 is not in {root}; add --download to fetch it "
+                               f"once ({CIFAR10_URL}, 163 MB, md5 checked), or use --data cifar10 "
+                               "(the lossy JPEG copy that ships with nfr)")
+            _download(CIFAR10_URL, archive, md5=CIFAR10_MD5, progress=progress)
+        with tarfile.open(archive) as tf:
+            tf.extractall(root, filter="data")
+    return cifar10(root, "test", download=False, n=n, seed=seed)
+

@@ -39,10 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nfr.distributed import gather, gather_columns, rank, shard_batches, world_size
 from nfr.errors import NFRError
 
-__all__ = ["MODELS", "EXPERIMENTS", "table1", "cascade", "weight_stats", "distributions", "removal",
-           "activations", "sanity", "load_setup", "Setup"]
+__all__ = ["MODELS", "DATA_NAMES", "EXPERIMENTS", "preprocessing", "load_model", "check_args",
+           "table1", "cascade", "weight_stats", "distributions", "removal", "activations", "sanity",
+           "load_setup", "Setup"]
 
 MODELS = ("vgg16", "vgg16_bn", "alexnet", "resnet18", "resnet50", "efficientnet_lite0",
           "cifar_resnet20", "cifar_resnet56")
@@ -77,29 +79,81 @@ def _is_cifar(model: str) -> bool:
     return model.startswith("cifar_resnet")
 
 
+#: the --data names that are not paths
+DATA_NAMES = ("samples", "skimage", "cifar10", "cifar10-original")
+
+
+def _is_custom(model: str) -> bool:
+    """``package.module:factory``: the user's own network (see :func:`nfr.models.custom_model`)."""
+    return isinstance(model, str) and model.count(":") == 1 and model not in MODELS
+
+
 def check_args(model: str, weights: str = "random", data: str | None = None,
                device: str = "cpu") -> None:
-    """Fail fast (before torch is imported or a model is built) on an unknown model, a missing
-    weights file, a missing data path or a bad device name."""
-    if model not in MODELS:
-        raise NFRError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    """Fail fast, before a model is built, on bad arguments.
+
+    Parameters
+    ----------
+    model : str
+        One of :data:`MODELS` or a factory spec ``"package.module:callable"``.
+    weights : str
+        ``"random"``, ``"imagenet"`` (``"pretrained"``) or the path of a state dict.
+    data : str or None
+        One of :data:`DATA_NAMES` or an existing path (None: not checked).
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+
+    Raises
+    ------
+    NFRError
+        On an unknown model, a missing weights file, a missing data path or a bad device name.
+    """
+    if model not in MODELS and not _is_custom(model):
+        raise NFRError(f"unknown model {model!r}; choose one of {', '.join(MODELS)} or give your "
+                       "own as --model package.module:factory")
     w = "random" if weights is None else str(weights)
     if w not in ("random", "imagenet", "pretrained") and not Path(w).is_file():
         raise NFRError(f"weights file {w} does not exist; give 'random', 'imagenet' or the path of "
                        f"a state dict saved with torch.save for {model}")
-    if data is not None and str(data) not in ("samples", "skimage", "cifar10") and \
-            not Path(data).exists():
-        raise NFRError(f"data {data!r} is neither 'samples', 'skimage', 'cifar10' nor an existing "
-                       "folder (an ImageNet validation folder or a CIFAR-10 folder/.tar.gz)")
+    if data is not None and str(data) not in DATA_NAMES and not Path(data).exists():
+        raise NFRError(f"data {data!r} is neither {', '.join(map(repr, DATA_NAMES))} nor an "
+                       "existing folder (an ImageNet validation folder or a CIFAR-10 folder/.tar.gz)")
     if device not in ("cpu", "cuda"):
         raise NFRError(f"device must be 'cpu' or 'cuda', got {device!r}")
 
 
-def load_model(model: str, weights: str = "random", seed: int = 0):
-    """The model ``model`` with ``weights`` ("random", "imagenet"/"pretrained" or a path), in eval mode."""
+def load_model(model: str, weights: str = "random", seed: int = 0, download: bool = False):
+    """The network ``model`` with ``weights``, in eval mode on the CPU.
+
+    Parameters
+    ----------
+    model : str
+        One of :data:`MODELS`, or ``"package.module:factory"`` for your own network
+        (:func:`nfr.models.custom_model`).
+    weights : str
+        ``"random"`` (the architecture's initialisation under ``seed``), ``"imagenet"`` /
+        ``"pretrained"`` (built-in models only) or the path of a state dict.
+    seed : int
+        Seeds a random initialisation.
+    download : bool
+        Fetch torchvision's ImageNet weights when they are not cached (sha256 checked).
+
+    Returns
+    -------
+    torch.nn.Module
+        The network in eval mode.
+
+    Raises
+    ------
+    NFRError
+        On an unknown model, missing weights (the message mentions ``--download``) or weights
+        that do not fit.
+    """
     check_args(model, weights)
     from nfr import models as M
     torch = _torch()
+    if _is_custom(model):
+        return M.custom_model(model, weights, seed=seed)
     pretrained = weights in ("imagenet", "pretrained")
     if weights is None or weights == "random":
         if model == "efficientnet_lite0":
@@ -108,7 +162,12 @@ def load_model(model: str, weights: str = "random", seed: int = 0):
             return M.cifar_resnet(int(model[len("cifar_resnet"):]), seed=seed)
         return M.torchvision_model(model, None, seed=seed)
     if _is_cifar(model):
-        return M.load_cifar_resnet(int(model[len("cifar_resnet"):]) if pretrained else str(weights))
+        depth = int(model[len("cifar_resnet"):])
+        net = M.load_cifar_resnet(depth if pretrained else str(weights))
+        if net.depth != depth:
+            raise NFRError(f"weights file {weights} holds a CIFAR ResNet-{net.depth}, but --model is "
+                           f"{model}; use --model cifar_resnet{net.depth} or the file for ResNet-{depth}")
+        return net
     if model == "efficientnet_lite0":
         if pretrained:
             return M.efficientnet_lite0(pretrained=True, seed=seed)
@@ -123,7 +182,8 @@ def load_model(model: str, weights: str = "random", seed: int = 0):
         except Exception as e:  # noqa: BLE001
             raise NFRError(f"could not load {path} into efficientnet_lite0: {str(e)[:300]}") from e
         return net.eval()
-    return M.torchvision_model(model, "imagenet" if pretrained else weights, seed=seed)
+    return M.torchvision_model(model, "imagenet" if pretrained else weights, seed=seed,
+                               download=download)
 
 
 def _subset(n_total: int, n: int | None, seed: int) -> list[int]:
@@ -135,8 +195,12 @@ def _subset(n_total: int, n: int | None, seed: int) -> list[int]:
     return _select(n_total, n, seed)
 
 
-def load_data(data: str, model: str, n_images: int | None, size: int, seed: int = 0):
-    """``(x, labels)``: images in [0, 1] at ``size`` x ``size`` and their labels (None if unlabelled)."""
+def load_data(data: str, model: str, n_images: int | None, size: int, seed: int = 0,
+              download: bool = False):
+    """``(x, labels)``: images in [0, 1] at ``size`` x ``size`` and their labels (None if unlabelled).
+
+    ``data="cifar10-original"`` reads the lossless CIFAR-10 test split from the cache, fetching it
+    first (md5 checked) when ``download`` is True."""
     from nfr import data as D
     torch = _torch()
     cifar_model = _is_cifar(model)
@@ -153,11 +217,13 @@ def load_data(data: str, model: str, n_images: int | None, size: int, seed: int 
         x = x[_subset(len(x), n_images, seed)]
     elif data == "cifar10":
         x, labels = D.cifar10_test(n=n_images, seed=seed)
+    elif data == "cifar10-original":
+        x, labels = D.cifar10_original(n=n_images, seed=seed, download=download)
     else:
         p = Path(data)
         if not p.exists():
-            raise NFRError(f"data {data!r} is neither 'samples', 'skimage', 'cifar10' nor an existing "
-                           "folder (an ImageNet validation folder or a CIFAR-10 folder/.tar.gz)")
+            raise NFRError(f"data {data!r} is neither {', '.join(map(repr, DATA_NAMES))} nor an "
+                           "existing folder (an ImageNet validation folder or a CIFAR-10 folder/.tar.gz)")
         if p.is_file() or (p / "test").is_dir() or (p / "train").is_dir():
             x, labels = D.cifar10_folder(p, n=n_images, seed=seed)
         else:
@@ -177,10 +243,53 @@ def _dtype(dtype: str):
     return getattr(_torch(), dtype)
 
 
+def preprocessing(model: str, preprocess=None) -> dict:
+    """The input normalisation of ``model``: a named preset or explicit per-channel values.
+
+    Parameters
+    ----------
+    model : str
+        The model (its default: ``"efficientnet"`` for efficientnet_lite0, ``"imagenet"`` for
+        every other model, the CIFAR ResNets and your own included).
+    preprocess : str, tuple or None
+        None (the model's default), a key of :data:`nfr.data.PREPROCESS`, or ``(mean, std)``
+        with per-channel values (sequences or ``"R,G,B"`` strings).
+
+    Returns
+    -------
+    dict
+        ``name`` (the preset or ``"custom"``), ``mean`` and ``std`` (lists of floats), as
+        stored in the result's config.
+
+    Raises
+    ------
+    NFRError
+        On an unknown preset or malformed values (see :func:`nfr.data.preprocess_stats`).
+    """
+    from nfr.data import preprocess_stats
+    default = "efficientnet" if model == "efficientnet_lite0" else "imagenet"
+    if isinstance(preprocess, (tuple, list)):
+        if len(preprocess) != 2:
+            raise NFRError(f"preprocess must be a preset name or (mean, std), got {preprocess!r}")
+        name, m, sd = preprocess_stats(None, *preprocess, default=default)
+    elif isinstance(preprocess, dict):
+        name, m, sd = preprocess_stats(None, preprocess["mean"], preprocess["std"], default=default)
+        name = preprocess.get("name", name)
+    else:
+        name, m, sd = preprocess_stats(preprocess, default=default)
+    return dict(name=name, mean=list(m), std=list(sd))
+
+
 def load_setup(model: str = "vgg16", weights: str = "random", data: str = "samples",
                n_images: int | None = 4, size: int | None = None, device: str = "cpu",
-               seed: int = 0, target: str = "pred", batch_size: int = 16, dtype: str = "float32") -> Setup:
-    """Load model and data, normalise the images for the model and pick the target classes."""
+               seed: int = 0, target: str = "pred", batch_size: int = 16, dtype: str = "float32",
+               preprocess=None, download: bool = False) -> Setup:
+    """Load model and data, normalise the images for the model and pick the target classes.
+
+    ``preprocess`` chooses the normalisation (:func:`preprocessing`; default the model's own);
+    ``download`` allows fetching torchvision's ImageNet weights or the original CIFAR-10
+    (checksums verified); the other arguments are those of the experiments (module docstring).
+    Raises :class:`nfr.NFRError` on bad arguments, missing files or data."""
     check_args(model, weights, data, device)
     from nfr import data as D
     torch = _torch()
@@ -192,25 +301,31 @@ def load_setup(model: str = "vgg16", weights: str = "random", data: str = "sampl
     if model == "efficientnet_lite0" and size != 224:
         raise NFRError("efficientnet_lite0 precomputes its 'same' padding for 224 x 224 inputs; "
                        "use --size 224")
-    raw, labels = load_data(data, model, n_images, size, seed)
+    pre = preprocessing(model, preprocess)
+    raw, labels = load_data(data, model, n_images, size, seed, download)
     return setup_from_images(model, weights, raw, labels, device, seed, target, batch_size,
-                             dict(data=str(data), size=size), dtype)
+                             dict(data=str(data), size=size), dtype, pre, download)
 
 
 def setup_from_images(model: str, weights: str, raw, labels, device: str = "cpu", seed: int = 0,
                       target: str = "pred", batch_size: int = 16, cfg: dict | None = None,
-                      dtype: str = "float32") -> Setup:
+                      dtype: str = "float32", preprocess=None, download: bool = False) -> Setup:
     """A :class:`Setup` from images already loaded (raw, in [0, 1]) and their labels (or None):
     the model, the normalised inputs, DTD's box bounds, and the classes to explain (the
     prediction, or the label checked against the model's classes), all in ``dtype``.
-    ``cfg`` adds to the config."""
+    ``cfg`` adds to the config; ``preprocess`` as in :func:`preprocessing` (stored in the config
+    as ``preprocess``)."""
     from nfr import data as D
     torch = _torch()
     dt = _dtype(dtype)
     if device == "cuda" and not torch.cuda.is_available():
         raise NFRError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")
-    net = load_model(model, weights, seed).to(device=device, dtype=dt)
-    stats = D.EFFICIENTNET_LITE_STATS if model == "efficientnet_lite0" else (D.IMAGENET_MEAN, D.IMAGENET_STD)
+    pre = preprocessing(model, preprocess)
+    net = load_model(model, weights, seed, download).to(device=device, dtype=dt)
+    stats = (pre["mean"], pre["std"])
+    if raw.shape[1] != len(pre["mean"]):
+        raise NFRError(f"the images have {raw.shape[1]} channels but --mean/--std give "
+                       f"{len(pre['mean'])} values")
     x = D.normalize(raw.to(dt), *stats).to(device)
     low, high = (b.to(device=device, dtype=dt) for b in D.box_bounds(*stats, dtype=dt))
     with torch.no_grad():
@@ -227,7 +342,7 @@ def setup_from_images(model: str, weights: str, raw, labels, device: str = "cpu"
     else:
         tgt = pred
     cfg = dict(dict(model=model, weights=str(weights)), **(cfg or {}))
-    cfg.update(n_images=int(len(x)), device=device, dtype=dtype, seed=int(seed), target=target,
+    cfg.update(preprocess=pre, n_images=int(len(x)), device=device, dtype=dtype, seed=int(seed), target=target,
                batch_size=int(batch_size), targets=tgt.tolist(), predictions=pred.tolist(),
                labels=None if lab is None else lab.tolist())
     labels_list = None if lab is None else lab.tolist()
@@ -248,13 +363,17 @@ def _rules(rules, default, valid=None):
     return list(rules)
 
 
-def _batches(s: Setup, batch_size: int, progress: bool, desc: str):
+def _batches(s: Setup, batch_size: int, progress: bool, desc: str, shard: bool = False):
+    """The batches (slices of ``s.x``); ``shard``: only this rank's (:mod:`nfr.distributed`)."""
     from tqdm.auto import tqdm
     n = len(s.x)
     bs = max(1, int(batch_size))
-    starts = range(0, n, bs)
-    for i in tqdm(starts, desc=desc, disable=not progress, unit="batch", leave=False):
-        yield slice(i, min(n, i + bs))
+    if shard:
+        slices = shard_batches(n, bs)
+    else:
+        slices = [slice(i, min(n, i + bs)) for i in range(0, n, bs)]
+    for sl in tqdm(slices, desc=desc, disable=not progress or rank() != 0, unit="batch", leave=False):
+        yield sl
 
 
 def _stats(a) -> dict:
@@ -286,6 +405,9 @@ def _img(x) -> np.ndarray:
 def _finish(name: str, result: dict, out, figs: dict) -> dict:
     """Save figures (name -> matplotlib figure) and ``<name>.json`` under ``out``; close the figures."""
     plt = _plt()
+    result["world_size"] = world_size()
+    if rank() != 0:  # a sharded run: every rank holds the result, rank 0 writes it
+        out = None
     if out is not None:
         d = Path(out)
         d.mkdir(parents=True, exist_ok=True)
@@ -322,13 +444,14 @@ def _plt():
 
 def _setup_kwargs(kw):
     keys = ("model", "weights", "data", "n_images", "size", "device", "seed", "target", "batch_size")
-    return dict({k: kw[k] for k in keys}, dtype=kw.get("dtype", "float32"))
+    return dict({k: kw[k] for k in keys}, dtype=kw.get("dtype", "float32"),
+                preprocess=kw.get("preprocess"), download=kw.get("download", False))
 
 
 # ============================================================================== Table I
 def table1(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
            seed=0, dtype="float32", target="pred", batch_size=16, rules=None, layer=None, out=None, progress=True,
-           n_show=4) -> dict:
+           n_show=4, preprocess=None, download=False) -> dict:
     """Seed Table I: each method's map with and without the bottom process, and its alignment.
 
     Methods (``rules``): grad_x_input, gbp, rectgrad, zplus, dtd (box bounds = the normalised
@@ -345,7 +468,7 @@ def table1(model="vgg16", weights="random", data="samples", n_images=4, size=Non
     al = {r: {"with_bottom": [], "without_bottom": []} for r in rules}
     show = {r: {} for r in rules}
     k = min(n_show, len(s.x))
-    for sl in _batches(s, batch_size, progress, "table1"):
+    for sl in _batches(s, batch_size, progress, "table1", shard=True):
         for r in rules:
             for b in (True, False):
                 kw = dict(bottom=b)
@@ -358,6 +481,8 @@ def table1(model="vgg16", weights="random", data="samples", n_images=4, size=Non
                 al[r][key] += nfr.alignment(R, s.x[sl]).tolist()
                 for i in range(sl.start, min(sl.stop, k)):
                     show[r].setdefault(key, []).append(R[i - sl.start].cpu())
+    al = {r: {key: gather(v) for key, v in d.items()} for r, d in al.items()}
+    show = {r: {key: gather(show[r].get(key, [])) for key in d} for r, d in al.items()}
     res = dict(experiment="table1", config=dict(s.config, rules=rules, activation_layer=layer, L=L),
                methods=rules, labels={r: LABELS[r] for r in rules},
                alignment={r: {key: _stats(v) for key, v in d.items()} for r, d in al.items()},
@@ -382,13 +507,14 @@ def table1(model="vgg16", weights="random", data="samples", n_images=4, size=Non
 
 
 # ============================================================================== Fig 2a
-def _cascade_curves(model, s: Setup, rules, batch_size, progress, desc):
-    """alignment [levels, N] per rule (maps w/o B), and the level-L maps of the first image."""
+def _cascade_curves(model, s: Setup, rules, batch_size, progress, desc, shard=False):
+    """alignment [levels, N] per rule (maps w/o B), and the level-L maps of the first image
+    (``shard``: this rank's images, gathered over ranks; the maps on rank 0 only)."""
     import nfr
     L = _num_layers(model)
     curves = {r: [] for r in rules}
     first = {}
-    for sl in _batches(s, batch_size, progress, desc):
+    for sl in _batches(s, batch_size, progress, desc, shard=shard):
         for r in rules:
             kw = dict(low=s.low, high=s.high) if r == "dtd" else {}
             C = nfr.cascade(model, s.x[sl], s.target[sl], r, **kw)     # [L+1, B, ...]
@@ -396,11 +522,13 @@ def _cascade_curves(model, s: Setup, rules, batch_size, progress, desc):
             curves[r].append(np.stack([nfr.alignment(C[n], xb).cpu().numpy() for n in range(L + 1)]))
             if sl.start == 0:
                 first[r] = C[L, 0].cpu()
-    return L, {r: np.concatenate(v, 1) for r, v in curves.items()}, first
+    local = {r: np.concatenate(v, 1) if v else np.zeros((L + 1, 0)) for r, v in curves.items()}
+    return L, {r: gather_columns(v) if shard else v for r, v in local.items()}, first
 
 
 def cascade(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
-            seed=0, dtype="float32", target="pred", batch_size=16, rules=None, out=None, progress=True) -> dict:
+            seed=0, dtype="float32", target="pred", batch_size=16, rules=None, out=None, progress=True,
+        preprocess=None, download=False) -> dict:
     """Seed Fig 2a: alignment alpha(r_0^N, x) of cascade substitution at levels N = 0..L.
 
     Rules: gbp, rectgrad, zplus, activation (also grad, grad_x_input, dtd). ``curves[rule]``:
@@ -409,7 +537,7 @@ def cascade(model="vgg16", weights="random", data="samples", n_images=4, size=No
     s = load_setup(**_setup_kwargs(locals()))
     rules = _rules(rules, CASCADE_RULES, ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd",
                                           "activation"))
-    L, curves, _ = _cascade_curves(s.model, s, rules, batch_size, progress, "cascade")
+    L, curves, _ = _cascade_curves(s.model, s, rules, batch_size, progress, "cascade", shard=True)
     res = dict(experiment="cascade", config=dict(s.config, rules=rules, L=L),
                levels=list(range(L + 1)), curves={r: _curve(c) for r, c in curves.items()},
                figures=[])
@@ -430,7 +558,7 @@ def cascade(model="vgg16", weights="random", data="samples", n_images=4, size=No
 
 # ============================================================================== Fig 2b,c
 def weight_stats(model="vgg16", weights="random", seed=0, max_neurons=512, compare_random=True,
-                 out=None, progress=True, **_ignored) -> dict:
+                 out=None, progress=True, preprocess=None, download=False, **_ignored) -> dict:
     """Seed Fig 2b,c: pairwise cosine between neuron weights and their norm spread, per layer.
 
     ``stats[setting]`` is a list of per-layer dicts (see :func:`nfr.engine.weights.weight_stats`)
@@ -439,7 +567,7 @@ def weight_stats(model="vgg16", weights="random", seed=0, max_neurons=512, compa
     """
     from nfr.engine.weights import weight_stats as ws
     check_args(model, weights)
-    settings = {str(weights): load_model(model, weights, seed)}
+    settings = {str(weights): load_model(model, weights, seed, download)}
     if compare_random and str(weights) != "random":
         settings["random"] = load_model(model, "random", seed)
     stats = {k: ws(m, max_neurons=max_neurons, seed=seed) for k, m in settings.items()}
@@ -490,7 +618,8 @@ def _colour(R, x) -> dict:
 
 def distributions(model="vgg16", weights="random", data="samples", n_images=4, size=None,
                   device="cpu", seed=0, dtype="float32", target="pred", batch_size=16, rules=None,
-                  dists=("gaussian", "ring", "uniform"), out=None, progress=True) -> dict:
+                  dists=("gaussian", "ring", "uniform"), out=None, progress=True,
+        preprocess=None, download=False) -> dict:
     """Seed Figs 3-4: cascade curves after randomizing ALL layers with each distribution.
 
     Every weight layer is redrawn (He scale; biases zero) from gaussian, ring (isotropic, equal
@@ -554,7 +683,7 @@ def distributions(model="vgg16", weights="random", data="samples", n_images=4, s
 # ============================================================================== Fig 5
 def removal(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
             seed=0, dtype="float32", target="pred", batch_size=16, rules=None, ks=(1, 2, 3), out=None,
-            progress=True) -> dict:
+            progress=True, preprocess=None, download=False) -> dict:
     """Seed Fig 5: alignment after randomizing (Gaussian, He scale) vs removing the top k layers.
 
     Removal (:func:`nfr.engine.weights.remove`): a Linear layer keeps 0.25% of its input columns,
@@ -576,13 +705,13 @@ def removal(model="vgg16", weights="random", data="samples", n_images=4, size=No
         al, first = {}, {}
         for r in rules:
             vals = []
-            for sl in _batches(s, batch_size, False, ""):
+            for sl in _batches(s, batch_size, False, "", shard=True):
                 kw = dict(low=s.low, high=s.high) if r == "dtd" else {}
                 R = nfr.attribute(m, s.x[sl], s.target[sl], r, bottom=False, **kw)
                 vals += nfr.alignment(R, s.x[sl]).tolist()
                 if sl.start == 0:
                     first[r] = R[0].cpu()
-            al[r] = vals
+            al[r] = gather(vals)
         return al, first
 
     from tqdm.auto import tqdm
@@ -615,7 +744,7 @@ def removal(model="vgg16", weights="random", data="samples", n_images=4, size=No
 # ============================================================================== Fig 6
 def activations(model="vgg16", weights="random", data="samples", n_images=4, size=None,
                 device="cpu", seed=0, dtype="float32", target="pred", batch_size=16, rules=None, layers=None,
-                frac=0.1, out=None, progress=True) -> dict:
+                frac=0.1, out=None, progress=True, preprocess=None, download=False) -> dict:
     """Seed Fig 6: maps started from the top / bottom ``frac`` of non-zero activations per layer.
 
     For each rule (gbp, rectgrad, zplus; the rule acts in layers 1..l) and hidden layer l
@@ -676,7 +805,7 @@ def activations(model="vgg16", weights="random", data="samples", n_images=4, siz
 # ============================================================================== sanity checks
 def sanity(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
            seed=0, dtype="float32", target="pred", batch_size=16, rules=None, steps=None, out=None,
-           progress=True) -> dict:
+           progress=True, preprocess=None, download=False) -> dict:
     """Cascading randomization from the top (Adebayo et al. 2018; seed Sec. IV sanity checks).
 
     Step k (``steps``, default 0..L; 0 is always added) randomizes the top k layers (Gaussian, He scale, biases zero; layer l always
@@ -695,14 +824,17 @@ def sanity(model="vgg16", weights="random", data="samples", n_images=4, size=Non
     if steps[-1] > L:
         raise NFRError(f"sanity step {steps[-1]} out of range 0..{L}")
     base = {}
-    res_ssim = {r: np.zeros((len(steps), len(s.x))) for r in rules}
-    res_sp = {r: np.zeros((len(steps), len(s.x))) for r in rules}
+    mine = _batches(s, batch_size, False, "", shard=True)  # this rank's images (all, unsharded)
+    mine = list(mine)
+    n_mine = sum(sl.stop - sl.start for sl in mine)
+    res_ssim = {r: np.zeros((len(steps), n_mine)) for r in rules}
+    res_sp = {r: np.zeros((len(steps), n_mine)) for r in rules}
     for j, k in enumerate(tqdm(steps, desc="sanity (k)", disable=not progress, leave=False)):
         m = nfr.randomize(s.model, "gaussian", seed, cascade_from_top=k) if k else s.model
         for r in rules:
             kw = dict(low=s.low, high=s.high) if r == "dtd" else {}
             R = _torch().cat([nfr.attribute(m, s.x[sl], s.target[sl], r, **kw).cpu()
-                              for sl in _batches(s, batch_size, False, "")])
+                              for sl in mine] or [_torch().zeros((0,) + tuple(s.x.shape[1:]))])
             maps = [to_2d(R[i]) for i in range(len(R))]
             if k == 0:
                 base[r] = maps
@@ -711,6 +843,8 @@ def sanity(model="vgg16", weights="random", data="samples", n_images=4, size=Non
                 res_ssim[r][j, i] = ssim(a, b, data_range=1.0)
                 res_sp[r][j, i] = spearman(base[r][i], mp)
         del m
+    res_ssim = {r: gather_columns(v) for r, v in res_ssim.items()}
+    res_sp = {r: gather_columns(v) for r, v in res_sp.items()}
     res = dict(experiment="sanity", config=dict(s.config, rules=rules, L=L),
                steps=steps, ssim={r: _curve(v) for r, v in res_ssim.items()},
                spearman={r: _curve(v) for r, v in res_sp.items()}, figures=[])
@@ -737,7 +871,7 @@ EXPERIMENTS = {"table1": table1, "cascade": cascade, "weight-stats": weight_stat
 # ============================================================================== Fig 8 (KIS)
 def kis(model="cifar_resnet56", weights="imagenet", data="cifar10", n_images=500, size=None,
         device="cpu", seed=0, dtype="float32", target="pred", batch_size=100, rules=None, variants=False,
-        n_boot=2000, out=None, progress=True) -> dict:
+        n_boot=2000, out=None, progress=True, preprocess=None, download=False) -> dict:
     """Seed Fig 8: KIS, Insertion and Insertion(ABS) (:mod:`nfr.kis`) for correct and incorrect
     predictions. The map is ``rules`` (one rule, default gbp) for the decided class (``target``
     must be "pred"); ``scores[name]`` holds the per-image values, ``summary`` the ROC-AUC for
@@ -755,7 +889,7 @@ def kis(model="cifar_resnet56", weights="imagenet", data="cifar10", n_images=500
     s = load_setup(**_setup_kwargs(locals()))
     if s.labels is None:
         raise NFRError(f"data {data!r} has no labels; KIS needs correct / incorrect predictions")
-    stats = D.EFFICIENTNET_LITE_STATS if model == "efficientnet_lite0" else (D.IMAGENET_MEAN, D.IMAGENET_STD)
+    stats = (s.config["preprocess"]["mean"], s.config["preprocess"]["std"])
     dev = s.x.device
     res = K.evaluate(s.model, s.raw.to(dev), s.labels, lambda t: D.normalize(t, *stats),
                      rule=rule[0], batch_size=batch_size, variants=variants, progress=progress)
@@ -777,7 +911,8 @@ __all__.append("kis")
 
 
 def trgbp(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
-          seed=0, dtype="float32", target="pred", batch_size=4, rules=None, top=5, out=None, progress=True) -> dict:
+          seed=0, dtype="float32", target="pred", batch_size=4, rules=None, top=5, out=None, progress=True,
+        preprocess=None, download=False) -> dict:
     """Seed 002 Figs 3, 7, 8: GBP and TR-GBP maps of each image's ``top`` classes (eq 9: input
     plus upsampled bias maps; eq 10: minus the mean over the top classes) and their class
     sensitivity, the mean pairwise correlation between an image's class maps (1 = the same map

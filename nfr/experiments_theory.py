@@ -340,7 +340,8 @@ FAILURE_BELOW = ("gbp", "grad", "rectgrad", "zplus")
 
 def failure(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
             seed=0, target="pred", batch_size=16, rules=None, layers=None, box_frac=0.5,
-            n_show=4, out=None, progress=True) -> dict:
+            n_show=4, out=None, progress=True,
+            preprocess=None, download=False) -> dict:
     """Seed 001 Section V-A and Fig 7: layer-wise failure analysis (:mod:`nfr.failure`, chapter 8).
 
     For each start layer l in ``layers`` (default every hidden layer 1..L-1) the map R^(l) starts

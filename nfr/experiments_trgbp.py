@@ -125,7 +125,8 @@ def _psi(m, size):
 # ============================================================================== Fig 5, Figs 9, 10
 def trgbp_sanity(model="resnet50", weights="random", data="samples", n_images=4, size=None,
                  device="cpu", seed=0, target="pred", batch_size=8, rules=None, steps=None,
-                 layers=None, bias="keep", top=5, out=None, progress=True) -> dict:
+                 layers=None, bias="keep", top=5, out=None, progress=True,
+            preprocess=None, download=False) -> dict:
     """Seed 002 Fig 5 and Figs 9, 10: TR-GBP (and GBP) under cascading randomization.
 
     Step k (``steps``, default 0..L; 0 is always added) gives the top k weight layers Gaussian
@@ -377,7 +378,8 @@ def _method_maps(method, model, x, target, layer, ig_steps):
 
 def methods(model="resnet50", weights="random", data="samples", n_images=4, size=None,
             device="cpu", seed=0, target="pred", batch_size=4, rules=None, cam_layer=None,
-            ig_steps=32, out=None, progress=True) -> dict:
+            ig_steps=32, out=None, progress=True,
+            preprocess=None, download=False) -> dict:
     """Seed 002 Fig 4: the maps of seven methods (``rules``, default saliency, GBP, Guided IG,
     FullGrad, GradCAM, CAMERAS, TR-GBP; IG on request) for the predicted class of each image.
 

@@ -1,6 +1,6 @@
 """Model loaders: the CIFAR ResNets of He et al., torchvision ImageNet models, EfficientNet-Lite0.
 
-Every function returns a model in eval mode (PITFALLS #12) on the CPU. Nothing downloads unless
+Every function returns a model in eval mode on the CPU. Nothing downloads unless
 asked (``download=True``); missing weights raise :class:`nfr.NFRError` with what to get and where.
 
 Input conventions: x in [0, 1], then normalised per channel. torchvision models and the CIFAR
@@ -9,7 +9,7 @@ ResNets: ImageNet constants, ``nfr.data.normalize(x)`` -- mean (0.485, 0.456, 0.
 ``nfr.data.normalize(x, *nfr.data.EFFICIENTNET_LITE_STATS)`` (see :func:`efficientnet_lite0`).
 
 torchvision's models use ``nn.ReLU(inplace=True)`` and reuse one ReLU module per block, and
-EfficientNet-Lite calls one ReLU6 twice per block (PITFALLS #1, #3): run the canonizer before
+EfficientNet-Lite calls one ReLU6 twice per block: run the canonizer before
 attributing. :func:`cifar_resnet` is written canonically already (distinct ReLU modules, no
 functional relu, no in-place adds).
 """
@@ -24,7 +24,8 @@ from torch import nn
 from nfr.errors import NFRError
 
 __all__ = ["cifar_resnet", "load_cifar_resnet", "cifar_vgg16", "CifarVGG16", "torchvision_model",
-           "efficientnet_lite0", "TORCHVISION_MODELS", "AKAMASTER_URL"]
+           "efficientnet_lite0", "TORCHVISION_MODELS", "AKAMASTER_URL", "custom_model",
+           "is_custom_spec", "load_state_dict_checked"]
 
 AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10"
 TORCHVISION_MODELS = ("vgg16", "vgg16_bn", "alexnet", "resnet18", "resnet50")
@@ -181,16 +182,148 @@ def _clean_state_dict(obj) -> dict:
 
 def load_weights_file(model: nn.Module, path, what: str, *, weights_only: bool = True) -> nn.Module:
     """Load the state dict saved at ``path`` into ``model`` (a dict with ``state_dict`` and
-    ``module.`` prefixes are accepted); an NFRError names ``what`` the file was meant for."""
+    ``module.`` prefixes are accepted); an NFRError names ``what`` the file was meant for, and a
+    corrupted, empty or mismatched file is reported as :func:`load_state_dict_checked` does."""
+    return load_state_dict_checked(model, path, what, weights_only=weights_only)
+
+
+def load_state_dict_checked(model: nn.Module, path, what: str, *, weights_only: bool = True) -> nn.Module:
+    """Load a state dict file into ``model``, reporting every mismatch by key and shape.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network to fill.
+    path : str or pathlib.Path
+        A file saved with ``torch.save(model.state_dict(), path)`` (a dict holding
+        ``state_dict`` and keys prefixed ``module.`` are accepted).
+    what : str
+        What the file is meant for, named in the messages (e.g. ``"--model mymod:make"``).
+    weights_only : bool
+        Passed to ``torch.load`` (True: tensors only, no arbitrary pickled objects).
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model`` with the weights loaded.
+
+    Raises
+    ------
+    NFRError
+        If the file is missing or unreadable, or its keys or tensor shapes differ from the
+        model's: the message lists the missing keys, the unexpected keys and the shape
+        mismatches (``key: file shape vs model shape``), a few of each.
+    """
     path = Path(path)
     if not path.is_file():
         raise NFRError(f"weights file {str(path)!r} for {what} does not exist")
-    sd = _clean_state_dict(torch.load(path, map_location="cpu", weights_only=weights_only))
+    if path.stat().st_size == 0:
+        raise NFRError(f"weights file {path} for {what} is empty")
     try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise NFRError(f"{path} does not fit {what}: {str(e)[:300]}") from e
+        obj = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as e:  # noqa: BLE001 - any unpickling error becomes a clear message
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise NFRError(f"weights file {path} for {what} is not a state dict that torch.load can "
+                       f"read (corrupted, or not saved with torch.save): {first}") from e
+    sd = _clean_state_dict(obj)
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [f"{k}: {tuple(sd[k].shape)} in the file vs {tuple(own[k].shape)} in the model"
+              for k in own if k in sd and hasattr(sd[k], "shape") and sd[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        def few(v):
+            return ", ".join(v[:4]) + (f" (+{len(v) - 4} more)" if len(v) > 4 else "")
+        parts = [f"missing keys {few(missing)}" if missing else "",
+                 f"unexpected keys {few(unexpected)}" if unexpected else "",
+                 f"shape mismatches {few(shapes)}" if shapes else ""]
+        raise NFRError(f"weights file {path} does not fit {what}: " + "; ".join(p for p in parts if p))
+    model.load_state_dict(sd)
     return model
+
+
+def is_custom_spec(model) -> bool:
+    """Whether ``model`` names a factory ``package.module:callable`` (see :func:`custom_model`).
+
+    Parameters
+    ----------
+    model : str
+        A built-in model name or a factory spec.
+
+    Returns
+    -------
+    bool
+        True when ``model`` holds one ``:`` between a dotted module path and a (dotted) attribute.
+    """
+    if not isinstance(model, str) or model.count(":") != 1:
+        return False
+    mod, attr = model.split(":")
+    return all(p.isidentifier() for p in mod.split(".")) and \
+        all(p.isidentifier() for p in attr.split("."))
+
+
+def custom_model(spec: str, weights=None, *, seed: int = 0) -> nn.Module:
+    """Your own network from ``spec`` = ``"package.module:factory"``.
+
+    The module is imported with ``importlib.import_module`` (so it must be importable: on
+    ``sys.path`` or ``PYTHONPATH``), the factory is called without arguments under a torch RNG
+    seeded by ``seed`` (the caller's RNG state restored, as for the built-in random models), and
+    the result is put in eval mode on the CPU.
+
+    Parameters
+    ----------
+    spec : str
+        ``"package.module:factory"``, a callable returning a ``torch.nn.Module``; the attribute
+        may be dotted (``"pkg.mod:Class.build"``).
+    weights : str, pathlib.Path or None
+        None or ``"random"``: the factory's own initialisation; a path: a state dict for it
+        (see :func:`load_state_dict_checked`).
+    seed : int
+        Seeds the factory's random initialisation.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model, in eval mode.
+
+    Raises
+    ------
+    NFRError
+        If the module cannot be imported, the attribute is missing or not callable, the result
+        is not an ``nn.Module``, ``weights`` is ``"imagenet"``, or the weights do not fit (the
+        message names the spec).
+    """
+    import importlib
+    if not is_custom_spec(spec):
+        raise NFRError(f"--model {spec!r} is not a factory spec 'package.module:callable'")
+    mod_name, attr = spec.split(":")
+    if weights is not None and str(weights) in ("imagenet", "pretrained"):
+        raise NFRError(f"--weights {weights} is for the built-in models; give --model {spec} "
+                       "'random' or the path of its state dict")
+    try:
+        obj = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise NFRError(f"--model {spec}: cannot import module {mod_name!r} ({e}); put its folder "
+                       "on PYTHONPATH") from e
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise NFRError(f"--model {spec}: module {mod_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise NFRError(f"--model {spec}: {attr!r} is not callable (a function or class returning "
+                       "an nn.Module)")
+    with _seeded(seed):
+        try:
+            net = obj()
+        except Exception as e:  # noqa: BLE001 - the user's code; report it by name
+            raise NFRError(f"--model {spec}: calling {attr}() failed: {type(e).__name__}: "
+                           f"{str(e)[:200]}") from e
+    if not isinstance(net, nn.Module):
+        raise NFRError(f"--model {spec}: {attr}() returned {type(net).__name__}, not a "
+                       "torch.nn.Module")
+    if weights is not None and str(weights) != "random":
+        load_state_dict_checked(net, weights, f"--model {spec}")
+    return net.cpu().eval()
 
 
 def load_cifar_resnet(path_or_depth: int | str | Path = 56) -> CifarResNet:
@@ -217,10 +350,14 @@ def load_cifar_resnet(path_or_depth: int | str | Path = 56) -> CifarResNet:
             raise NFRError(f"CIFAR ResNet checkpoint {path} does not exist; give the path of an "
                            f"akamaster checkpoint (resnet20/32/44/56/110-*.th from {AKAMASTER_URL}) "
                            "or the depth 20 or 56 for the checkpoints that ship with nfr")
+    if path.stat().st_size == 0:
+        raise NFRError(f"CIFAR ResNet checkpoint {path} is empty")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - turn any unpickling error into a clear message
-        raise NFRError(f"could not read {path} as a torch checkpoint: {e}") from e
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise NFRError(f"could not read {path} as a torch checkpoint (corrupted, or not saved "
+                       f"with torch.save): {first}") from e
     sd = _clean_state_dict(obj)
     blocks = {k.split(".")[1] for k in sd if k.startswith("layer1.")}
     if not blocks or "linear.weight" not in sd:
@@ -248,6 +385,7 @@ def torchvision_model(name: str, weights: str | Path | None = None, *, seed: int
     """A torchvision ImageNet classifier (vgg16, vgg16_bn, alexnet, resnet18, resnet50), in eval mode.
 
     ``weights``:
+
     * ``None``: torchvision's own random initialisation (e.g. VGG: Kaiming-normal fan_out convs,
       N(0, 0.01) linears, zero biases), drawn under ``seed`` with the caller's RNG state restored;
     * ``"imagenet"``: the IMAGENET1K_V1 weights from the torch hub cache
@@ -269,12 +407,16 @@ def torchvision_model(name: str, weights: str | Path | None = None, *, seed: int
         if cached.is_file():
             sd = torch.load(cached, map_location="cpu", weights_only=True)
         elif download:
-            sd = w.get_state_dict(progress=True)
+            from nfr.data import download as fetch
+            # torchvision's file names end in the first digits of the file's sha256
+            fetch(w.url, cached, sha256=Path(w.url).stem.rsplit("-", 1)[-1])
+            sd = torch.load(cached, map_location="cpu", weights_only=True)
         else:
             raise NFRError(
-                f"ImageNet weights for {name} are not in the torch hub cache ({cached}). Get them "
-                f"once with internet: torchvision_model({name!r}, 'imagenet', download=True) (from "
-                f"{w.url}), or download that file and pass its path as weights=")
+                f"ImageNet weights for {name} are not in the torch hub cache ({cached}). Add "
+                f"--download to fetch them once with internet (torchvision_model({name!r}, "
+                f"'imagenet', download=True); from {w.url}, sha256 checked), or download that "
+                "file and pass its path as --weights")
     else:
         if not Path(weights).is_file():
             raise NFRError(f"weights {weights!r} is neither None, 'imagenet' nor an existing file")

@@ -1,5 +1,5 @@
-"""Guard tests for /work/shared/PITFALLS.md: each pitfall either gives the right rule or a clear
-NFRError."""
+"""Guard tests for the pitfalls the book's pitfalls page lists: each pitfall either gives the right
+rule or a clear NFRError."""
 import copy
 
 import pytest
@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 import nfr
 from nfr import NFRError
+from nfr.engine.attribute import CASCADE_RULES, RULES
 from nfr.engine.canonize import canonize
 
 DT = torch.float64
@@ -27,7 +28,7 @@ def _init(m, seed, scale=0.4):
     return m.eval()
 
 
-class FunctionalNet(nn.Module):                               # PITFALLS #2
+class FunctionalNet(nn.Module):                   # pitfall 2 of the book's pitfalls page
     def __init__(self, inplace=False):
         super().__init__()
         self.c1, self.c2 = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1)
@@ -41,7 +42,7 @@ class FunctionalNet(nn.Module):                               # PITFALLS #2
         return self.fc(torch.flatten(x, 1))
 
 
-class ReusedResidual(nn.Module):                              # PITFALLS #1, #3, #4
+class ReusedResidual(nn.Module):                  # pitfalls 1, 3, 4 of the book's pitfalls page
     def __init__(self):
         super().__init__()
         self.c0 = nn.Conv2d(3, 4, 3, padding=1)
@@ -274,3 +275,349 @@ def test_input_validation():
     with pytest.raises(NFRError, match="level"):
         nfr.cascade(m, x, 0, "gbp", levels=[5])
     assert nfr.attribute(m, x, torch.tensor([0, 2]), "gbp").shape == x.shape
+
+
+# ----------------------------------------------------------------------------- what tracing drops
+def _mlp(seed=11):
+    return _init(nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).double(), seed)
+
+
+def _autograd(m, x, t):
+    xg = x.clone().requires_grad_(True)
+    m(xg)[:, t].sum().backward()
+    return xg.grad
+
+
+_HOOKS = {
+    "forward hook on a ReLU": (lambda m: m[1].register_forward_hook(lambda mod, i, o: o * 0.5),
+                               "'1'"),
+    "forward pre-hook on a Linear": (lambda m: m[0].register_forward_pre_hook(
+        lambda mod, i: (i[0] * 2,)), "'0'"),
+    "forward hook on the model": (lambda m: m.register_forward_hook(lambda mod, i, o: o * 3),
+                                  "the model itself"),
+    "full backward hook": (lambda m: m[2].register_full_backward_hook(
+        lambda mod, gi, go: (gi[0] * 2,)), "'2'"),
+    "backward pre-hook": (lambda m: m[2].register_full_backward_pre_hook(
+        lambda mod, go: (go[0] * 2,)), "'2'"),
+    "global forward hook": (lambda m: nn.modules.module.register_module_forward_hook(
+        lambda mod, i, o: None), "global module forward hook"),
+    "global forward pre-hook": (lambda m: nn.modules.module.register_module_forward_pre_hook(
+        lambda mod, i: None), "global module forward pre hook"),
+}
+
+
+@pytest.mark.parametrize("kind", list(_HOOKS))
+def test_user_hooks_are_refused_by_name(kind):
+    """A hook the traced graph would skip (measured before the guard: "grad" differed from
+    autograd by 50% to 100% of its largest entry) is refused, naming the module."""
+    m, x = _mlp(), _x((4, 6))
+    register, name = _HOOKS[kind]
+    handle = register(m)
+    try:
+        for call in (lambda: nfr.attribute(m, x, 1, "grad"), lambda: nfr.cascade(m, x, 1, "gbp"),
+                     lambda: canonize(m)):
+            with pytest.raises(NFRError, match=name):
+                call()
+    finally:
+        handle.remove()
+    assert torch.allclose(nfr.attribute(m, x, 1, "grad"), _autograd(m, x, 1), rtol=1e-12,
+                          atol=1e-14)
+
+
+class _QuarterLinear(nn.Linear):
+    def forward(self, x):
+        return super().forward(x) / 4
+
+
+class _ThresholdReLU(nn.ReLU):
+    def forward(self, x):
+        return F.threshold(x, 0.5, 0.0)
+
+
+class _ClippedReLU6(nn.ReLU6):
+    def forward(self, x):
+        return super().forward(x) - 1
+
+
+class _ScaledBN(nn.BatchNorm1d):
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+class _DoubledPool(nn.MaxPool1d):
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+class _PlainLinear(nn.Linear):        # a subclass that does not override forward: still fine
+    pass
+
+
+@pytest.mark.parametrize("net", [
+    lambda: nn.Sequential(_QuarterLinear(6, 8), nn.ReLU(), nn.Linear(8, 3)),
+    lambda: nn.Sequential(nn.Linear(6, 8), _ThresholdReLU(), nn.Linear(8, 3)),
+    lambda: nn.Sequential(nn.Linear(6, 8), _ClippedReLU6(), nn.Linear(8, 3)),
+    lambda: nn.Sequential(nn.Linear(6, 8), _ScaledBN(8), nn.ReLU(), nn.Linear(8, 3)),
+    lambda: nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Unflatten(1, (1, 8)), _DoubledPool(2),
+                          nn.Flatten(), nn.Linear(4, 3)),
+], ids=["Linear", "ReLU", "ReLU6", "BatchNorm1d", "MaxPool1d"])
+def test_subclass_with_own_forward_is_refused(net):
+    """Before the guard, the subclass ran as its base class: "grad" differed from autograd by
+    300% (Linear / 4) and 150% (thresholded ReLU) of its largest entry."""
+    m = _init(net().double(), 12)
+    sub = next(mm for mm in m if type(mm).__module__ == __name__)
+    with pytest.raises(NFRError, match=type(sub).__name__ + ".*overrides forward"):
+        nfr.attribute(m, _x((4, 6)), 1, "grad")
+
+
+def test_subclass_without_own_forward_is_its_base():
+    m = _init(nn.Sequential(_PlainLinear(6, 8), nn.ReLU(), nn.Linear(8, 3)).double(), 13)
+    x = _x((4, 6))
+    assert torch.allclose(nfr.attribute(m, x, 2, "grad"), _autograd(m, x, 2), rtol=1e-12,
+                          atol=1e-14)
+
+
+# ----------------------------------------------------------------------------- per-image defaults
+def test_dtd_default_box_is_per_image():
+    """One image's DTD map does not depend on its batch (before: the batch's min / max made it
+    change by 56% of its largest entry when a brighter image joined the batch)."""
+    g = _gen(14)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                      nn.Linear(4 * 36, 3)).double()
+    m = _init(m, 15)
+    x1 = torch.rand(1, 3, 6, 6, generator=g, dtype=DT)
+    alone = nfr.attribute(m, x1, 1, "dtd")
+    with_bright = nfr.attribute(m, torch.cat([x1, 3 * x1 + 2]), 1, "dtd")[:1]
+    with_dark = nfr.attribute(m, torch.cat([x1, -x1 - 5]), 1, "dtd")[:1]
+    assert torch.equal(with_bright, with_dark)          # same batch size: bit-identical
+    assert torch.allclose(alone, with_bright, rtol=1e-12, atol=1e-15)
+    explicit = nfr.attribute(m, x1, 1, "dtd", low=float(x1.min()), high=float(x1.max()))
+    assert torch.equal(alone, explicit)
+    C = nfr.cascade(m, torch.cat([x1, 3 * x1 + 2]), 1, "dtd", bottom=True)
+    assert torch.allclose(C[-1, :1], alone, rtol=1e-12, atol=1e-15)
+
+
+# ----------------------------------------------------------------------------- clear errors
+class _TwoHeads(nn.Module):
+    def __init__(self, as_dict=False):
+        super().__init__()
+        self.body, self.head, self.aux = nn.Linear(6, 8), nn.Linear(8, 3), nn.Linear(8, 2)
+        self.as_dict = as_dict
+
+    def forward(self, x):
+        h = torch.relu(self.body(x))
+        logits, aux = self.head(h), torch.sigmoid(self.aux(h))     # aux: not a ReLU network
+        return {"logits": logits, "aux": aux} if self.as_dict else (logits, aux)
+
+
+def test_tuple_or_dict_output_needs_a_selector():
+    x = _x((3, 6))
+    for as_dict, sel in ((False, 0), (True, "logits"), (False, lambda o: o[0]),
+                         (True, lambda o: o["logits"])):
+        m = _init(_TwoHeads(as_dict).double(), 16)
+        with pytest.raises(NFRError, match="output="):
+            nfr.attribute(m, x, 1, "gbp")
+        plain = nn.Sequential(m.body, nn.ReLU(), m.head).eval()
+        for rule in ("grad", "gbp", "zplus"):
+            assert torch.equal(nfr.attribute(m, x, 1, rule, output=sel),
+                               nfr.attribute(plain, x, 1, rule))
+        assert torch.equal(nfr.cascade(m, x, 1, "gbp", output=sel), nfr.cascade(plain, x, 1, "gbp"))
+    with pytest.raises(NFRError, match="output="):
+        nfr.attribute(m, x, 1, "gbp", output="nope")
+    with pytest.raises(NFRError, match="sigmoid"):
+        nfr.attribute(m, x, 1, "gbp", output="aux")
+
+
+def test_inference_mode_is_refused():
+    m, x = _mlp(), _x((2, 6))
+    with torch.inference_mode():
+        with pytest.raises(NFRError, match="inference_mode"):
+            nfr.attribute(m, x, 0, "gbp")
+        xi = x.clone()
+    with pytest.raises(NFRError, match="inference tensor"):
+        nfr.attribute(m, xi, 0, "gbp")
+    with pytest.raises(NFRError, match="inference tensor"):
+        nfr.cascade(m, xi, 0, "gbp")
+
+
+def test_argument_validation_names_the_argument():
+    m, x = _mlp(), _x((2, 6))
+    with pytest.raises(NFRError, match="low has shape"):
+        nfr.attribute(m, x, 0, "dtd", low=torch.zeros(3), high=1.0)
+    with pytest.raises(NFRError, match="high has shape"):
+        nfr.cascade(m, x, 0, "dtd", low=-1.0, high=torch.ones(2, 6, 1))
+    with pytest.raises(NFRError, match="low > high"):
+        nfr.attribute(m, x, 0, "dtd", low=1.0, high=-1.0)
+    with pytest.raises(NFRError, match="low must be"):
+        nfr.attribute(m, x, 0, "dtd", low=True, high=1.0)
+    with pytest.raises(NFRError, match="layer = an int"):
+        nfr.attribute(m, x, 0, "activation", layer=True)
+    with pytest.raises(NFRError, match="levels must hold ints"):
+        nfr.cascade(m, x, 0, "gbp", levels=[0, 1.5])
+    with pytest.raises(NFRError, match="levels must hold ints"):
+        nfr.cascade(m, x, 0, "gbp", levels=[True])
+    with pytest.raises(NFRError, match="levels must be a list"):
+        nfr.cascade(m, x, 0, "gbp", levels=2)
+    assert nfr.cascade(m, x, 0, "gbp", levels=torch.tensor([0, 2])).shape == (2, 2, 6)
+
+
+# ----------------------------------------------------------------------------- shape arithmetic
+class _Shuffle(nn.Module):
+    """ShuffleNet's channel shuffle and split: size(), floordiv, view, transpose, chunk, cat."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(2, 2, 1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.c1(x))
+        a, b = x.chunk(2, dim=1)
+        x = torch.cat((a, torch.relu(self.c2(b))), dim=1)
+        n, c, h, w = x.size()
+        torch._assert(h == x.shape[2], "height")
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, -1, h, w)
+        return self.fc(x.permute(0, 2, 3, 1).flatten(1, 2).mean(1))
+
+
+def test_shape_arithmetic_passes():
+    m = _init(_Shuffle().double(), 17)
+    x = _x((2, 3, 5, 5))
+    assert torch.allclose(nfr.attribute(m, x, 1, "grad"), _autograd(m, x, 1), rtol=1e-12,
+                          atol=1e-14)
+    assert nfr.attribute(m, x, 1, "zplus").shape == x.shape
+
+
+def test_vit_fails_at_layernorm_not_at_a_shape_check():
+    from torchvision.models.vision_transformer import VisionTransformer
+    vit = VisionTransformer(image_size=32, patch_size=16, num_layers=1, num_heads=2,
+                            hidden_dim=8, mlp_dim=16, num_classes=3).eval()
+    with pytest.raises(NFRError) as err:
+        nfr.attribute(vit, torch.randn(1, 3, 32, 32), 0, "gbp")
+    msg = str(err.value)
+    assert "LayerNorm" in msg and "normalisation" in msg and "assert" not in msg
+
+
+def test_wrong_input_shape_prints_nothing(capfd):
+    m = _init(FunctionalNet().double(), 18)
+    capfd.readouterr()
+    with pytest.raises(NFRError, match="check the input shape"):
+        nfr.attribute(m, _x((2, 3, 10, 10)), 0, "gbp")
+    with pytest.raises(NFRError, match="check the input shape"):
+        nfr.cascade(m, _x((2, 4, 8, 8)), 0, "gbp")
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_input_requiring_grad_gives_detached_map(rule):
+    m = _init(FunctionalNet().double(), 19)
+    x = _x((2, 3, 8, 8)).requires_grad_(True)
+    R = nfr.attribute(m, x, 1, rule, layer=2)
+    assert not R.requires_grad and R.grad_fn is None
+    assert torch.equal(R, nfr.attribute(m, x.detach(), 1, rule, layer=2))
+    R2, rec = nfr.attribute(m, x, 1, rule, layer=2, record=True)
+    assert R2.grad_fn is None and all(t.grad_fn is None for d in rec.values()
+                                      for t in d.values())
+    if rule in CASCADE_RULES:
+        for bottom in (False, True):
+            C = nfr.cascade(m, x, 1, rule, bottom=bottom)
+            assert not C.requires_grad and C.grad_fn is None
+    assert x.grad is None
+
+
+def test_model_errors_reach_the_caller_as_themselves(monkeypatch):
+    from nfr.engine import canonize as cz
+    m, x = _mlp(), _x((2, 6))
+
+    def boom(*a, **k):
+        raise RuntimeError("the sensor driver failed")
+    monkeypatch.setattr(cz.F, "linear", boom)
+    with pytest.raises(RuntimeError, match="sensor driver") as err:
+        nfr.attribute(m, x, 0, "grad")
+    assert not isinstance(err.value, NFRError)
+
+    def oom(*a, **k):
+        raise torch.OutOfMemoryError("out of memory: tried to allocate a tensor of size 2 GiB")
+    monkeypatch.setattr(cz.F, "linear", oom)
+    with pytest.raises(torch.OutOfMemoryError):
+        nfr.cascade(m, x, 0, "gbp")
+
+
+# ----------------------------------------------------------------------------- forward arguments
+class _Optional(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 8), nn.Linear(8, 3)
+
+    def forward(self, x, x2=None, return_features=False, scale=1.0):
+        if x2 is not None:
+            x = x + x2
+        h = torch.relu(self.a(x))
+        if return_features:
+            return h
+        return self.b(h) * scale if scale != 1.0 else self.b(h)
+
+
+def test_optional_forward_arguments():
+    m = _init(_Optional().double(), 20)
+    x = _x((2, 6))
+    plain = nn.Sequential(m.a, nn.ReLU(), m.b).eval()
+    assert torch.equal(nfr.attribute(m, x, 1, "gbp"), nfr.attribute(plain, x, 1, "gbp"))
+    assert torch.equal(nfr.attribute(m, x, 1, "gbp", forward_kwargs={"return_features": False}),
+                       nfr.attribute(plain, x, 1, "gbp"))
+    feats = nfr.attribute(m, x, 5, "grad", forward_kwargs={"return_features": True})
+    assert torch.allclose(feats, nfr.attribute(nn.Sequential(m.a, nn.ReLU()).eval(), x, 5, "grad"))
+    with pytest.raises(NFRError, match="mul"):          # a scale of the logits is not a layer
+        nfr.attribute(m, x, 1, "gbp", forward_kwargs={"scale": 2.0})
+    with pytest.raises(NFRError, match="does not take"):
+        nfr.attribute(m, x, 1, "gbp", forward_kwargs={"nope": 1})
+    assert not any(k.startswith("_tensor_constant") for k in vars(m))
+
+
+def test_second_required_input_is_refused():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(6, 3)
+
+        def forward(self, x, y):
+            return self.a(x + y)
+    with pytest.raises(NFRError, match="second input 'y'.*forward_kwargs"):
+        nfr.attribute(Two().eval(), torch.randn(2, 6), 0, "gbp")
+
+
+def test_control_flow_error_names_the_cause_and_line():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 2)
+
+        def forward(self, x):
+            if x.sum() > 0:                       # the line the error must name
+                return self.a(x)
+            return -self.a(x)
+    with pytest.raises(NFRError, match=r"control flow on an input at .*test_engine_guards\.py:\d+"
+                                       r" in Branchy\.forward \(`if x\.sum\(\) > 0:") as err:
+        nfr.attribute(Branchy().eval(), torch.randn(2, 4), 0, "gbp")
+    assert "input shape" not in str(err.value)
+
+
+def test_python_assert_on_the_input_becomes_a_check():
+    """A plain ``assert`` on the input's shape passes as a check (the class is compiled here
+    outside pytest's assertion rewriting, which turns asserts into ``if`` statements)."""
+    src = ("class Checked(nn.Module):\n"
+           "    def __init__(self):\n"
+           "        super().__init__()\n"
+           "        self.a = nn.Linear(4, 3)\n"
+           "    def forward(self, x):\n"
+           "        assert x.dim() == 2 and x.shape[1] == 4, 'a [B, 4] input'\n"
+           "        return self.a(torch.relu(x))\n")
+    ns = {"nn": nn, "torch": torch}
+    exec(compile(src, "<checked model>", "exec"), ns)
+    m = _init(ns["Checked"]().double(), 21)
+    x = _x((2, 4))
+    assert torch.allclose(nfr.attribute(m, x, 1, "grad"), _autograd(m, x, 1), rtol=1e-12,
+                          atol=1e-14)
+    with pytest.raises(NFRError, match="assert.*check the input shape"):
+        nfr.attribute(m, _x((2, 1, 4)), 1, "grad")

@@ -1,6 +1,7 @@
 """Attributors: the public torch API ``attribute``, ``cascade`` and ``alignment``.
 
-Notation of seed 001 (Section III-A) and the project conventions: L weight layers, A_0 = x,
+Notation of Zheng, Sang and Xu, "Unifying Perplexing Behaviors in Modified BP Attributions
+through Alignment Perspective" (the alignment paper; Section III-A) and the project conventions: L weight layers, A_0 = x,
 Z_l = W_l^T A_{l-1} + b_l, A_l = relu(Z_l), M_l = diag(1(Z_l > 0)), f = Z_L, r_L = e_k and
 r_{l-1} = F_l(W_l M_l) r_l. What each rule returns is Table I of the seed (see :func:`attribute`).
 
@@ -9,6 +10,9 @@ that shares the caller's parameters read-only: the caller's model is never modif
 registered on it), and its parameters and outputs are bit-identical after any call.
 """
 from __future__ import annotations
+
+import numbers
+import re
 
 import torch
 import torch.nn as nn
@@ -36,8 +40,23 @@ def _check_x(model, x):
     if not isinstance(model, nn.Module):
         raise NFRError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _check_eval(model)
+    if isinstance(x, (tuple, list)):
+        raise NFRError(f"x must be a torch.Tensor, got a {type(x).__name__} of inputs: nfr "
+                       "attributes ONE input tensor (the rules start from A_0 = x); fix the "
+                       "model's other inputs with forward_kwargs, or wrap the model so that "
+                       "forward takes one tensor")
     if not isinstance(x, torch.Tensor):
         raise NFRError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if torch.is_inference_mode_enabled():
+        raise NFRError("nfr was called under torch.inference_mode(), where autograd is off and no "
+                       "rule can run; call it outside the inference_mode block")
+    if x.is_inference():
+        raise NFRError("x is an inference tensor (made under torch.inference_mode()); autograd "
+                       "cannot use it: pass x.clone() made outside inference mode")
+    inf = next((n for n, p in model.named_parameters() if p.is_inference()), None)
+    if inf is not None:
+        raise NFRError(f"parameter {inf!r} is an inference tensor (the model was built or loaded "
+                       "under torch.inference_mode()); load it outside inference mode")
     if not x.is_floating_point():
         raise NFRError(f"x must be a floating-point tensor, got dtype {x.dtype}")
     if x.dim() < 2 or x.shape[0] == 0:
@@ -83,14 +102,63 @@ def _onehot(out, target, B):
     return seed
 
 
+# messages of torch's own shape checks (matmul, conv, view, broadcasting, pooling, indexing)
+_SHAPE_MESSAGE = re.compile(r"shape|size|dimension|channels|mat1 and mat2|must match|"
+                            r"out of range|too small", re.IGNORECASE)
+
+
 def _forward(gm, xg):
+    """Run the canonical graph. ``nn.Module.__call__`` is called directly: the GraphModule's own
+    ``__call__`` prints its generated code to stderr when forward raises. A shape problem (torch's
+    shape checks, the model's own asserts on the input) becomes one NFRError; any other error
+    (the model's own RuntimeError, out of memory, ...) reaches the caller as itself."""
     try:
-        return gm(xg)
+        return nn.Module.__call__(gm, xg)
     except NFRError:
         raise
-    except Exception as e:  # noqa: BLE001 -- a shape mismatch inside the model
+    except (RuntimeError, IndexError, AssertionError) as e:
+        if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or not (
+                isinstance(e, AssertionError) or _SHAPE_MESSAGE.search(str(e))):
+            raise
         raise NFRError(f"the model's forward failed on x of shape {tuple(xg.shape)} "
-                       f"({type(e).__name__}: {e}); check the input shape") from e
+                       f"({type(e).__name__}: {e}); check the input shape") from None
+
+
+def _check_output(out):
+    if not isinstance(out, torch.Tensor):
+        raise NFRError(f"the model returned a {type(out).__name__}, not a tensor; pass output= "
+                       "an index, a key or a callable that picks the logits")
+    return out
+
+
+def _bound(b, name, x):
+    if isinstance(b, bool) or not isinstance(b, (numbers.Real, torch.Tensor)):
+        raise NFRError(f"{name} must be a float or a tensor broadcastable to x, got {b!r}")
+    t = torch.as_tensor(b, dtype=x.dtype, device=x.device)
+    try:
+        ok = torch.broadcast_shapes(t.shape, x.shape) == x.shape
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise NFRError(f"{name} has shape {tuple(t.shape)}, which does not broadcast to x's shape "
+                       f"{tuple(x.shape)}; give a float, or a tensor such as [1, C, 1, 1] (per "
+                       "channel) or x's own shape")
+    if not bool(torch.isfinite(t).all()):
+        raise NFRError(f"{name} contains NaN or inf")
+    return t
+
+
+def _dtd_box(x, low, high):
+    """The z^B box: given bounds validated, missing ones per sample (each sample's own min / max
+    over all its entries, shape [B, 1, ..., 1]), so that a map never depends on the batch."""
+    dims = tuple(range(1, x.dim()))
+    lo = x.amin(dims, keepdim=True) if low is None else _bound(low, "low", x)
+    hi = x.amax(dims, keepdim=True) if high is None else _bound(high, "high", x)
+    bad = torch.broadcast_tensors(lo, hi)[0] > torch.broadcast_tensors(hi, lo)[0]
+    if bool(bad.any()):
+        raise NFRError(f"the DTD box has low > high at {int(bad.sum())} entries; the z^B rule "
+                       "needs low <= high (low <= x <= high for a meaningful map)")
+    return lo, hi
 
 
 # ----------------------------------------------------------------------------- composites
@@ -187,10 +255,10 @@ def _restrict(A, which, frac):
 # ----------------------------------------------------------------------------- public API
 def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0.9, low=None,
               high=None, record=False, eps=0.0, below="grad", frac=0.1, composite=None,
-              alpha=1.0, beta=0.0):
+              alpha=1.0, beta=0.0, output=None, forward_kwargs=None):
     """Attribution map R of ``model`` at ``x`` for class ``target``, shaped like ``x``.
 
-    Rules (seed 001 Table I; ``bottom=False`` returns "R w/o B", i.e. r_0 / c_0):
+    Rules (the alignment paper's Table I; ``bottom=False`` returns "R w/o B", i.e. r_0 / c_0):
 
     * ``grad``          R = r_0 = d f_k / d x                 (eq 5)
     * ``grad_x_input``  R = x * r_0
@@ -203,8 +271,11 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
       products a_i w_ij: R_i = sum_j (alpha z+_ij / sum_k z+_kj - beta z-_ij / sum_k z-_kj) R_j,
       R_j = z_j g_j (bias excluded, as z+); ``alpha - beta = 1`` (alpha=1, beta=0 is z+). R = x * c_0
     * ``dtd``           z+ in layers L..2, z^B at layer 1 with box [``low``, ``high``] (floats or
-      tensors broadcastable to x; default: min / max of x); R = R_0 (eq 11). w/o B: c_1 passed
-      through layer 1 with the raw gradient.
+      tensors broadcastable to x, ``low <= high``; a missing bound defaults to each sample's OWN
+      min / max over all its entries, so one image's map never depends on the rest of the
+      batch; give per-channel bounds of the input domain, e.g. the normalised [0, 1] range,
+      where they are known); R = R_0 (eq 11). w/o B: c_1 passed through layer 1 with the raw
+      gradient.
     * ``activation``    relevance at layer ``layer`` (1..L) replaced by A_l, raw gradient below:
       R = r_0 = d <A_l, stopgrad(A_l)> / d x (target ignored).
     * ``activation_max`` / ``activation_min``  as ``activation`` with A_l restricted to the top /
@@ -215,6 +286,40 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
     explicit mapping l -> layer rule overriding the rule's own (advanced). ``record=True``
     returns ``(R, rec)`` with ``rec["relevance"][l]`` = r_l (the relevance reaching A_l) and
     ``rec["activation"][l]`` = A_l for every layer l reached.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode, fx-traceable ReLU network (never modified; no hooks may be registered on
+        it). Its ``forward`` takes the input first; further arguments keep their defaults
+        unless ``forward_kwargs`` sets them.
+    x : torch.Tensor
+        The input batch ``[B, ...]``, floating point, same dtype as the model. ONE input tensor:
+        a model needing several tensor inputs is refused (the rules start from A_0 = x).
+    target : int or torch.LongTensor
+        The class index (one, or one per sample).
+    rule : str
+        One of the rules above.
+    output : int, str or callable, optional
+        For a model that returns a tuple / list / dict: the index or key of the logits, or a
+        callable applied to the returned structure that picks them (e.g. ``lambda o: o[0]``).
+        Parts not selected are not traced further.
+    forward_kwargs : dict, optional
+        Values for ``forward``'s other arguments (``{"return_features": False}``); they are
+        fixed while tracing (torch.fx ``concrete_args``), as are the defaults of those not given.
+
+    Returns
+    -------
+    torch.Tensor
+        R, shaped like ``x``, always detached (no ``grad_fn``, ``requires_grad=False``), also
+        when ``x`` itself requires grad; with ``record=True`` the pair ``(R, rec)``.
+
+    Raises
+    ------
+    nfr.NFRError
+        For an unsupported model or layer (named), a bad argument (named), or an input whose
+        shape the model rejects. Other errors the model's forward raises (its own
+        ``RuntimeError``, ``torch.OutOfMemoryError``) reach the caller unchanged.
     """
     _check_rule(rule, RULES)
     _check_x(model, x)
@@ -223,15 +328,17 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
     _check_alpha_beta(alpha, beta)
     if rule.startswith("activation"):
         _check_rule(below, _BELOW)
-    gm = _canonize(model)
+    x = x.detach()
+    if rule == "dtd":
+        low, high = _dtd_box(x, low, high)
+    gm = _canonize(model, output=output, forward_kwargs=forward_kwargs)
     layers = gm.nfr_layers
     L = len(layers)
     if rule.startswith("activation"):
-        if not isinstance(layer, int) or not 1 <= layer <= L:
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or \
+                not 1 <= layer <= L:
             raise NFRError(f"rule {rule!r} needs layer = an int in 1..{L}, got {layer!r}")
-    if rule == "dtd":
-        low = x.min().item() if low is None else low
-        high = x.max().item() if high is None else high
+        layer = int(layer)
     if composite is None:
         if rule.startswith("activation"):   # layers 1..l use `below`; those above are unused
             comp = {l: (below if l <= layer else "grad") for l in range(1, L + 1)}
@@ -248,7 +355,7 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
         sess.set(comp)
         xg = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            out = _forward(gm, xg)
+            out = _check_output(_forward(gm, xg))
             if rule.startswith("activation"):
                 if target is not None:
                     _onehot(out, target, x.shape[0])
@@ -304,8 +411,8 @@ def _representatives(rule, layers, levels):
 
 
 def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=None, high=None,
-            eps=0.0, alpha=1.0, beta=0.0):
-    """Cascade substitution (seed 001 Definition 3, eq 19): ``[len(levels), *x.shape]``.
+            eps=0.0, alpha=1.0, beta=0.0, output=None, forward_kwargs=None):
+    """Cascade substitution (the alignment paper's Definition 3, eq 19): ``[len(levels), *x.shape]``.
 
     Level N (0..L): the top N layers (l > L - N) use ``rule``, layers l <= L - N the raw gradient;
     level 0 is the plain gradient. For "activation", level N >= 1 starts from r_{L-N} = A_{L-N}
@@ -315,11 +422,28 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
     Efficient: ONE forward; the rule chain runs once top-down and records the relevance crossing
     the cut before every weight layer (:class:`~nfr.engine.canonize.Tap`); level N then runs only
     the raw backward below its cut (a truncated backward), reusing the same graph.
+
+    ``levels`` holds ints (not bools, not fractions); ``low`` / ``high``, ``output`` and
+    ``forward_kwargs`` are as in :func:`attribute`. The result is detached, as there.
     """
     _check_rule(rule, CASCADE_RULES)
     _check_x(model, x)
     _check_alpha_beta(alpha, beta)
-    gm = _canonize(model, taps=True)
+    x = x.detach()
+    if levels is not None:
+        if isinstance(levels, (numbers.Number, str, torch.Tensor)) and not (
+                isinstance(levels, torch.Tensor) and levels.dim() == 1):
+            raise NFRError(f"levels must be a list of ints, got {levels!r}")
+        for n in levels:
+            if isinstance(n, torch.Tensor) and n.dim() == 0 and not n.is_floating_point() \
+                    and n.dtype != torch.bool:
+                continue
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+                raise NFRError(f"levels must hold ints (cascade level N = number of top layers "
+                               f"using the rule), got {n!r}")
+    if rule == "dtd":
+        low, high = _dtd_box(x, low, high)
+    gm = _canonize(model, taps=True, output=output, forward_kwargs=forward_kwargs)
     L = len(gm.nfr_layers)
     levels = list(range(L + 1)) if levels is None else [int(n) for n in levels]
     for n in levels:
@@ -327,9 +451,6 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
             raise NFRError(f"cascade level {n} out of range 0..{L}")
     asked, rep = levels, _representatives(rule, gm.nfr_layers, levels)
     levels = sorted(set(rep.values()))
-    if rule == "dtd":
-        low = x.min().item() if low is None else low
-        high = x.max().item() if high is None else high
     full = composite_for(rule, L, bottom=bottom) if rule != "activation" else \
         composite_for("grad", L)
     raw = composite_for("grad", L)
@@ -344,7 +465,7 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
     try:
         xg = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            out = _forward(gm, xg)
+            out = _check_output(_forward(gm, xg))
             seed = _onehot(out, target, x.shape[0])
             by_level = {}
             if rule != "activation" and any(0 < n for n in levels):
@@ -393,7 +514,7 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
 
 
 def alignment(R, x):
-    """Input alignment (seed 001 Definition 1): alpha(R, x) = <R, x> / (||R|| ||x||) per sample,
+    """Input alignment (the alignment paper's Definition 1): alpha(R, x) = <R, x> / (||R|| ||x||) per sample,
     over all non-batch dims; 0 where a norm is 0. Returns a tensor of shape [batch]."""
     if not isinstance(R, torch.Tensor) or not isinstance(x, torch.Tensor):
         raise NFRError("alignment takes two tensors R and x")

@@ -1,19 +1,28 @@
 """Canonizer: rewrite a ReLU network into the form the rules of :mod:`nfr.engine.rules` understand.
 
-The model is traced with :mod:`torch.fx` (so functional ``F.relu`` calls are found, PITFALLS #2)
+The model is traced with :mod:`torch.fx` (so functional ``F.relu`` calls are found; the book's
+pitfalls page lists what this guards against)
 and rewritten into a :class:`torch.fx.GraphModule` in which
 
 * every ReLU *call* (``nn.ReLU`` incl. ``inplace=True``, ``F.relu``, ``torch.relu``, ``x.relu()``,
-  ``x.relu_()``, one module called twice) is its own :class:`Gate` module (PITFALLS #1, #3),
-  which overwrites its input only where the graph proves no other reader (:func:`_mark_inplace`);
+  ``x.relu_()``, one module called twice) is its own :class:`Gate` module,
+  which overwrites its input only where the graph proves no other reader (``_mark_inplace``);
   ``ReLU6`` / ``F.relu6`` / ``hardtanh(0, 6)`` likewise (``Gate(upper=6)``);
 * every ``BatchNorm1d/2d`` is merged exactly (running statistics and its ``eps``) into the
-  ``Conv2d`` / ``Linear`` directly before it (PITFALLS #5); BN anywhere else raises;
+  ``Conv2d`` / ``Linear`` directly before it; BN anywhere else raises;
 * every ``Conv2d`` / ``Linear`` is wrapped in a :class:`Weighted` module (the rules' hook point);
 * every residual addition of two tensors (``a + b``, ``a += b``, ``torch.add(a, b)``) is an
-  explicit :class:`Add` module (PITFALLS #4);
-* pooling, flatten / view / reshape, dropout (eval), identity, zero padding, ``cat`` and indexing
-  pass unchanged (their gradient is what every rule uses for them).
+  explicit :class:`Add` module;
+* pooling, flatten / view / reshape / transpose / permute, dropout (eval), identity, zero padding,
+  ``cat`` / ``chunk`` / ``split`` / ``stack`` and indexing pass unchanged (they only move data:
+  their gradient is what every rule uses for them);
+* shape arithmetic (``x.size()``, ``x.shape``, ``//`` and ``*`` of sizes, ``torch._assert``) is
+  not data: it passes whatever it computes, and is never reported as the unsupported layer.
+
+What the trace cannot see is refused by name rather than dropped silently (the book's pitfalls
+page): forward or backward hooks registered on the model, on any submodule or globally, and a
+subclass of a supported layer (``nn.Linear``, ``nn.ReLU``, pooling, ...) that overrides
+``forward`` (only EfficientNet's static-"same"-padding ``Conv2d`` is understood).
 
 Everything else that touches data (sigmoid, SiLU, softmax, LayerNorm, attention, multiplication of
 two tensors, ...) raises one :class:`nfr.errors.NFRError` that names the node and the way out.
@@ -40,9 +49,9 @@ from nfr.errors import NFRError
 
 __all__ = ["canonize", "Gate", "Weighted", "Add", "Tap", "Layer"]
 
-_WAY_OUT = ("replace it with nn.ReLU (or remove it), or pass an fx-traceable ReLU network made of "
-            "Conv2d/Linear, BatchNorm directly after them, ReLU/ReLU6, pooling, flatten and "
-            "residual additions")
+_WAY_OUT = ("the rules apply to ReLU networks: pass an fx-traceable network made of Conv2d/Linear, "
+            "BatchNorm directly after them, ReLU/ReLU6, pooling, reshapes and residual additions "
+            "(or remove the layer)")
 
 
 class Gate(nn.Module):
@@ -51,7 +60,7 @@ class Gate(nn.Module):
     Forward is exactly ``torch.relu`` / ``torch.clamp``. Rules act on its backward through
     ``self.nfr_state`` (set only while an attribution runs). During an attribution the gate
     overwrites its input in place when ``inplace`` is set, which the canonizer does only where
-    the graph proves nothing else reads that tensor (:func:`_mark_inplace`); otherwise, and
+    the graph proves nothing else reads that tensor (``_mark_inplace``); otherwise, and
     outside an attribution, it never writes to its input. For ReLU6 the mask of the raw
     gradient is ``1(0 < x < 6)``: the upper clamp also masks the gradient where ``x > 6``.
     """
@@ -164,35 +173,147 @@ class Layer:
 
 
 _PASS_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
-                 nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, nn.Dropout2d,
-                 nn.Dropout1d, nn.AlphaDropout, nn.Identity, nn.ZeroPad2d)
+                 nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Unflatten, nn.Dropout,
+                 nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout, nn.Identity, nn.ZeroPad2d)
+# the layer types the canonizer understands; a subclass of one with its own ``forward`` is refused
+_SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.BatchNorm1d,
+              nn.BatchNorm2d) + _PASS_MODULES
 _PASS_FUNCTIONS = {torch.flatten, torch.cat, torch.concat, torch.reshape, torch.squeeze,
-                   torch.unsqueeze, torch.transpose, torch.permute, torch.mean,
+                   torch.unsqueeze, torch.transpose, torch.permute, torch.mean, torch.chunk,
+                   torch.split, torch.stack, torch.narrow, torch.unflatten,
                    F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d,
                    F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.dropout, F.dropout2d,
                    operator.getitem, getattr}
 _PASS_METHODS = {"view", "reshape", "flatten", "contiguous", "squeeze", "unsqueeze", "transpose",
-                 "permute", "mean", "size", "dim", "view_as", "reshape_as", "detach_", "clone"}
+                 "permute", "mean", "size", "dim", "view_as", "reshape_as", "detach_", "clone",
+                 "chunk", "split", "expand", "expand_as", "narrow", "unflatten"}
 _META_METHODS = {"size", "dim"}
+# shape arithmetic: nodes computing sizes, checks and constants, never tensor data
+_SIZE_METHODS = {"size", "dim", "numel", "ndimension", "nelement"}
+_SIZE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda"}
+_ASSERTS = {torch._assert, getattr(fx._symbolic_trace, "_assert_is_none", torch._assert)}
 _RELU_FUNCTIONS = {F.relu, torch.relu, torch.relu_, F.relu_}
 _RELU6_FUNCTIONS = {F.relu6}
 _ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
 
 
 class _Tracer(fx.Tracer):
-    """Leaf modules: torch.nn modules (default) and every Conv2d subclass (EfficientNet's
-    ``Conv2dStaticSamePadding`` calls ``F.conv2d`` inside its own forward)."""
+    """Leaf modules: torch.nn modules (default) and every subclass of a supported layer (so that
+    one with its own ``forward`` is seen, and refused, by name; EfficientNet's
+    ``Conv2dStaticSamePadding`` calls ``F.conv2d`` inside its own forward and is understood).
+    Python ``assert`` statements on traced values become ``torch._assert`` checks."""
 
     def is_leaf_module(self, m, qualname):
-        if isinstance(m, (nn.Conv2d, nn.Linear, nn.ReLU, nn.ReLU6)):
+        if isinstance(m, _SUPPORTED):
             return True
         return super().is_leaf_module(m, qualname)
+
+    def to_bool(self, obj):
+        """A traced value used as a truth value: inside an ``assert`` statement it becomes a
+        ``torch._assert`` check (torch.fx's own detection does not know the jump instructions of
+        Python >= 3.11); anywhere else it is control flow on the input, which fx refuses."""
+        import dis
+        import inspect
+        import os
+        frame = inspect.currentframe().f_back
+        tdir, here = os.path.dirname(torch.__file__), os.path.abspath(__file__)
+        while frame is not None and (frame.f_code.co_filename.startswith(tdir)
+                                     or os.path.abspath(frame.f_code.co_filename) == here):
+            frame = frame.f_back
+        if frame is not None:
+            insts = list(dis.get_instructions(frame.f_code))
+            idx = next((i for i, ins in enumerate(insts) if ins.offset == frame.f_lasti), None)
+            op = insts[idx].opname if idx is not None else ""
+            after = insts[idx + 1].opname if idx is not None and idx + 1 < len(insts) else ""
+            target = next((i.opname for i in insts if idx is not None and "JUMP" in op
+                           and i.offset == insts[idx].argval), "")
+            # `assert c`: jump over the raise if c is true; `assert a and b`: a false `a` jumps
+            # to the raise
+            if ("IF_TRUE" in op and after == "LOAD_ASSERTION_ERROR") or (
+                    "IF_FALSE" in op and target == "LOAD_ASSERTION_ERROR"):
+                self.create_proxy("call_function", torch._assert,
+                                  (obj, "an assert in the model's forward failed"), {})
+                return True
+        return super().to_bool(obj)
+
+
+def _advice(kind: str) -> str:
+    """What to do about an unsupported layer, by what the layer is."""
+    k = kind.lower()
+    if any(w in k for w in ("layernorm", "groupnorm", "instancenorm", "layer_norm", "group_norm",
+                            "instance_norm", "batch_norm", "localresponse", "rmsnorm")):
+        return ("a normalisation computed from the data itself has no rule here (only an eval-mode "
+                "BatchNorm directly after a Conv2d/Linear is merged exactly); the rules apply to "
+                "ReLU networks: use a ReLU CNN (conv/linear, BatchNorm, ReLU, pooling, residual adds)")
+    if any(w in k for w in ("attention", "softmax", "matmul", "bmm", "mul", "einsum", "baddbmm",
+                            "scaled_dot")):
+        return ("it multiplies two data-dependent tensors (attention, gating, squeeze-excitation); "
+                "the modified-backprop rules here are defined for ReLU networks, whose only "
+                "products are with weights: use a network without it")
+    if any(w in k for w in ("sigmoid", "tanh", "gelu", "silu", "swish", "elu", "hardswish",
+                            "hardsigmoid", "mish", "softplus", "leaky", "prelu", "selu", "celu")):
+        return ("the rules gate at ReLUs only (GBP and RectGrad modify the ReLU's backward): replace "
+                "it with nn.ReLU, or use a ReLU network")
+    return _WAY_OUT
 
 
 def _describe(node, mod=None):
     what = f"module {node.target!r} ({type(mod).__name__})" if mod is not None else (
         f"{node.op} {getattr(node.target, '__name__', node.target)!s}")
+    stack = node.meta.get("nn_module_stack") or {}
+    if mod is None and stack:          # the user's module whose forward made this call
+        path, cls = list(stack.values())[-1]
+        what += f" inside module {path!r} ({getattr(cls, '__name__', cls)})"
     return f"node {node.name!r}: {what}"
+
+
+def _supported_base(mod: nn.Module):
+    """The torch layer class that ``mod`` is treated as (nearest supported class in its MRO)."""
+    for cls in type(mod).__mro__:
+        if cls in _SUPPORTED:
+            return cls
+    return None
+
+
+def _check_subclass(mod: nn.Module, name: str):
+    """Refuse a subclass of a supported layer whose ``forward`` is not the base class's: the graph
+    would run the base class's computation instead of the user's (the Conv2d case is decided in
+    :func:`_wrap_weight`)."""
+    base = _supported_base(mod)
+    if base is None or base is nn.Conv2d or type(mod).forward is base.forward:
+        return
+    raise NFRError(f"module {name!r} is of class {type(mod).__name__}, a subclass of nn.{base.__name__} "
+                   f"that overrides forward; nfr would treat it as a plain nn.{base.__name__} and "
+                   f"give a wrong map, so it refuses it. Use nn.{base.__name__} itself (move the "
+                   "extra computation into separate supported layers)")
+
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                 "_global_backward_pre_hooks")
+
+
+def _check_hooks(model: nn.Module):
+    """Refuse hooks the traced graph would silently skip: a torch.fx graph runs the modules'
+    ``forward`` only, so a forward (pre-)hook that changes a value, or a backward hook that
+    changes a gradient, would give a map of a different function than the user's model."""
+    import torch.nn.modules.module as mm
+    for g in _GLOBAL_HOOKS:
+        if getattr(mm, g, None):
+            kind = g[len("_global_"):-1].replace("_", " ")
+            raise NFRError(f"a global module {kind} is registered (torch.nn.modules.module."
+                           "register_module_...); the traced graph would "
+                           "skip it and give a wrong map. Remove it (handle.remove()) before "
+                           "calling nfr")
+    for name, m in model.named_modules():
+        for d in _HOOK_DICTS:
+            if getattr(m, d, None):
+                kind = d.strip("_").replace("_", " ")
+                who = repr(name) if name else "the model itself"
+                raise NFRError(f"module {who} ({type(m).__name__}) has a {kind[:-1]} registered; "
+                               "the traced graph runs forward only and would skip it, giving a "
+                               "wrong map. Remove the hook (handle.remove()), or fold what it "
+                               "does into the model as supported layers")
 
 
 def _wrap_weight(mod: nn.Module, node) -> Weighted:
@@ -254,28 +375,194 @@ def _const_hardtanh(node):
     return lo == 0 and hi == 6
 
 
-def _build(model: nn.Module, modules: dict) -> fx.GraphModule:
+def _forward_defaults(model: nn.Module, forward_kwargs: dict | None) -> dict:
+    """``concrete_args`` for torch.fx: every forward argument after the input fixed to the value
+    the caller gave in ``forward_kwargs`` or else to its default (``x2=None``,
+    ``return_features=False``, ...). A second argument without a default is refused."""
+    import inspect
+    kw = dict(forward_kwargs or {})
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return kw
+    params = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if not params:
+        raise NFRError(f"{type(model).__name__}.forward takes no input argument")
+    first, rest = params[0], params[1:]
+    if first.name in kw:
+        raise NFRError(f"forward_kwargs names the input argument {first.name!r}; pass the input as x")
+    names = {p.name for p in rest}
+    unknown = sorted(set(kw) - names)
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in
+                           inspect.signature(model.forward).parameters.values()):
+        raise NFRError(f"forward_kwargs has {unknown}, which {type(model).__name__}.forward does "
+                       f"not take (its arguments: {[p.name for p in params]})")
+    concrete = {}
+    for p in rest:
+        if p.name in kw:
+            concrete[p.name] = kw[p.name]
+        elif p.default is not p.empty:
+            concrete[p.name] = p.default
+        else:
+            raise NFRError(
+                f"{type(model).__name__}.forward needs a second input {p.name!r}; nfr attributes "
+                "ONE input tensor (the rules' A_0 = x; a map per input would need a bottom process "
+                f"per input): fix {p.name!r} with forward_kwargs={{{p.name!r}: ...}}, or wrap the "
+                "model so that forward takes one tensor")
+    return concrete
+
+
+def _trace(model: nn.Module, concrete: dict) -> fx.Graph:
+    import warnings
+    pre = set(vars(model))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")       # fx's note on tensors fixed by concrete_args
+            graph = _Tracer().trace(model, concrete_args=concrete or None)
+        # fx stores tensor constants (e.g. a tensor given in forward_kwargs) as attributes of the
+        # traced module itself: move them to the graph so the caller's model is left untouched
+        graph.nfr_consts = {k: getattr(model, k) for k in set(vars(model)) - pre}
+        _drop_fixed_arguments(graph)
+        return graph
+    except NFRError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- any tracing failure becomes one clear error
+        where = _user_frame(e)
+        if "control flow" in str(e):
+            raise NFRError(f"cannot trace {type(model).__name__} with torch.fx: control flow on an "
+                           f"input{where} (an `if`/`for`/`while` that depends on the tensor's "
+                           "values or on an argument fixed at call time). Pass an fx-traceable "
+                           "model: move the branch out of forward, or fix the argument it tests "
+                           "with forward_kwargs") from None
+        raise NFRError(f"cannot trace {type(model).__name__} with torch.fx{where} "
+                       f"({type(e).__name__}: {e}); pass an fx-traceable model (no data-dependent "
+                       "Python code in forward; wrap the untraceable part)") from None
+    finally:
+        for k in set(vars(model)) - pre:
+            delattr(model, k)
+
+
+def _drop_fixed_arguments(graph: fx.Graph):
+    """torch.fx keeps a placeholder per argument fixed by ``concrete_args`` and checks at run time
+    that the caller passes that same value; nfr calls the graph with x alone and the values are
+    already in the graph, so the placeholders and their checks go."""
+    phs = [n for n in graph.nodes if n.op == "placeholder"][1:]
+    dep = set(phs)
+    for node in graph.nodes:
+        if node.op != "placeholder" and any(
+                i in dep for i in node.all_input_nodes):
+            dep.add(node)
+    if any(n.op == "output" or (n.op == "call_module") for n in dep):
+        return          # a fixed argument reaches the data: leave the graph as fx made it
+    for node in reversed(list(graph.nodes)):
+        if node in dep:
+            graph.erase_node(node)
+
+
+def _user_frame(e: BaseException) -> str:
+    """' at FILE:LINE in CLASS.NAME (`code`)' for the innermost traceback frame outside torch."""
+    import linecache
+    import os
+    import traceback
+    tdir = os.path.dirname(torch.__file__)
+    mine = os.path.dirname(os.path.abspath(__file__))
+    user = [(f, ln) for f, ln in traceback.walk_tb(e.__traceback__)
+            if not f.f_code.co_filename.startswith(tdir)
+            and not os.path.abspath(f.f_code.co_filename).startswith(mine)]
+    if not user:
+        return ""
+    frame, lineno = user[-1]
+    fname = frame.f_code.co_filename
+    owner = frame.f_locals.get("self")
+    name = frame.f_code.co_name
+    if isinstance(owner, nn.Module):
+        name = f"{type(owner).__name__}.{name}"
+    line = linecache.getline(fname, lineno).strip()
+    code = f" (`{line}`)" if line else ""
+    return f" at {fname}:{lineno} in {name}{code}"
+
+
+def _select_output(graph: fx.Graph, output, model_name: str):
+    """Make the graph return one tensor: the model's output, or the part ``output`` selects (an
+    index, a key, or a callable applied to the output structure). Parts not selected are removed
+    (they may hold layers the rules do not support, e.g. an auxiliary head)."""
+    out_node = next(n for n in graph.nodes if n.op == "output")
+    res = out_node.args[0]
+    if output is None:
+        if isinstance(res, fx.Node):
+            return
+        kind = type(res).__name__
+        raise NFRError(f"{model_name} returns a {kind}, not one tensor of logits; pass output= an "
+                       "index (output=0), a key (output='logits') or a callable that picks the "
+                       "logits from what the model returns")
+    try:
+        if callable(output):            # the callable sees proxies: o[0], o["logits"], o.flatten(1)
+            tracer = fx.proxy.GraphAppendingTracer(graph)
+            with graph.inserting_before(out_node):
+                sel = output(fx.node.map_arg(res, lambda n: fx.Proxy(n, tracer)))
+            sel = sel.node if isinstance(sel, fx.Proxy) else sel
+        elif isinstance(res, fx.Node):
+            with graph.inserting_before(out_node):
+                sel = graph.call_function(operator.getitem, (res, output))
+        else:
+            sel = res[output]
+    except Exception as e:  # noqa: BLE001
+        raise NFRError(f"output={output!r} cannot select a tensor from what {model_name} returns "
+                       f"({type(res).__name__}): {type(e).__name__}: {e}") from None
+    if not isinstance(sel, fx.Node):
+        raise NFRError(f"output={output!r} selects a {type(sel).__name__} from what {model_name} "
+                       "returns, not one tensor")
+    out_node.args = (sel,)
+    for node in reversed(list(graph.nodes)):        # drop what only the unselected parts use
+        if node.op in ("placeholder", "output") or node.users:
+            continue
+        if (node.op == "call_function" and node.target in _ASSERTS) or \
+                node.kwargs.get("inplace") or str(node.target).endswith("_"):
+            continue                                # checks and in-place writes stay
+        graph.erase_node(node)
+
+
+def _build(model: nn.Module, modules: dict, output=None, forward_kwargs=None) -> fx.GraphModule:
     """Trace ``model`` and rewrite its graph; ``modules`` gets the new module table."""
     _check_eval(model)
-    try:
-        graph = _Tracer().trace(model)
-    except Exception as e:  # noqa: BLE001 -- any tracing failure becomes one clear error
-        raise NFRError(f"cannot trace {type(model).__name__} with torch.fx ({type(e).__name__}: "
-                       f"{e}); data-dependent control flow is not supported: pass an "
-                       "fx-traceable model (or wrap the untraceable part)") from e
+    _check_hooks(model)
+    for name, m in model.named_modules():
+        _check_subclass(m, name)
+    graph = _trace(model, _forward_defaults(model, forward_kwargs))
+    _select_output(graph, output, type(model).__name__)
     old = dict(model.named_modules())
     counter = {"gate": 0, "w": 0, "add": 0}
+    first = next((n for n in graph.nodes if n.op == "placeholder"), None)
+    meta = set()          # nodes holding shapes, sizes, checks or fixed arguments: not data
 
     def new_name(kind, hint):
         counter[kind] += 1
         return f"nfr_{kind}{counter[kind]}_{str(hint).replace('.', '_')}"
 
+    def inputs(node):
+        found = []
+        fx.node.map_arg((node.args, node.kwargs), found.append)
+        return found
+
     for node in list(graph.nodes):
         op = node.op
-        if op in ("placeholder", "output"):
+        if op == "placeholder":
+            if node is not first:
+                meta.add(node)    # an argument fixed by concrete_args (forward_kwargs / default)
+            continue
+        if op == "output":
             continue
         if op == "get_attr":
             continue  # constants/parameters; only a problem if consumed by a data op (checked there)
+        tgt = node.target
+        ins = inputs(node)
+        if (op == "call_method" and tgt in _SIZE_METHODS) or (
+                op == "call_function" and tgt is getattr and len(node.args) > 1
+                and node.args[1] in _SIZE_ATTRS) or (
+                op == "call_function" and tgt in _ASSERTS) or (
+                op in ("call_function", "call_method") and ins and all(i in meta for i in ins)):
+            meta.add(node)        # shape arithmetic: passes, whatever it computes
+            continue
         if op == "call_module":
             mod = old[node.target]
             if isinstance(mod, (nn.ReLU, nn.ReLU6)) or (
@@ -305,9 +592,8 @@ def _build(model: nn.Module, modules: dict) -> fx.GraphModule:
                 modules[node.target] = mod
             else:
                 raise NFRError(f"unsupported layer at {_describe(node, mod)}: it touches the data "
-                               f"in a way the rules do not define; {_WAY_OUT}")
+                               f"in a way the rules do not define; {_advice(type(mod).__name__)}")
             continue
-        tgt = node.target
         if op == "call_function":
             if tgt in _RELU_FUNCTIONS or tgt in _RELU6_FUNCTIONS or (
                     tgt is F.hardtanh and _const_hardtanh(node)):
@@ -321,8 +607,9 @@ def _build(model: nn.Module, modules: dict) -> fx.GraphModule:
             elif tgt is F.pad and _zero_pad(node):
                 pass
             else:
+                nm = getattr(tgt, "__name__", str(tgt))
                 raise NFRError(f"unsupported operation at {_describe(node)}: it touches the data "
-                               f"in a way the rules do not define; {_WAY_OUT}")
+                               f"in a way the rules do not define; {_advice(nm)}")
         elif op == "call_method":
             if tgt in ("relu", "relu_"):
                 name = new_name("gate", tgt)
@@ -334,9 +621,7 @@ def _build(model: nn.Module, modules: dict) -> fx.GraphModule:
                 pass
             else:
                 raise NFRError(f"unsupported tensor method at {_describe(node)}: it touches the "
-                               f"data in a way the rules do not define; {_WAY_OUT}")
-    # forbid data ops on parameters / constants pulled in via get_attr (e.g. F.conv2d on
-    # self.weight inside a custom forward, already rejected above as unsupported functions)
+                               f"data in a way the rules do not define; {_advice(str(tgt))}")
     graph.lint()
     return graph
 
@@ -412,11 +697,15 @@ def _insert_taps(gm: fx.GraphModule, layers):
     gm.recompile()
 
 
-def _canonize(model: nn.Module, *, taps: bool = False) -> fx.GraphModule:
+def _canonize(model: nn.Module, *, taps: bool = False, output=None,
+              forward_kwargs=None) -> fx.GraphModule:
     """Canonical GraphModule that SHARES the untouched parameters of ``model`` (no copy; used by
     the attributors, which never write to them). See :func:`canonize` for the public version."""
+    if isinstance(model, _SUPPORTED):    # a bare layer: fx never treats the root as a leaf
+        _check_hooks(model)
+        model = nn.Sequential(model).eval()
     modules: dict = {}
-    graph = _build(model, modules)
+    graph = _build(model, modules, output, forward_kwargs)
     # keep only referenced modules, build a fresh root
     used = {n.target for n in graph.nodes if n.op == "call_module"}
     root = nn.Module()
@@ -425,7 +714,9 @@ def _canonize(model: nn.Module, *, taps: bool = False) -> fx.GraphModule:
         _set(root, name, mod)
     for n in graph.nodes:
         if n.op == "get_attr":
-            _set(root, n.target, _get_attr(model, n.target))
+            consts = getattr(graph, "nfr_consts", {})
+            _set(root, n.target, consts[n.target] if n.target in consts else
+                 _get_attr(model, n.target))
     gm = fx.GraphModule(root, graph, class_name=f"Canonical{type(model).__name__}")
     gm.eval()
     layers = _layers(gm)
@@ -498,15 +789,16 @@ def _set(root, name, value):
         setattr(obj, parts[-1], value)
 
 
-def canonize(model: nn.Module) -> fx.GraphModule:
+def canonize(model: nn.Module, *, output=None, forward_kwargs=None) -> fx.GraphModule:
     """Return a NEW canonical ``torch.fx.GraphModule`` equivalent to ``model`` (a deep copy; the
-    caller's model is never modified). ``model`` must be in eval mode (else :class:`NFRError`).
+    caller's model is never modified). ``model`` must be in eval mode (else :class:`~nfr.NFRError`).
 
     The result computes the same function f(x) (BatchNorm merged exactly:
     ``W' = W g / sqrt(var + eps)``, ``b' = (b - mean) g / sqrt(var + eps) + beta``), has one
     :class:`Gate` per ReLU call, a :class:`Weighted` per Conv2d/Linear and an :class:`Add` per
     residual sum. ``gm.nfr_layers`` lists the L weight layers in forward order, each with its
     gates (``Layer(index, weight, gates)``); layer l's rule acts on those modules.
+    ``output`` and ``forward_kwargs`` are as in :func:`nfr.engine.attribute.attribute`.
     """
     _check_eval(model)
-    return _canonize(copy.deepcopy(model))
+    return _canonize(copy.deepcopy(model), output=output, forward_kwargs=forward_kwargs)

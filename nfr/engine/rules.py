@@ -2,7 +2,8 @@
 
 Vocabulary (Zennit's): a *rule* says how relevance passes one layer; a *composite* maps the
 layer index l = 1..L to a rule name (cascade substitution is a composite that changes at depth
-N). Notation of seed 001, Section III-A: r_l is the relevance reaching A_l, M_l = diag(1(Z_l > 0)).
+N). Notation of Zheng, Sang and Xu, "Unifying Perplexing Behaviors in Modified BP Attributions
+through Alignment Perspective", Section III-A: r_l is the relevance reaching A_l, M_l = diag(1(Z_l > 0)).
 
 Rules acting at a :class:`~nfr.engine.canonize.Gate` (layer l's ReLU):
 
@@ -23,7 +24,7 @@ Rules acting at a :class:`~nfr.engine.canonize.Weighted` (W_l itself):
   relevance at Z_l, gamma_j = z_j / s_j, z_j = sum_i a_i w_ij (bias excluded),
   s_j = sum_i (a_i w_ij)^+ (gamma_j := 0 where s_j == 0), and W^{(+a)} the weight masked to the
   terms with positive contribution: for a_i >= 0 the mask is 1(w_ij > 0), for a_i < 0 it is
-  1(w_ij < 0) (the seed's z+_ij = (a_i w_ij)^+, PITFALLS #6). The LRP relevance is R = A * c.
+  1(w_ij < 0) (the z+_ij = (a_i w_ij)^+ of that paper; the book's pitfalls page). The LRP relevance is R = A * c.
 * ``zbox``   (eq 11) the z^B rule of DTD at the input layer, box [low, high]:
   R_{0,i} = sum_j (x_i w_ij - low_i w_ij^+ - high_i w_ij^-) / d_j * R_{1,j},
   d_j = sum_i (x_i w_ij - low_i w_ij^+ - high_i w_ij^-), R_1 = A_1 * c_1 (ratio 0 where d_j == 0).
@@ -159,7 +160,7 @@ def row_quantile(p: torch.Tensor, q: float) -> torch.Tensor:
 
     Linear interpolation exactly as ``torch.quantile`` (rank = q (n - 1) in p's dtype,
     ``lerp(v_(k), v_(k+1), rank - k)``, k = floor(rank)), which is NumPy's default method.
-    O(n) per row without a full sort: v_(k) and v_(k+1) by selection (:func:`_kth_pair`).
+    O(n) per row without a full sort: v_(k) and v_(k+1) by selection (``_kth_pair``).
     """
     B = p.shape[0]
     flat = p.reshape(B, -1)
@@ -237,7 +238,7 @@ def _source_kept(gate: nn.Module) -> bool:
 
 
 def gate_forward(gate: nn.Module, x: torch.Tensor, st: RuleState) -> torch.Tensor:
-    """Forward of a :class:`Gate` during an attribution call (in place on ``x`` when the
+    """Forward of a :class:`~nfr.engine.canonize.Gate` during an attribution call (in place on ``x`` when the
     canonizer marked the gate ``inplace``; the raw-gradient backward is then the same
     ``threshold_backward(g, out, 0)`` that autograd's own ReLU uses, written into the incoming
     gradient when the canonizer marked the gate ``grad_inplace`` and the caller does not keep
@@ -410,7 +411,7 @@ class _WeightFn(torch.autograd.Function):
 
 
 def weighted_forward(mod: nn.Module, a: torch.Tensor, st: RuleState) -> torch.Tensor:
-    """Forward of a :class:`Weighted` during an attribution call."""
+    """Forward of a :class:`~nfr.engine.canonize.Weighted` during an attribution call."""
     if st.custom:
         out = _WeightFn.apply(a, mod, st)
     else:

@@ -1,4 +1,5 @@
-"""Weight randomization, weight removal and weight statistics (seed 001, Section IV, Figs 2b,c and 3-5).
+"""Weight randomization, weight removal and weight statistics (the alignment paper of Zheng, Sang
+and Xu, Section IV, Figs 2b,c and 3-5).
 
 A *layer* is a weight layer -- an ``nn.Conv2d`` or ``nn.Linear`` -- numbered l = 1..L (1-based).
 A *neuron* of a layer is one output unit: one row of a Linear weight ``W[j, :]`` or one conv
@@ -10,7 +11,7 @@ which is the forward order of every model ``nfr`` ships (torchvision VGG/AlexNet
 ResNets of :mod:`nfr.models`, EfficientNet-Lite). Give ``example_input`` to number them in the order
 in which a forward pass calls them instead (a module called twice counts at its first call).
 
-Seeding (PITFALLS #8). Nothing is seeded globally. Layer l draws from its own ``torch.Generator``
+Seeding (the book's pitfalls page, pitfall 8). Nothing is seeded globally. Layer l draws from its own ``torch.Generator``
 (on the CPU, so results do not depend on the device) seeded from ``(seed, l)`` through
 ``numpy.random.SeedSequence``: two layers of the same shape never receive the same weights, and a
 layer receives the same weights whether it is randomized alone, in a subset, or in a cascade.
