@@ -450,7 +450,7 @@ def analyze(net, attack: Attack, x: torch.Tensor, rule: str = "gbp", seed: int =
     ``net`` takes normalised input (``nfr.data.normalize``; for a :class:`nfr.train.Normalized`
     model pass ``model.net``). For each image and its poisoned copy ``attack.apply(x, g)`` (g seeded
     by ``seed``): the decided class k = argmax f, the map R = ``nfr.attribute(net, normalize(x), k,
-    rule)``, KIS (``nfr.kis.kis`` on the normalised input, seed eq 20), and, where the attack has a
+    rule)``, KIS (``nfr.kis.kis`` on the normalised input, eq 20 of Zheng et al.), and, where the attack has a
     region, the energy fraction of R on it (:func:`trigger_energy`; for clean images the same region,
     as a control) and the region's area fraction. Returns numpy arrays keyed
     ``{clean,poisoned}_{pred,kis,energy}``, ``area``, plus the maps ``R_clean``, ``R_poisoned`` and

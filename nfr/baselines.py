@@ -1,13 +1,14 @@
-"""Baseline attribution maps of seed 002 (Section 5): saliency, GBP, Integrated Gradients, Guided
+"""Baseline attribution maps of the TR-GBP paper (Section 5): saliency, GBP, Integrated Gradients, Guided
 Integrated Gradients, FullGrad, GradCAM and CAMERAS, each returning 2D maps (B, H, W).
 
 Maintained libraries where they exist: Integrated Gradients from Captum, FullGrad and GradCAM from
 ``pytorch_grad_cam`` (the ``grad-cam`` package). Guided IG (Kapishnikov et al. 2021) and CAMERAS
-(Jalwana et al. 2021) are implemented here. Reduction to 2D (PITFALLS #11): gradient-type maps
-(saliency, GBP, IG, GIG) as the sum over channels of |R| (``nfr.metrics.to_2d``'s "abs_sum";
-saliency uses the max over channels, as Simonyan et al.); FullGrad, GradCAM and CAMERAS are 2D by
-construction. The model must be in eval mode; it is never modified (a private copy with
-non-inplace ReLUs is used for the hook-based libraries, PITFALLS #1).
+(Jalwana et al. 2021) are implemented here. Reduction to 2D (see the book's pitfalls page, pitfall
+11): gradient-type maps (saliency, GBP, IG, GIG) as the sum over channels of |R|
+(``nfr.metrics.to_2d``'s "abs_sum"; saliency uses the max over channels, as Simonyan et al.);
+FullGrad, GradCAM and CAMERAS are 2D by construction. The model must be in eval mode; it is never
+modified (a private copy with non-inplace ReLUs is used for the hook-based libraries; see the book's
+pitfalls page, pitfall 1).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Command line of nfr: ``python -m nfr <experiment> [options]`` runs one experiment of seed 001,
+"""Command line of nfr: ``python -m nfr <experiment> [options]`` runs one experiment of Zheng et al.,
 Section IV (see :mod:`nfr.experiments`), writes ``<experiment>.json`` and PNG figures to ``--out``
 and prints a short summary. Errors of the user's making (missing weights or data, bad options)
 print the message on stderr and exit with code 2, without a traceback.
@@ -14,8 +14,9 @@ from pathlib import Path
 from nfr.errors import NFRError
 
 DESCRIPTION = """\
-Run the experiments of both seed papers on a real network: seed 001 (Negative Filtering Rules,
-Sections IV-V) and seed 002 (TR-GBP; lines marked "Seed 002").
+Run the experiments of both papers on a real network: Zheng et al., "Unifying Perplexing Behaviors
+in Modified BP Attributions through Alignment Perspective" (negative filtering rules, Sections IV-V),
+and "Towards Predictable Feature Attribution" (TR-GBP; lines marked "TR-GBP paper").
 
 Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) into --out.
   table1         Table I: Grad x Input, GBP, RectGrad, LRP(z+), DTD and Activation maps,
@@ -30,20 +31,20 @@ Each experiment writes <experiment>.json (config + numbers) and PNG figure(s) in
                  between original and randomized maps
   kis            Fig 8: Key Information Sufficiency, Insertion and Insertion(ABS) for
                  correct vs incorrect predictions, ROC-AUC and bimodality (Section V-B)
-  trgbp          Seed 002 Figs 3, 7, 8 and Fig 1: GBP vs TR-GBP class maps, their class sensitivity,
+  trgbp          TR-GBP paper Figs 3, 7, 8 and Fig 1: GBP vs TR-GBP class maps, their class sensitivity,
                  and the TR-GBP pipeline (R^0, bias maps, eq 9 sum, eq 10) of the first image
-  ibd            Seed 002 Table 2: ROC-AUC of the border intensity IBD for prediction errors
+  ibd            TR-GBP paper Table 2: ROC-AUC of the border intensity IBD for prediction errors
   failure        Fig 7 (Sec. V-A): maps started at each layer l (A_l carried down by GBP) and
                  what they keep of the input (alignment, colour, background) per start layer,
                  for wrong vs correct predictions
-  nie            Seed 002 Sec. 3.2 / Fig 2: Nie et al.'s reconstruction theorem on random
+  nie            TR-GBP paper Sec. 3.2 / Fig 2: Nie et al.'s reconstruction theorem on random
                  three-layer CNNs: GBP -> constant x input, weaker borders, noise vs N and p
                  (no network or weights needed)
-  ebpg           Seed 002 Table 1: energy-based pointing game (share of R+ inside the box)
-  perturbation   Seed 002 Fig 6: pixel perturbation curves (MoRF, LeRF) and their AOPC
-  trgbp-sanity   Seed 002 Figs 5, 9, 10: TR-GBP and GBP under cascading randomization (Spearman,
+  ebpg           TR-GBP paper Table 1: energy-based pointing game (share of R+ inside the box)
+  perturbation   TR-GBP paper Fig 6: pixel perturbation curves (MoRF, LeRF) and their AOPC
+  trgbp-sanity   TR-GBP paper Figs 5, 9, 10: TR-GBP and GBP under cascading randomization (Spearman,
                  SSIM, border/centre ratio, centre CV per step) and the per-layer bias maps
-  methods        Seed 002 Fig 4: saliency, GBP, GIG, FullGrad, GradCAM, CAMERAS, TR-GBP maps
+  methods        TR-GBP paper Fig 4: saliency, GBP, GIG, FullGrad, GradCAM, CAMERAS, TR-GBP maps
                  side by side, with border intensity and input alignment per method
   backdoor       Fig 9: KIS and trigger energy of clean vs poisoned images for a network
                  trained by `python -m nfr train` (its .pt file as --weights)
@@ -175,10 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--variants", action="store_true",
                    help="also KIS rescaled in image space and Insertion with a black baseline")
     g.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    g = add("trgbp", "Seed 002 Figs 3, 7, 8: GBP vs TR-GBP maps of the top classes, class sensitivity",
+    g = add("trgbp", "TR-GBP paper Figs 3, 7, 8: GBP vs TR-GBP maps of the top classes, class sensitivity",
             "-")
     g.add_argument("--top", type=int, default=5, help="classes per image (default 5, eq 10)")
-    add("ibd", "Seed 002 Table 2: ROC-AUC of the border intensity IBD for prediction errors", "-")
+    add("ibd", "TR-GBP paper Table 2: ROC-AUC of the border intensity IBD for prediction errors", "-")
     g = add("failure", "Fig 7 (Sec. V-A): layer-wise failure analysis, measures per start layer",
             "gbp (the rule of the layers below the start layer: gbp, grad, rectgrad or zplus)")
     g.add_argument("--layers", type=_int_list, default=None, metavar="L1,L2",
@@ -187,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the central box (the object proxy of the 'outside' measure) covers this "
                         "fraction of height and width (default 0.5)")
     _add_nie_parser(sub)
-    g = add("ebpg", "Seed 002 Table 1: energy-based pointing game of each method for the label class",
+    g = add("ebpg", "TR-GBP paper Table 1: energy-based pointing game of each method for the label class",
             "saliency,gbp,gig,fullgrad,gradcam,cameras,trgbp (also ig)")
     g.add_argument("--boxes", default=None, metavar="DIR",
                    help="folder of the ILSVRC2012 validation box annotations "
@@ -195,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "--data samples uses the bundled hand-drawn boxes of 5 sample photos "
                         "('samples', the default)")
     g.add_argument("--single-box", action="store_true",
-                   help="keep only images with exactly one box of their class (the seed's setting)")
+                   help="keep only images with exactly one box of their class (the TR-GBP paper's setting)")
     g.add_argument("--max-box-frac", type=float, default=None, metavar="F",
-                   help="drop images whose boxes cover more than F of the image (the seed: 0.5)")
+                   help="drop images whose boxes cover more than F of the image (the TR-GBP paper: 0.5)")
     g.add_argument("--layer", default=None, metavar="MODULE",
                    help="module read by GradCAM / CAMERAS (default: the last feature block, e.g. "
                         "features.29 of VGG16, layer4 of ResNet50)")
@@ -207,13 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         "\nHere --target defaults to 'label' (the class of the box) and --n-images to 0 = every "
         "image with a usable box (images are drawn in a --seed order until N have one).\n"
         "--data samples: the 5 sample photos with hand-drawn boxes; an ImageNet folder needs --boxes.")
-    g = add("perturbation", "Seed 002 Fig 6: MoRF / LeRF pixel perturbation curves and AOPC per method",
+    g = add("perturbation", "TR-GBP paper Fig 6: MoRF / LeRF pixel perturbation curves and AOPC per method",
             "saliency,gbp,gig,fullgrad,gradcam,trgbp (also ig, cameras)")
     g.add_argument("--steps", type=int, default=11,
                    help="fractions of removed pixels, evenly spaced from 0 to 1 (default 11: 0, 10%%, ..)")
     g.add_argument("--layer", default=None, metavar="MODULE",
                    help="module read by GradCAM / CAMERAS (default: the last feature block)")
-    g = add("trgbp-sanity", "Seed 002 Figs 5, 9, 10: TR-GBP under cascading randomization from the top",
+    g = add("trgbp-sanity", "TR-GBP paper Figs 5, 9, 10: TR-GBP under cascading randomization from the top",
             "trgbp,eq9,gbp (the maps compared: TR-GBP eq 10, its eq-9 sum, GBP)")
     g.add_argument("--steps", type=_int_list, default=None, metavar="K1,K2",
                    help="numbers k of top layers randomized to evaluate (default 0..L; 0 is always "
@@ -224,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bias", default="keep", choices=("keep", "zero"),
                    help="biases of the randomized layers: keep the model's (default) or zero them")
     g.add_argument("--top", type=int, default=5, help="classes whose mean eq 10 subtracts (default 5)")
-    g = add("methods", "Seed 002 Fig 4: seven attribution methods side by side, with map statistics",
+    g = add("methods", "TR-GBP paper Fig 4: seven attribution methods side by side, with map statistics",
             "saliency,gbp,gig,fullgrad,gradcam,cameras,trgbp (also ig)")
     g.add_argument("--cam-layer", default=None, metavar="NAME",
                    help="module read by GradCAM and CAMERAS (default: the last feature block, "
@@ -254,16 +255,16 @@ examples:
   python -m nfr nie --size 224 --filters 256,1024,4096 --kernel 3 --seeds 4 --device cuda
 
 The network: Conv2d(C_in, N, k, bias=False) -> ReLU -> Linear(N J, 1, bias=False), all weights
-N(0, c^2), Z = 1. Printed constant 2 c^2 p N / (pi C0 Z) (seed 002 eq 7); the constant the proof
+N(0, c^2), Z = 1. Printed constant 2 c^2 p N / (pi C0 Z) (TR-GBP paper, eq 7); the constant the proof
 gives for interior pixels is a quarter of it (chapter 11); both ratios are reported."""
 
 
 def _add_nie_parser(sub) -> None:
     """The nie experiment has no network to load: its own options, no --model / --weights."""
     fmt = argparse.RawDescriptionHelpFormatter
-    sp = sub.add_parser("nie", help="Seed 002 Sec. 3.2 / Fig 2: reconstruction theorem on random "
+    sp = sub.add_parser("nie", help="TR-GBP paper Sec. 3.2 / Fig 2: reconstruction theorem on random "
                         "three-layer CNNs", epilog=NIE_EPILOG, formatter_class=fmt,
-                        description="Seed 002 Section 3.2 and Fig 2: GBP of random three-layer CNNs "
+                        description="Section 3.2 and Fig 2 of the TR-GBP paper: GBP of random three-layer CNNs "
                         "against Nie et al.'s\nreconstruction theorem (scale, border pixels, noise "
                         "vs N and p: claim T4).")
     g = sp.add_argument_group("nie options")

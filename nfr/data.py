@@ -10,7 +10,7 @@ Normalisation. torchvision's ImageNet models and the pretrained CIFAR ResNets ex
 :data:`IMAGENET_STD`; EfficientNet-Lite0 expects (255 x - 127) / 128
 (:data:`EFFICIENTNET_LITE_STATS`). The box of valid inputs [0, 1]^3 maps to the
 normalised box [low_c, high_c] = [(0 - mean_c) / std_c, (1 - mean_c) / std_c] per channel
-(:func:`box_bounds`), the bounds of DTD's z^B rule (seed eq 11).
+(:func:`box_bounds`), the bounds of DTD's z^B rule (eq 11 of Zheng et al.).
 
 Local files. Nothing here downloads at import or by default. The files the book reads ship inside
 the package, in ``nfr/resources`` (listed with sha256 in its ``manifest.json`` and README):
@@ -151,7 +151,7 @@ def box_bounds(mean=IMAGENET_MEAN, std=IMAGENET_STD, lo: float = 0.0, hi: float 
     """Per-channel bounds (low, high) of the normalised input box, each of shape (1, C, 1, 1).
 
     low_c = (lo - mean_c) / std_c and high_c = (hi - mean_c) / std_c, the box [lo, hi]^C of raw
-    pixel values after :func:`normalize`; DTD's z^B rule (seed eq 11) takes them as its bounds.
+    pixel values after :func:`normalize`; DTD's z^B rule (eq 11 of Zheng et al.) takes them as its bounds.
     """
     m = torch.as_tensor(mean, dtype=dtype).reshape(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=dtype).reshape(1, -1, 1, 1)

@@ -1,4 +1,4 @@
-"""Helpers of the deep-network chapters (seed 001 Table I and Fig 2): maps of every Table I method
+"""Helpers of the deep-network chapters (Table I of Zheng et al. and Fig 2): maps of every Table I method
 with and without the bottom process, pairwise similarity of maps, where a map puts its energy
 (image edges, the centre of the photo), and the numerical criteria of cascade alignment.
 
@@ -27,7 +27,7 @@ def _np(a) -> np.ndarray:
 
 
 def table1_maps(model, x, target, methods=TABLE1_METHODS, *, layer=None, low=None, high=None):
-    """Every method's map with ("B") and without ("w/o B") the bottom process (seed Table I).
+    """Every method's map with ("B") and without ("w/o B") the bottom process (Table I of Zheng et al.).
 
     Returns ``{method: {"B": R, "w/o B": r}}`` (CPU tensors shaped like ``x``). The map w/o B is
     ``nfr.attribute(..., bottom=False)``: r_0 for grad, grad_x_input, gbp, rectgrad and
@@ -195,7 +195,7 @@ def location_profile(R, raw, q: float = 0.9, frac: float = 0.5) -> dict:
 
 
 def cascade_trend(mean_curve) -> dict:
-    """Trend of a cascade curve alpha(N), N = 0..L (mean over images, seed Fig 2a).
+    """Trend of a cascade curve alpha(N), N = 0..L (mean over images, Fig 2a of Zheng et al.).
 
     ``spearman``: rank correlation of alpha with N (:func:`nfr.metrics.spearman`; ties averaged);
     ``rise``: alpha(L) - alpha(0); ``max_drop``: the largest decrease alpha(N-1) - alpha(N) from
@@ -209,7 +209,7 @@ def cascade_trend(mean_curve) -> dict:
 
 
 def activation_dominance(act_curve, rule_curve, levels=None) -> float:
-    """Share of levels N at which Activation's mean alignment is >= the rule's (seed Fig 2a).
+    """Share of levels N at which Activation's mean alignment is >= the rule's (Fig 2a of Zheng et al.).
 
     Default ``levels``: 1..L-1 -- level 0 is the same plain gradient for both, and Activation's
     level L starts from A_0 = x, whose alignment is 1 by construction.
@@ -246,7 +246,7 @@ def rgb_map(R, pct: float = 99.5) -> np.ndarray:
 
 
 def plot_table1(raw, rows: dict, methods, labels=None, size: float = 1.35, pct: float = 99.5):
-    """Seed Table I as a grid: one row per entry of ``rows`` (``{row label: {method: map}}``, each
+    """Table I of Zheng et al. as a grid: one row per entry of ``rows`` (``{row label: {method: map}}``, each
     map (3, H, W) or [1, 3, H, W]), one column per method, the photo ``raw`` (3, H, W) first
     (``raw`` may be a dict keyed like ``rows``). Maps are shown with :func:`rgb_map` (``pct``)."""
     import matplotlib.pyplot as plt
@@ -274,7 +274,7 @@ def plot_table1(raw, rows: dict, methods, labels=None, size: float = 1.35, pct: 
 
 
 def plot_cascade(results: dict, rules, labels=None, size=(3.3, 2.7)):
-    """Seed Fig 2a: one panel per network, alignment alpha(r_0^N, x) against the cascade level N,
+    """Fig 2a of Zheng et al.: one panel per network, alignment alpha(r_0^N, x) against the cascade level N,
     mean +- std over images per rule. ``results[name]`` is the dict returned by
     :func:`nfr.experiments.cascade` (``levels`` and ``curves[rule]["mean" | "std"]``)."""
     import matplotlib.pyplot as plt
@@ -296,7 +296,7 @@ def plot_cascade(results: dict, rules, labels=None, size=(3.3, 2.7)):
 
 
 def plot_weight_stats(stats: dict, size=(4.2, 2.7)):
-    """Seed Fig 2b,c: per layer, (b) mean +- std of the pairwise cosine between neurons' weights
+    """Fig 2b,c of Zheng et al.: per layer, (b) mean +- std of the pairwise cosine between neurons' weights
     and (c) the mean +- std of the neurons' weight norms divided by the layer's mean norm.
     ``stats[name]`` is a list of per-layer dicts of :func:`nfr.engine.weights.weight_stats`."""
     import matplotlib.pyplot as plt
@@ -319,7 +319,7 @@ def plot_weight_stats(stats: dict, size=(4.2, 2.7)):
 
 
 def cascade_alignment(model, x, target, rules, levels=None, **kwargs) -> dict:
-    """Input alignment of cascade substitution at ``levels`` (seed Fig 2a), maps w/o B.
+    """Input alignment of cascade substitution at ``levels`` (Fig 2a of Zheng et al.), maps w/o B.
 
     For each rule, ``nfr.cascade(model, x, target, rule, levels=levels, **kwargs)`` gives r_0^N
     per level N (Definition 3); alpha(r_0^N, x) per image. ``levels``: a subset of 0..L (None:

@@ -8,7 +8,7 @@ and number of images), ``figures`` (the PNG file names written) and the results.
 Shared arguments (the CLI options of the same names, see ``python -m nfr --help``):
 
 * ``model``: one of :data:`MODELS`. ``weights``: ``"random"`` (the model's own initialisation drawn
-  under ``seed``: the seed's "Random" setting), ``"imagenet"`` (torchvision's IMAGENET1K_V1 from
+  under ``seed``: Zheng et al.'s "Random" setting), ``"imagenet"`` (torchvision's IMAGENET1K_V1 from
   the torch hub cache; the pip-packaged weights for EfficientNet-Lite0; the akamaster checkpoints
   that ship with nfr for the CIFAR ResNet-20/56; ``"pretrained"`` is a synonym) or the path of a
   state dict.
@@ -26,7 +26,7 @@ Shared arguments (the CLI options of the same names, see ``python -m nfr --help`
   book computes every number it prints in float64, so that no printed digit depends on the float32
   kernels a CPU picks (they differ between instruction sets in the 4th to 8th digit).
 
-Maps are taken "w/o B" (r_0, no bottom process) wherever the seed measures cascade alignment
+Maps are taken "w/o B" (r_0, no bottom process) wherever Zheng et al. measure cascade alignment
 (cascade, distributions, removal, activations); Table I reports both; the sanity check uses the
 methods' ordinary output (with bottom process).
 """
@@ -452,7 +452,7 @@ def _setup_kwargs(kw):
 def table1(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
            seed=0, dtype="float32", target="pred", batch_size=16, rules=None, layer=None, out=None, progress=True,
            n_show=4, preprocess=None, download=False) -> dict:
-    """Seed Table I: each method's map with and without the bottom process, and its alignment.
+    """Table I of Zheng et al.: each method's map with and without the bottom process, and its alignment.
 
     Methods (``rules``): grad_x_input, gbp, rectgrad, zplus, dtd (box bounds = the normalised
     [0, 1] box), activation (A_l of layer ``layer`` propagated with the raw gradient; default
@@ -529,7 +529,7 @@ def _cascade_curves(model, s: Setup, rules, batch_size, progress, desc, shard=Fa
 def cascade(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
             seed=0, dtype="float32", target="pred", batch_size=16, rules=None, out=None, progress=True,
         preprocess=None, download=False) -> dict:
-    """Seed Fig 2a: alignment alpha(r_0^N, x) of cascade substitution at levels N = 0..L.
+    """Fig 2a of Zheng et al.: alignment alpha(r_0^N, x) of cascade substitution at levels N = 0..L.
 
     Rules: gbp, rectgrad, zplus, activation (also grad, grad_x_input, dtd). ``curves[rule]``:
     mean and std over images per level and the per-image curves. Figure ``cascade.png``.
@@ -559,7 +559,7 @@ def cascade(model="vgg16", weights="random", data="samples", n_images=4, size=No
 # ============================================================================== Fig 2b,c
 def weight_stats(model="vgg16", weights="random", seed=0, max_neurons=512, compare_random=True,
                  out=None, progress=True, preprocess=None, download=False, **_ignored) -> dict:
-    """Seed Fig 2b,c: pairwise cosine between neuron weights and their norm spread, per layer.
+    """Fig 2b,c of Zheng et al.: pairwise cosine between neuron weights and their norm spread, per layer.
 
     ``stats[setting]`` is a list of per-layer dicts (see :func:`nfr.engine.weights.weight_stats`)
     for ``weights`` and, if ``compare_random`` and ``weights`` is not "random", for the seeded
@@ -620,7 +620,7 @@ def distributions(model="vgg16", weights="random", data="samples", n_images=4, s
                   device="cpu", seed=0, dtype="float32", target="pred", batch_size=16, rules=None,
                   dists=("gaussian", "ring", "uniform"), out=None, progress=True,
         preprocess=None, download=False) -> dict:
-    """Seed Figs 3-4: cascade curves after randomizing ALL layers with each distribution.
+    """Figs 3-4 of Zheng et al.: cascade curves after randomizing ALL layers with each distribution.
 
     Every weight layer is redrawn (He scale; biases zero) from gaussian, ring (isotropic, equal
     norms) or uniform (i.i.d. U[-a, a], not isotropic); the target is the class predicted by the
@@ -684,7 +684,7 @@ def distributions(model="vgg16", weights="random", data="samples", n_images=4, s
 def removal(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
             seed=0, dtype="float32", target="pred", batch_size=16, rules=None, ks=(1, 2, 3), out=None,
             progress=True, preprocess=None, download=False) -> dict:
-    """Seed Fig 5: alignment after randomizing (Gaussian, He scale) vs removing the top k layers.
+    """Fig 5 of Zheng et al.: alignment after randomizing (Gaussian, He scale) vs removing the top k layers.
 
     Removal (:func:`nfr.engine.weights.remove`): a Linear layer keeps 0.25% of its input columns,
     a conv kernel its first row and column. For each k in ``ks`` and rule: alignment of the map
@@ -745,13 +745,13 @@ def removal(model="vgg16", weights="random", data="samples", n_images=4, size=No
 def activations(model="vgg16", weights="random", data="samples", n_images=4, size=None,
                 device="cpu", seed=0, dtype="float32", target="pred", batch_size=16, rules=None, layers=None,
                 frac=0.1, out=None, progress=True, preprocess=None, download=False) -> dict:
-    """Seed Fig 6: maps started from the top / bottom ``frac`` of non-zero activations per layer.
+    """Fig 6 of Zheng et al.: maps started from the top / bottom ``frac`` of non-zero activations per layer.
 
     For each rule (gbp, rectgrad, zplus; the rule acts in layers 1..l) and hidden layer l
     (``layers``, default 1..L-1): ``max`` / ``min`` / ``all`` = alignment of the map started from
     A_l restricted to its largest / smallest 10% non-zero entries / all of A_l;
     ``cos_to_ordinary_max`` / ``_min``: cosine between that map and the ordinary attribution (the
-    rule over all layers from the target logit), which converge to 1 at higher layers (the seed's
+    rule over all layers from the target logit), which converge to 1 at higher layers (Zheng et al.'s
     claim). ``ordinary[rule]``: alignment of the ordinary attribution. All maps w/o B.
     Figure ``activations.png``.
     """
@@ -806,7 +806,7 @@ def activations(model="vgg16", weights="random", data="samples", n_images=4, siz
 def sanity(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
            seed=0, dtype="float32", target="pred", batch_size=16, rules=None, steps=None, out=None,
            progress=True, preprocess=None, download=False) -> dict:
-    """Cascading randomization from the top (Adebayo et al. 2018; seed Sec. IV sanity checks).
+    """Cascading randomization from the top (Adebayo et al. 2018; the sanity checks of Zheng et al., Sec. IV).
 
     Step k (``steps``, default 0..L; 0 is always added) randomizes the top k layers (Gaussian, He scale, biases zero; layer l always
     gets the same weights). Per rule (the method's ordinary output, with bottom process) and k:
@@ -872,12 +872,12 @@ EXPERIMENTS = {"table1": table1, "cascade": cascade, "weight-stats": weight_stat
 def kis(model="cifar_resnet56", weights="imagenet", data="cifar10", n_images=500, size=None,
         device="cpu", seed=0, dtype="float32", target="pred", batch_size=100, rules=None, variants=False,
         n_boot=2000, out=None, progress=True, preprocess=None, download=False) -> dict:
-    """Seed Fig 8: KIS, Insertion and Insertion(ABS) (:mod:`nfr.kis`) for correct and incorrect
+    """Fig 8 of Zheng et al.: KIS, Insertion and Insertion(ABS) (:mod:`nfr.kis`) for correct and incorrect
     predictions. The map is ``rules`` (one rule, default gbp) for the decided class (``target``
     must be "pred"); ``scores[name]`` holds the per-image values, ``summary`` the ROC-AUC for
     predicting a correct decision, the bimodality coefficient, the share below 0 and the medians,
     ``auc_difference`` AUC(KIS) - AUC(baseline) with a paired bootstrap 95% interval. Figure
-    ``kis.png`` (histograms as in the seed's Fig 8)."""
+    ``kis.png`` (histograms as in Fig 8 of Zheng et al.)."""
     from nfr import data as D
     from nfr import kis as K
     from nfr.plotting import score_histograms
@@ -913,11 +913,11 @@ __all__.append("kis")
 def trgbp(model="vgg16", weights="random", data="samples", n_images=4, size=None, device="cpu",
           seed=0, dtype="float32", target="pred", batch_size=4, rules=None, top=5, out=None, progress=True,
         preprocess=None, download=False) -> dict:
-    """Seed 002 Figs 3, 7, 8: GBP and TR-GBP maps of each image's ``top`` classes (eq 9: input
+    """Figs 3, 7, 8 of the TR-GBP paper: GBP and TR-GBP maps of each image's ``top`` classes (eq 9: input
     plus upsampled bias maps; eq 10: minus the mean over the top classes) and their class
     sensitivity, the mean pairwise correlation between an image's class maps (1 = the same map
     for every class; :func:`nfr.predictable.class_correlation`). Figure ``trgbp.png``; figure
-    ``trgbp_pipeline.png`` (seed 002 Fig 1, :func:`nfr.experiments_trgbp.pipeline_figure`): the
+    ``trgbp_pipeline.png`` (Fig 1 of the TR-GBP paper, :func:`nfr.experiments_trgbp.pipeline_figure`): the
     parts of the first image's TR-GBP map of its top class (R^0, a few psi(R^l), eq 9, eq 10)."""
     from nfr.predictable import class_correlation
     from nfr.trgbp import class_maps
@@ -939,7 +939,7 @@ def trgbp(model="vgg16", weights="random", data="samples", n_images=4, size=None
             ax[r, j].imshow(maps[j], cmap="bwr", vmin=-abs(maps[j]).max(), vmax=abs(maps[j]).max())
             ax[r, j].set_title(f"{name}, class {first[0][j]}", fontsize=8)
             ax[r, j].axis("off")
-    from nfr.experiments_trgbp import pipeline_figure, pipeline_maps  # seed 002 Fig 1
+    from nfr.experiments_trgbp import pipeline_figure, pipeline_maps  # Fig 1 of the TR-GBP paper
     parts = pipeline_maps(s.model, s.x[:1], first[0][0], top)
     fig1, shown = pipeline_figure(s.raw[0], parts)
     result["pipeline"] = dict(image=0, cls=parts["cls"], classes=parts["classes"], layers_shown=shown)
@@ -948,10 +948,10 @@ def trgbp(model="vgg16", weights="random", data="samples", n_images=4, size=None
 
 def ibd(model="vgg16", weights="random", data="samples", n_images=20, size=None, device="cpu",
         seed=0, target="pred", batch_size=16, rules=None, out=None, progress=True) -> dict:
-    """Seed 002 Table 2: ROC-AUC of the border intensity IBD (eq 12; 16 px at 224, scaled) for
+    """Table 2 of the TR-GBP paper: ROC-AUC of the border intensity IBD (eq 12; 16 px at 224, scaled) for
     predicting wrong predictions, for TR-GBP, GBP and saliency
     (:func:`nfr.predictable.ibd_experiment`; the half of the images with the lowest IBD of each
-    method is discarded, as in the seed). Needs labelled images. Figure ``ibd.png``."""
+    method is discarded, as in the TR-GBP paper). Needs labelled images. Figure ``ibd.png``."""
     from nfr.predictable import ibd_experiment
     if target != "pred":
         raise NFRError("IBD predicts errors of the decided class: use --target pred")

@@ -1,4 +1,4 @@
-"""Seed 001 Fig 9 as a command: ``python -m nfr backdoor --weights <trained .pt> ...``.
+"""Fig 9 of Zheng et al. as a command: ``python -m nfr backdoor --weights <trained .pt> ...``.
 
 The network and its trigger come from a file written by ``python -m nfr train`` (the state dict,
 its manifest ``<stem>.json`` and, for attacks with a learned generator or warp field,

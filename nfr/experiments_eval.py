@@ -1,4 +1,4 @@
-"""Seed 002, Section 5.3: the energy-based pointing game (Table 1, eq 11) and pixel perturbation
+"""The TR-GBP paper, Section 5.3: the energy-based pointing game (Table 1, eq 11) and pixel perturbation
 (Fig 6, MoRF / LeRF), as ``python -m nfr ebpg`` and ``python -m nfr perturbation``.
 
 Both compare the 2D maps of :func:`nfr.baselines.attribute_2d` (saliency, GBP, IG, Guided IG,
@@ -176,7 +176,7 @@ def _folder_images(data, boxes_dir, size: int, n_images, seed: int, single_box: 
 def ebpg(model="vgg16", weights="random", data="samples", n_images=None, size=None, device="cpu",
          seed=0, target="label", batch_size=16, rules=None, boxes=None, layer=None,
          single_box=False, max_box_frac=None, out=None, progress=True) -> dict:
-    """Seed 002 Table 1: energy-based pointing game (eq 11) of each method for the LABEL class.
+    """Table 1 of the TR-GBP paper: energy-based pointing game (eq 11) of each method for the LABEL class.
 
     Boxes: ``data="samples"`` uses the hand-drawn boxes of 5 of foolbox's 20 sample photos
     (:func:`nfr.data.sample_boxes`; only those 5 photos are used; ``boxes`` None or "samples").
@@ -184,7 +184,7 @@ def ebpg(model="vgg16", weights="random", data="samples", n_images=None, size=No
     annotations (``ILSVRC2012_val_XXXXXXXX.xml``, mapped through the same resize / centre crop,
     :func:`nfr.data.imagenet_boxes`); the region is the union of the boxes of the image's class
     (the folder name in ImageFolder layout, else all objects). Images are drawn in a seeded order
-    until ``n_images`` have a usable box; the seed's setting (Wang et al. 2020) also drops images
+    until ``n_images`` have a usable box; the paper's setting (Wang et al. 2020) also drops images
     with more than one box of the class (``single_box``) or whose boxes cover more than
     ``max_box_frac`` of the image (0.5); the skipped images are counted by reason.
     ``methods`` (``rules``): default saliency, gbp, gig, fullgrad, gradcam, cameras, trgbp.
@@ -290,13 +290,13 @@ def perturbation_curves(model, x, target, methods, fractions, layer: str | None 
 def perturbation(model="vgg16", weights="random", data="samples", n_images=4, size=None,
                  device="cpu", seed=0, target="pred", batch_size=16, rules=None, steps=11,
                  layer=None, out=None, progress=True) -> dict:
-    """Seed 002 Fig 6: pixel perturbation (Samek et al. 2017), MoRF and LeRF, per method.
+    """Fig 6 of the TR-GBP paper: pixel perturbation (Samek et al. 2017), MoRF and LeRF, per method.
 
     For ``steps`` fractions q = 0, 1/(steps-1), ..., 1 the q H W pixels with the highest (MoRF) or
     lowest (LeRF) map value are set to 0 in every channel of the normalised input (the data set
-    mean; the seed's "zero pixels") and the softmax probability of the explained class (the
+    mean; the paper's "zero pixels") and the softmax probability of the explained class (the
     prediction by default) is recorded. Maps as :func:`nfr.baselines.attribute_2d` returns them
-    (saliency, GBP and GIG are absolute values, as the seed's Appendix D asks; TR-GBP is signed).
+    (saliency, GBP and GIG are absolute values, as the paper's Appendix D asks; TR-GBP is signed).
     ``curves[method][order]``: mean, std and per-image curves; ``aopc[method][order]``: area over
     the perturbation curve mean_i (p_0 - p_i) (MoRF: higher is better; LeRF: lower is better).
     Methods (``rules``): default saliency, gbp, gig, fullgrad, gradcam, trgbp. Figure

@@ -1,5 +1,5 @@
-"""Two experiments for ``python -m nfr``: Nie et al.'s reconstruction theorem (seed 002, Section 3.2
-and Fig 2; ``nie``) and the layer-wise failure analysis (seed 001, Section V-A and Fig 7;
+"""Two experiments for ``python -m nfr``: Nie et al.'s reconstruction theorem (TR-GBP paper, Section 3.2
+and Fig 2; ``nie``) and the layer-wise failure analysis (Zheng et al., Section V-A and Fig 7;
 ``failure``). Registered in :data:`nfr.experiments.EXPERIMENTS`.
 
 ``nie`` needs no trained network: it draws random three-layer CNNs (a convolution with N filters of
@@ -31,7 +31,7 @@ CHANNELS = ("gray", "each", "rgb")
 
 # ============================================================================== nie: GBP in torch
 def gbp_conv(x, Wc, Vc, stride: int = 1):
-    """GBP at one logit of Nie et al.'s three-layer CNN (seed 002 eq 6, Z = 1) with torch convolutions.
+    """GBP at one logit of Nie et al.'s three-layer CNN (eq 6 of the TR-GBP paper, Z = 1) with torch convolutions.
 
     ``x`` (C_in, H, W), ``Wc`` (N, C_in, k, k) the filters, ``Vc`` (N, H_out, W_out) the fully
     connected weights of the explained logit, arranged like the convolution's output (q_ij = i J + j
@@ -157,7 +157,7 @@ def _loglog_slope(xs, ys) -> float:
 def nie(data="signs", n_images=1, size=None, device="cpu", seed=0, filters=(16, 64, 256),
         kernel=(3, 5, 7), seeds=3, channels="gray", c=0.5, stride=1, out=None, progress=True,
         model=None, weights=None, **ignored) -> dict:
-    """Seed 002 Section 3.2 and Fig 2: Nie et al.'s reconstruction theorem on random three-layer CNNs.
+    """Section 3.2 of the TR-GBP paper and Fig 2: Nie et al.'s reconstruction theorem on random three-layer CNNs.
 
     For every setting (N filters in ``filters``, filter side k in ``kernel``; p = C_in k^2) and
     every input (:func:`nie_images`) ``seeds`` networks are drawn (weights N(0, c^2), Z = 1) and
@@ -342,14 +342,15 @@ def failure(model="vgg16", weights="random", data="samples", n_images=4, size=No
             seed=0, target="pred", batch_size=16, rules=None, layers=None, box_frac=0.5,
             n_show=4, out=None, progress=True,
             preprocess=None, download=False) -> dict:
-    """Seed 001 Section V-A and Fig 7: layer-wise failure analysis (:mod:`nfr.failure`, chapter 8).
+    """Section V-A of Zheng et al. and Fig 7: layer-wise failure analysis (:mod:`nfr.failure`, chapter 8).
 
     For each start layer l in ``layers`` (default every hidden layer 1..L-1) the map R^(l) starts
     from the activation A_l and is carried to the input by the rule ``rules`` below (one of gbp
-    (default, the chapter's choice), grad (seed Table I's Activation), rectgrad, zplus), without
-    bottom process. Per map: ``alignment`` alpha(R, x), ``colour`` (alignment of the colour parts),
-    ``chroma`` (colour share of the map's energy) and ``outside`` (share of sum_c |R_c| outside the
-    central box covering ``box_frac`` of height and width; a proxy for the object).
+    (default, the chapter's choice), grad (the Activation of Table I of Zheng et al.), rectgrad,
+    zplus), without bottom process. Per map: ``alignment`` alpha(R, x), ``colour`` (alignment of the
+    colour parts), ``chroma`` (colour share of the map's energy) and ``outside`` (share of sum_c
+    |R_c| outside the central box covering ``box_frac`` of height and width; a proxy for the
+    object).
 
     Groups as in chapter 8: ``wrong`` and ``correct`` predictions when the data have labels, and
     ``all``. ``profiles[group][measure]``: mean, median, quartiles and std per start layer;

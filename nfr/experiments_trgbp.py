@@ -1,19 +1,19 @@
-"""Seed 002 experiments on TR-GBP's predictability and the visual comparison of methods.
+"""Experiments of the TR-GBP paper on TR-GBP's predictability and the visual comparison of methods.
 
-* :func:`trgbp_sanity` (``python -m nfr trgbp-sanity``; seed 002 Fig 5 and Figs 9, 10, claim T3):
+* :func:`trgbp_sanity` (``python -m nfr trgbp-sanity``; Fig 5 of the TR-GBP paper and Figs 9, 10, claim T3):
   TR-GBP, its eq-9 map and GBP under cascading randomization from the classifier down (Adebayo
   et al. 2018), with the Spearman rank correlation and SSIM to the un-randomized map, the
   border/centre ratio and the centre's coefficient of variation per step, and the per-layer bias
   maps psi(R^l) of the first image.
-* :func:`methods` (``python -m nfr methods``; seed 002 Fig 4): the maps of seven methods for the
+* :func:`methods` (``python -m nfr methods``; Fig 4 of the TR-GBP paper): the maps of seven methods for the
   same images, with image-free statistics per map.
-* :func:`pipeline_maps` / :func:`pipeline_figure` (seed 002 Fig 1): the parts of one TR-GBP map,
+* :func:`pipeline_maps` / :func:`pipeline_figure` (Fig 1 of the TR-GBP paper): the parts of one TR-GBP map,
   drawn by the ``trgbp`` experiment as ``trgbp_pipeline.png``.
 
 Conventions: every map is 2D (H, W) at the input size. TR-GBP's maps are signed (eq 9: R^0 plus the
 upsampled bias maps; eq 10: minus the mean over the top classes); GBP's map for the sanity check
 is the signed channel sum of the guided gradient, i.e. TR-GBP's input part R^0. The sanity
-statistics compare |map| (Adebayo et al.'s absolute maps). The border band is the seed's 16 px at
+statistics compare |map| (Adebayo et al.'s absolute maps). The border band is the paper's 16 px at
 224, scaled to the input size (:func:`nfr.predictable.ibd_border`).
 """
 from __future__ import annotations
@@ -127,7 +127,7 @@ def trgbp_sanity(model="resnet50", weights="random", data="samples", n_images=4,
                  device="cpu", seed=0, target="pred", batch_size=8, rules=None, steps=None,
                  layers=None, bias="keep", top=5, out=None, progress=True,
             preprocess=None, download=False) -> dict:
-    """Seed 002 Fig 5 and Figs 9, 10: TR-GBP (and GBP) under cascading randomization.
+    """Fig 5 of the TR-GBP paper and Figs 9, 10: TR-GBP (and GBP) under cascading randomization.
 
     Step k (``steps``, default 0..L; 0 is always added) gives the top k weight layers Gaussian
     He-scaled weights (:func:`nfr.randomize`, layer l always the same draw under ``seed``; biases
@@ -304,7 +304,7 @@ def _layers_figure(s, first, layer_first, fig_steps, shown_layers, L):
 # ============================================================================== Fig 1
 def pipeline_maps(model, x, target=None, top: int = 5) -> dict:
     """The parts of the TR-GBP map of one image ``x`` (1, C, H, W) for class ``target`` (default:
-    the predicted class), seed 002 Fig 1 / eqs 9, 10:
+    the predicted class), Fig 1 of the TR-GBP paper / eqs 9, 10:
 
     ``class``, ``input_part`` R^0 (H, W), ``bias_maps`` {l: psi(R^l) (H, W)} of every layer,
     ``eq9`` = R^0 + sum_l psi(R^l), ``classes`` (the top classes), ``top_mean`` (the mean of their
@@ -329,7 +329,7 @@ def pipeline_maps(model, x, target=None, top: int = 5) -> dict:
 
 
 def pipeline_figure(raw, parts: dict, n_layers: int = 4):
-    """Seed 002 Fig 1: input, R^0, psi(R^l) of ``n_layers`` layers (bottom to top), their sum over
+    """Fig 1 of the TR-GBP paper: input, R^0, psi(R^l) of ``n_layers`` layers (bottom to top), their sum over
     all layers (eq 9), the top-class mean and TR-GBP (eq 10), one panel each."""
     from nfr.experiments import _img, _plt
     plt = _plt()
@@ -380,14 +380,14 @@ def methods(model="resnet50", weights="random", data="samples", n_images=4, size
             device="cpu", seed=0, target="pred", batch_size=4, rules=None, cam_layer=None,
             ig_steps=32, out=None, progress=True,
             preprocess=None, download=False) -> dict:
-    """Seed 002 Fig 4: the maps of seven methods (``rules``, default saliency, GBP, Guided IG,
+    """Fig 4 of the TR-GBP paper: the maps of seven methods (``rules``, default saliency, GBP, Guided IG,
     FullGrad, GradCAM, CAMERAS, TR-GBP; IG on request) for the predicted class of each image.
 
     GradCAM and CAMERAS read the module ``cam_layer`` (default :func:`nfr.baselines.cam_layer`,
     the last feature block);
     IG and GIG take ``ig_steps`` steps (zero baseline). Per method and image, image-free
     statistics of the 2D map (:func:`_method_maps`'s conventions): ``ibd`` (the share of the
-    positive energy in the 16-px border band, seed 002 eq 12), ``border_centre`` (mean |R| on
+    positive energy in the 16-px border band, eq 12 of the TR-GBP paper), ``border_centre`` (mean |R| on
     the border over the centre), ``negative_share`` (:func:`negative_share`, sum R^- / sum |R|;
     0 for the methods whose maps are non-negative by construction) and ``alignment`` (input alignment
     alpha(R, x) = <R, x> / (||R|| ||x||) of the raw map where it has the input's shape, i.e.

@@ -1,6 +1,6 @@
-"""Failure analysis by cascade comparison (seed 001, Section V-A and Fig 7).
+"""Failure analysis by cascade comparison (Zheng et al., Section V-A and Fig 7).
 
-The map *started at layer l* is the Activation attribution of seed Table I: the relevance at layer
+The map *started at layer l* is the Activation attribution of Table I of Zheng et al.: the relevance at layer
 l is replaced by the activation A_l itself and propagated to the input with the raw gradient,
 
     R^(l) = r_0 = W_1 M_1 W_2 M_2 ... W_l M_l A_l = d <A_l, stopgrad(A_l)> / d x ,
@@ -36,7 +36,7 @@ MEASURES = ("alignment", "colour", "chroma", "outside")
 
 def central_box(h: int, w: int, frac: float = 0.5) -> tuple[int, int, int, int]:
     """The centred box ``(y1, y2, x1, x2)`` covering ``frac`` of the height and of the width (so
-    frac^2 of the area; 0.5 -> the central quarter), rows first (PITFALLS #11)."""
+    frac^2 of the area; 0.5 -> the central quarter), rows first (see the book's pitfalls page, pitfall 11)."""
     if not 0 < frac <= 1:
         raise NFRError(f"frac must lie in (0, 1], got {frac}")
     bh, bw = max(1, round(h * frac)), max(1, round(w * frac))
@@ -49,9 +49,9 @@ def layer_maps(model, x: torch.Tensor, layers, below: str = "grad") -> torch.Ten
     ``[len(layers), B, C, H, W]``, without bottom process.
 
     ``below``: the rule of the layers 1..l that carry A_l down to the input. ``"grad"`` (the raw
-    gradient, seed Table I's Activation) computes every layer from ONE forward pass with
+    gradient, the Activation of Table I of Zheng et al.) computes every layer from ONE forward pass with
     ``nfr.cascade(model, x, 0, "activation", levels=[L - l])``; ``"gbp"``, ``"rectgrad"`` or
-    ``"zplus"`` (an NFR below, seed Section V-A) call ``nfr.attribute(model, x,
+    ``"zplus"`` (an NFR below, Section V-A of Zheng et al.) call ``nfr.attribute(model, x,
     rule="activation", layer=l, below=below, bottom=False)`` once per layer.
     """
     import nfr

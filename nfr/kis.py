@@ -1,4 +1,4 @@
-"""Key Information Sufficiency (seed 001, eq 20 and Section V-B), its Insertion baselines, ROC-AUC
+"""Key Information Sufficiency (Zheng et al., eq 20 and Section V-B), its Insertion baselines, ROC-AUC
 and a bimodality measure.
 
 Notation. ``model`` maps a batch of *model inputs* x (N, C, H, W) -- already normalised the way the
@@ -12,7 +12,7 @@ Decision-change measure (the numerator/denominator of eq 20) for a substitute in
     S(x*; x) = 1 - || v_k * A_L(x*) - v_k * A_L(x) ||_1 / || v_k * A_L(x) ||_1 ,   (* elementwise)
 
 S = 1 when x* leaves the class-k evidence v_k * A_L untouched, S = 0 when x* moves it by as much as
-its own L1 size, and S < 0 beyond that. The three scores of seed 001 Fig 8 use three substitutes:
+its own L1 size, and S < 0 beyond that. The three scores of Fig 8 of Zheng et al. use three substitutes:
 
 * **KIS** (eq 20): x* = R~, the attribution R min-max rescaled into the range of x
   (:func:`nfr.metrics.rescale_to_input_range`, per sample over all channels and pixels),
@@ -20,15 +20,15 @@ its own L1 size, and S < 0 beyond that. The three scores of seed 001 Fig 8 use t
 * **Insertion**: x* = 1(R > mean R) * x + (1 - 1(R > mean R)) * baseline;
 * **Insertion(ABS)**: x* = 1(|R| > mean |R|) * x + (1 - 1(|R| > mean |R|)) * baseline.
 
-Conventions (documented choices where the seed is silent, PITFALLS #11):
+Conventions (documented choices where the paper is silent; see the book's pitfalls page, pitfall 11):
 
 * *Input space.* ``x`` is the model input, i.e. the normalised tensor, and "the input's range" is
   [min x, max x] of that normalised tensor over all its channels and pixels: eq 20 read literally
-  (the seed feeds R~ "to the model as input", and its x is the model input). Pass
+  (the paper feeds R~ "to the model as input", and its x is the model input). Pass
   ``preprocess=nfr.data.normalize`` together with an un-normalised image in [0, 1] to rescale into
   the *image's* range instead and normalise R~ afterwards (an exercise of chapter 9 compares both).
 * *Masks* are elementwise (per channel and pixel) and the means are taken per sample over all
-  elements of R, as the seed's 1(R > R_bar) * x is written.
+  elements of R, as the paper's 1(R > R_bar) * x is written.
 * *Insertion's "zero"* is 0 in the model's input space (``baseline=0.0``): the formula
   1(R > R_bar) * x taken literally, which for a normalised input is the data set's mean colour
   (grey), the usual zero baseline of insertion metrics on normalised tensors. A black pixel would
@@ -59,11 +59,11 @@ BIMODALITY_THRESHOLD = 5.0 / 9.0
 class LastLinear:
     """The last fully connected layer of ``model`` and a reader of its input features A_L(x).
 
-    Works on a private ``copy.deepcopy`` of the model (in eval mode; train mode raises, PITFALLS
-    #12), so the caller's model gets no hook and its parameters stay bit-identical. The last
-    ``nn.Linear`` is found in *call order* by one probe forward on ``x_probe`` (a linear module
-    registered late but called early is not taken for the last one); without a probe, the last
-    ``nn.Linear`` in registration order is used.
+    Works on a private ``copy.deepcopy`` of the model (in eval mode; train mode raises, see the
+    book's pitfalls page, pitfall 12), so the caller's model gets no hook and its parameters stay
+    bit-identical. The last ``nn.Linear`` is found in *call order* by one probe forward on
+    ``x_probe`` (a linear module registered late but called early is not taken for the last one);
+    without a probe, the last ``nn.Linear`` in registration order is used.
 
     ``self.weight`` (K, D) and ``self.bias`` (K,) are detached copies; ``self(x)`` returns
     ``(A_L, logits)`` with A_L of shape (N, D), computed without gradients.
@@ -151,7 +151,7 @@ def decision_change(model, x: torch.Tensor, x_star: torch.Tensor, target=None) -
 
 
 def kis(model, x: torch.Tensor, R: torch.Tensor, target=None, preprocess=None) -> torch.Tensor:
-    """Key Information Sufficiency (seed 001 eq 20), per sample (N,):
+    """Key Information Sufficiency (eq 20 of Zheng et al.), per sample (N,):
 
         S = 1 - ||v_k * A_L(R~) - v_k * A_L(x)||_1 / ||v_k * A_L(x)||_1,
         R~ = (R - min R)(max x - min x) / (max R - min R) + min x   (per sample).
@@ -189,7 +189,7 @@ def insertion(model, x: torch.Tensor, R: torch.Tensor, target=None, absolute: bo
 
 
 def scores(model, x: torch.Tensor, R: torch.Tensor, target=None, baseline=0.0) -> dict:
-    """The three scores of seed 001 Fig 8 for one batch, ``{"kis", "insertion", "insertion_abs"}``
+    """The three scores of Fig 8 of Zheng et al. for one batch, ``{"kis", "insertion", "insertion_abs"}``
     (tensors of shape (N,)), with one feature reader and one forward pass on x shared by all
     three; equal to :func:`kis` and :func:`insertion` (``absolute`` False / True)."""
     if R.shape != x.shape:
@@ -345,7 +345,7 @@ def summary(res: dict, keys=("kis", "insertion", "insertion_abs")) -> dict:
 
 
 def c14_criterion(summary_: dict, diff_insertion: dict) -> tuple[str, dict]:
-    """The criterion of claim C14 (seed 001 Fig 8; chapter 9), fixed before measuring.
+    """The criterion of claim C14 (Fig 8 of Zheng et al.; chapter 9), fixed before measuring.
 
     (a) the bimodality coefficient of KIS exceeds 5/9; (b) AUC(KIS) > AUC(Insertion) with the
     bootstrap interval of the difference above 0 (``diff_insertion["lo"] > 0``, from

@@ -4,7 +4,7 @@ Inputs may be NumPy arrays or torch tensors (detached and moved to the CPU); res
 floats or arrays/tensors of the input's kind, as each docstring says. Nothing here depends on the
 rules; input alignment (Definition 1) lives with the engine (``nfr.alignment``).
 
-Conventions (PITFALLS #11):
+Conventions (see the book's pitfalls page, pitfall 11):
 * a *map* is 2D (H, W) or has a leading channel axis (C, H, W); :func:`to_2d` reduces a (C, H, W)
   map to 2D by summing absolute values over channels (``reduce="abs_sum"``, the usual convention
   of Adebayo et al. 2018 for visualising and comparing maps), or by a plain sum (``"sum"``);
@@ -162,7 +162,7 @@ def energy_in_box(R, box: tuple[int, int, int, int], positive: bool = True,
     Energy = R^+ = max(R, 0) (``positive=True``, the energy-based pointing game of Wang et al.
     2020) or |R|; R is first reduced to 2D with :func:`to_2d` (plain channel sum by default, so
     signs survive). Returns sum_in / sum_all (nan for an all-zero map). Note the order: rows
-    (y) first, then columns (x) -- PITFALLS #11.
+    (y) first, then columns (x) (see the book's pitfalls page, pitfall 11).
     """
     a = to_2d(R, reduce)
     e = np.maximum(a, 0) if positive else np.abs(a)
@@ -174,7 +174,7 @@ def energy_in_box(R, box: tuple[int, int, int, int], positive: bool = True,
 
 
 def rescale_to_input_range(R, x):
-    """Seed 001 eq 20's R~: R mapped affinely onto the value range of the input x.
+    """The R~ of eq 20 of Zheng et al.: R mapped affinely onto the value range of the input x.
 
         R~ = (R - min R)(max x - min x) / (max R - min R) + min x.
 

@@ -16,7 +16,7 @@ def _plt():
 
 def rgb_map(R, pct: float = 100.0) -> np.ndarray:
     """A signed (3, H, W) map as an (H, W, 3) RGB image: 0 is grey, R / (2 v) + 1/2 clipped to
-    [0, 1], with v the ``pct`` percentile of |R| (100: the maximum, as the seed shows maps; a lower
+    [0, 1], with v the ``pct`` percentile of |R| (100: the maximum, as Zheng et al. show maps; a lower
     ``pct`` keeps a few large values of a sparse map from hiding the rest). Accepts a tensor."""
     a = np.asarray(R.detach().cpu().double() if hasattr(R, "detach") else R, dtype=float)
     v = float(np.percentile(np.abs(a), pct)) or float(np.abs(a).max()) or 1.0
@@ -131,7 +131,7 @@ def measure_curves(layers, profiles: dict, measures, *, labels: dict | None = No
 
 
 def score_histograms(res: dict, keys, *, titles: dict | None = None, bins: int = 30):
-    """Seed Fig 8 layout: one panel per score, density histograms of the correctly (blue) and
+    """The layout of Fig 8 of Zheng et al.: one panel per score, density histograms of the correctly (blue) and
     incorrectly (orange) classified samples of ``res`` (arrays under ``keys`` and ``correct``)."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.6), squeeze=False)

@@ -1,10 +1,10 @@
-"""Evaluation metrics of seed 002 (Section 5): energy-based pointing game (eq 11), intensity of
+"""Evaluation metrics of the TR-GBP paper (Section 5): energy-based pointing game (eq 11), intensity of
 boundary dependencies (IBD, eq 12) with its ROC-AUC for predicting errors, class sensitivity, and
 pixel perturbation curves (MoRF / LeRF, Samek et al. 2017).
 
-Conventions (PITFALLS #11): maps are 2D (B, H, W) (or 3D (B, C, H, W), reduced by a plain channel
-sum); energy is the positive part R^+ = max(R, 0); boxes are (y1, y2, x1, x2), half-open, rows
-first; pixel perturbation removes a pixel in ALL channels at once.
+Conventions (see the book's pitfalls page, pitfall 11): maps are 2D (B, H, W) (or 3D (B, C, H, W),
+reduced by a plain channel sum); energy is the positive part R^+ = max(R, 0); boxes are (y1, y2, x1,
+x2), half-open, rows first; pixel perturbation removes a pixel in ALL channels at once.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _region(box, shape) -> np.ndarray | None:
 
 
 def ebpg(R, boxes) -> np.ndarray:
-    """Energy-based pointing game (Wang et al. 2020; seed 002 eq 11), one value per map:
+    """Energy-based pointing game (Wang et al. 2020; eq 11 of the TR-GBP paper), one value per map:
 
         EBPG = sum_{in box} R^+ / (sum_{in box} R^+ + sum_{outside} R^+).
 
@@ -78,12 +78,12 @@ def ebpg(R, boxes) -> np.ndarray:
 
 
 def ibd_border(size: int, border_224: int = 16) -> int:
-    """The seed's 16-pixel boundary at 224 px, scaled to ``size``: max(1, round(16 size / 224))."""
+    """The TR-GBP paper's 16-pixel boundary at 224 px, scaled to ``size``: max(1, round(16 size / 224))."""
     return max(1, int(round(border_224 * size / 224)))
 
 
 def ibd(R, border: int | None = None) -> np.ndarray:
-    """Intensity of boundary dependencies (seed 002 eq 12), one value per map:
+    """Intensity of boundary dependencies (eq 12 of the TR-GBP paper), one value per map:
 
         IBD = sum_{boundary} R^+ / (sum_{boundary} R^+ + sum_{not boundary} R^+),
 
@@ -111,7 +111,7 @@ def class_correlation(maps) -> np.ndarray:
     """Mean pairwise Pearson correlation between the class maps of each image.
 
     ``maps`` (B, K, H, W): K class maps per image. Returns (B,). 1 = the same map for every class
-    (class-insensitive). Note: K maps with a common mean removed (seed 002 eq 10) sum to zero,
+    (class-insensitive). Note: K maps with a common mean removed (eq 10 of the TR-GBP paper) sum to zero,
     which forces the mean pairwise correlation down to about -1/(K-1) when their norms are equal.
     """
     a = np.asarray(maps.detach().cpu().double() if hasattr(maps, "detach") else maps, float)
@@ -181,11 +181,11 @@ def ibd_experiment(model: str = "vgg16", weights: str = "imagenet", data: str = 
                    n_images: int | None = None, size: int | None = None, device: str = "cpu",
                    seed: int = 0, batch_size: int = 16, methods=("trgbp", "gbp", "saliency"),
                    keep_half: bool = True) -> dict:
-    """Seed 002 Table 2: ROC-AUC of IBD (eq 12) for predicting wrong predictions, per method.
+    """Table 2 of the TR-GBP paper: ROC-AUC of IBD (eq 12) for predicting wrong predictions, per method.
 
     Loads model and labelled images with :func:`nfr.experiments.load_setup`, explains each
     image's predicted class, computes IBD (16 px at 224, scaled) and, with ``keep_half``, keeps
-    the half of the images with the highest IBD of each method (the seed discards the half with
+    the half of the images with the highest IBD of each method (the paper discards the half with
     the lowest IBD) before computing the AUC. Returns {"n", "errors", "auc": {method: value}}.
     """
     from nfr.baselines import attribute_2d

@@ -1,11 +1,11 @@
-"""Randomization distributions and the competing theories (seed 001, Sec. IV, Figs 3-6; book ch. 6-7).
+"""Randomization distributions and the competing theories (Zheng et al., Sec. IV, Figs 3-6; book ch. 6-7).
 
 Helpers that the chapters on randomization distributions and on the earlier theories (Nie et al.,
 Sixt et al., Binder et al., Adebayo et al.'s sanity check) share. They sit on the torch engine
 (:func:`nfr.randomize`, :func:`nfr.cascade`, :func:`nfr.attribute`) and never modify a model.
 
 * :func:`distribution_curves` -- cascade-substitution alignment after redrawing every weight layer
-  from one distribution (seed Figs 3-4), with the full-substitution maps for colour analysis;
+  from one distribution (Figs 3-4 of Zheng et al.), with the full-substitution maps for colour analysis;
 * :func:`colour_fidelity` -- alignment of the luminance and of the chroma (colour) part of a map
   with those of the input: a colour distortion shows up as a low chroma alignment;
 * :func:`halfspace_mean_expansion` -- the mean weight vector of the neurons that an input activates,
@@ -247,7 +247,7 @@ def plot_rank(spec_v: dict, spec_c: dict, LV: int, LC: int):
 
 
 def plot_removal(rem: dict, rules, k: int = 3):
-    """Seed Fig 5 as bars: original / random top k / removal top k per rule, one panel per setting
+    """Fig 5 of Zheng et al. as bars: original / random top k / removal top k per rule, one panel per setting
     (``rem`` = {setting: :func:`nfr.experiments.removal` result})."""
     import matplotlib.pyplot as plt
 
@@ -268,7 +268,7 @@ def plot_removal(rem: dict, rules, k: int = 3):
 
 
 def plot_activations(act: dict):
-    """Seed Fig 6: alignment of the max / min 10% starts and their cosine to the ordinary map, per
+    """Fig 6 of Zheng et al.: alignment of the max / min 10% starts and their cosine to the ordinary map, per
     setting and rule (``act`` = {setting: :func:`nfr.experiments.activations` result})."""
     import matplotlib.pyplot as plt
 

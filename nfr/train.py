@@ -55,9 +55,9 @@ class Normalized(nn.Module):
 
 
 def cifar_resnet18(num_classes: int = 10, seed: int = 0) -> nn.Module:
-    """The CIFAR variant of ResNet18 (as in the seed's experiments): torchvision's resnet18 with a
+    """The CIFAR variant of ResNet18 (as in Zheng et al.'s experiments): torchvision's resnet18 with a
     3x3 stride-1 stem convolution and no max-pool, random initialisation drawn under ``seed``.
-    Its BasicBlocks call one ReLU module twice: canonize before attributing (PITFALLS #3)."""
+    Its BasicBlocks call one ReLU module twice: canonize before attributing (see the book's pitfalls page, pitfall 3)."""
     import torchvision
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -353,7 +353,7 @@ examples:
   # inject a BadNet backdoor by fine-tuning the pretrained ResNet-20 (CPU, minutes)
   NFR_CIFAR10_DIR=/path/to/cifar10-jpeg.tar.gz python -m nfr train --model resnet20 \\
       --attack badnet --init pretrained-resnet20 --epochs 2 --n-train 20000 --out models/
-  # the seed's setting on a GPU: ResNet18 from scratch on torchvision's CIFAR-10
+  # Zheng et al.'s setting on a GPU: ResNet18 from scratch on torchvision's CIFAR-10
   python -m nfr train --model resnet18 --attack wanet --init scratch --epochs 100 \\
       --data torchvision --device cuda --out models/"""
 

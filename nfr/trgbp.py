@@ -1,6 +1,6 @@
-"""TR-GBP (seed 002, Section 4.1, eqs 8-10) on top of the torch engine.
+"""TR-GBP (TR-GBP paper, Section 4.1, eqs 8-10) on top of the torch engine.
 
-The bias of every weight layer is treated as an extra input of ones (seed 002 eq 8):
+The bias of every weight layer is treated as an extra input of ones (eq 8 of the TR-GBP paper):
 Z_l = W~_l^T A~_{l-1} with W~ = [W, b] and A~ = [A, 1]. The (modified) gradient of logit k with
 respect to that ones-input of layer l is the *bias map*
 
@@ -9,7 +9,7 @@ respect to that ones-input of layer l is the *bias map*
 where d^g is GBP's guided derivative (``rule="gbp"``) or the plain gradient (``rule="grad"``),
 read at the output of the layer's :class:`~nfr.engine.canonize.Weighted` module (after any merged
 BatchNorm, before the ReLU). A Linear layer gives a 1 x 1 map. The input part is
-R^0_k = sum_c d^g f_k / d x_c (the seed's eq 9, ``input_part="grad"``) or sum_c x_c d^g f_k/dx_c
+R^0_k = sum_c d^g f_k / d x_c (eq 9 of the TR-GBP paper, ``input_part="grad"``) or sum_c x_c d^g f_k/dx_c
 (``"x_grad"``, FullGrad's input-gradient term). Eq 9 upsamples every bias map bilinearly to the
 input size (psi) and adds: R_k = R^0_k + sum_l psi(R^l_k). Eq 10 subtracts the mean map of the
 top-5 classes: R~_k = R_k - (1/5) sum_{i in top5} R_i.
@@ -148,7 +148,7 @@ def completeness(model: nn.Module, x: torch.Tensor, target) -> tuple[torch.Tenso
 @torch.no_grad()
 def randomize_biases(model: nn.Module, seed: int = 0, scale: str | float = "he") -> nn.Module:
     """A copy of ``model`` whose Conv2d/Linear biases are i.i.d. N(0, s^2) (s = the layer's He std
-    for ``"he"``), i.e. the bias as one more random weight column of W~ = [W, b] (seed 002 eq 8).
+    for ``"he"``), i.e. the bias as one more random weight column of W~ = [W, b] (eq 8 of the TR-GBP paper).
 
     Layer l (1-based, :func:`~nfr.engine.weights.weight_layers` order) draws from its own
     generator seeded by (seed, l). Layers without a bias are left alone.

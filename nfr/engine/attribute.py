@@ -3,7 +3,7 @@
 Notation of Zheng, Sang and Xu, "Unifying Perplexing Behaviors in Modified BP Attributions
 through Alignment Perspective" (the alignment paper; Section III-A) and the project conventions: L weight layers, A_0 = x,
 Z_l = W_l^T A_{l-1} + b_l, A_l = relu(Z_l), M_l = diag(1(Z_l > 0)), f = Z_L, r_L = e_k and
-r_{l-1} = F_l(W_l M_l) r_l. What each rule returns is Table I of the seed (see :func:`attribute`).
+r_{l-1} = F_l(W_l M_l) r_l. What each rule returns is Table I of Zheng et al. (see :func:`attribute`).
 
 Every call works on a private canonical copy of the model's graph (:mod:`nfr.engine.canonize`)
 that shares the caller's parameters read-only: the caller's model is never modified (no hooks are
@@ -279,7 +279,7 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
     * ``activation``    relevance at layer ``layer`` (1..L) replaced by A_l, raw gradient below:
       R = r_0 = d <A_l, stopgrad(A_l)> / d x (target ignored).
     * ``activation_max`` / ``activation_min``  as ``activation`` with A_l restricted to the top /
-      bottom ``frac`` (10%) of its non-zero entries per sample (seed Fig 6); the layers 1..l use
+      bottom ``frac`` (10%) of its non-zero entries per sample (Fig 6 of Zheng et al.); the layers 1..l use
       the rule ``below`` ("grad", "gbp", "rectgrad" or "zplus").
 
     ``target``: an int or a LongTensor of class indices (one per sample). ``composite``: an

@@ -180,17 +180,17 @@ def randomize(model: nn.Module, dist: str = "gaussian", seed: int = 0, layers=No
     * ``"gaussian"``: w ~ N(0, s^2 I_n) -- i.i.d. zero-mean entries with std s (isotropic);
     * ``"ring"``: w = rho * g / ||g||, g ~ N(0, I_n): uniform on the sphere of radius
       rho = E||N(0, s^2 I_n)|| = s sqrt(2) Gamma((n+1)/2) / Gamma(n/2) (~ s sqrt(n - 1/2)).
-      Isotropic but not Gaussian: every neuron has exactly the same norm (seed Fig 3, middle);
+      Isotropic but not Gaussian: every neuron has exactly the same norm (Fig 3 of Zheng et al., middle);
     * ``"uniform"``: i.i.d. entries U[-a, a] with a = sqrt(3) s, so each entry has the same
       variance s^2 as the Gaussian and only the shape of the distribution differs; it is not
-      isotropic (its density is a cube). With ``scale=None`` this is the seed's literal
-      U[-1, 1] (seed Fig 3, bottom);
+      isotropic (its density is a cube). With ``scale=None`` this is Zheng et al.'s literal
+      U[-1, 1] (Fig 3 of Zheng et al., bottom);
     * ``"orthogonal"``: rows orthonormal (QR of a Gaussian matrix with the sign fix, i.e. Haar),
       each scaled to the norm rho of "ring". When out > n, rows come in independent blocks of
       n mutually orthogonal rows (no more than n vectors can be orthogonal in R^n).
 
     Biases: ``bias="zero"`` (default) sets them to 0, matching the bias-free networks of the
-    theory (seed Sec. III-A); ``bias="keep"`` leaves the trained biases.
+    theory (Sec. III-A of Zheng et al.); ``bias="keep"`` leaves the trained biases.
 
     Selection: ``layers`` is a 1-based index, a module name, or any iterable of them (None: all
     layers); ``cascade_from_top=k`` selects the top k layers L-k+1..L (Adebayo et al.'s cascading
@@ -252,7 +252,7 @@ def cascading_randomizations(model: nn.Module, dist: str = "gaussian", seed: int
 @torch.no_grad()
 def remove(model: nn.Module, layers=None, *, linear_keep: float = 0.0025, choice: str = "first",
            seed: int = 0, cascade_from_top: int | None = None) -> nn.Module:
-    """A copy of ``model`` with weights removed (set to zero) in the selected layers (seed Fig 5).
+    """A copy of ``model`` with weights removed (set to zero) in the selected layers (Fig 5 of Zheng et al.).
 
     * Linear (out x n): only k = max(1, ceil(linear_keep * n)) input dimensions are kept
       (linear_keep = 0.25% by default) -- the same k columns for every neuron; all other columns
@@ -305,7 +305,7 @@ def removal_kept_inputs(n: int, linear_keep: float = 0.0025) -> int:
 # --------------------------------------------------------------------------------------------
 @torch.no_grad()
 def weight_stats(model: nn.Module, max_neurons: int = 512, seed: int = 0, layers=None) -> list[dict]:
-    """Per weight layer: pairwise cosine between neurons and the spread of their norms (seed Fig 2b,c).
+    """Per weight layer: pairwise cosine between neurons and the spread of their norms (Fig 2b,c of Zheng et al.).
 
     For layer l with neuron vectors w_1..w_m (rows of the flattened weight, float64):
 
@@ -318,7 +318,7 @@ def weight_stats(model: nn.Module, max_neurons: int = 512, seed: int = 0, layers
       the weights are meant to be zero-mean). 3 for Gaussian entries, 3n/(n+2) for ring, 1.8 for
       uniform. Pairwise cosines and norms cannot tell uniform from Gaussian weights; this can:
       i.i.d. entries give an isotropic distribution only when they are Gaussian (Maxwell), so a
-      kurtosis far from 3 flags the non-isotropy of seed Fig 3 (bottom).
+      kurtosis far from 3 flags the non-isotropy of Fig 3 of Zheng et al. (bottom).
 
     When m > ``max_neurons`` a subset of ``max_neurons`` neurons is drawn without replacement
     from a generator seeded with (seed, l); ``n_used`` says how many were used. The norm

@@ -1,4 +1,4 @@
-"""NumPy reference: the readable specification of every rule of seed 001 (no torch import).
+"""NumPy reference: the readable specification of every rule of Zheng et al. (no torch import).
 
 * :mod:`~nfr.reference.network` -- toy ReLU networks as explicit matrices, the forward pass;
 * :mod:`~nfr.reference.rules` -- each rule for one layer, as the paper writes it (eqs 5-11);

@@ -1,5 +1,5 @@
 """Whole-network passes of the reference: rules chained layer by layer, cascade substitution
-(seed 001, Definition 3, eq 19), the bottom processes of Table I, and input alignment (Definition 1).
+(Zheng et al., Definition 3, eq 19), the bottom processes of Table I, and input alignment (Definition 1).
 
 Relevance enters at the output as ``r_L = e_k``. The rule of layer ``l`` acts at its ReLU
 (GBP, RectGrad) or on ``W_l`` itself (z+). The output layer has no ReLU, so GBP and RectGrad leave

@@ -1,4 +1,4 @@
-"""Filtering rules ``r_{l-1} = F_l(W_l M_l) r_l`` (seed 001, Definition 2, Propositions 1-3).
+"""Filtering rules ``r_{l-1} = F_l(W_l M_l) r_l`` (Zheng et al., Definition 2, Propositions 1-3).
 
 Each function returns the *matrix* ``F_l(W_l M_l)`` of shape ``[d_{l-1}, d_l]`` so that the
 filtered backward step is ``F @ r``. :func:`nfr_gap` evaluates the Negative Filtering Rule
@@ -12,9 +12,9 @@ z+ in filter form (the exact version of Proposition 3). For ``a = A_{l-1} >= 0``
 where ``z_j = sum_k a_k w_kj`` is the (bias-free) pre-activation. ``gamma_j = z_j / s_j`` lies in
 ``(0, 1]`` for every active neuron: it is the fraction of a neuron's positive input that survives
 its negative input. So the normaliser is one positive factor *per neuron*, not one scalar
-``gamma``; the seed's ``W_l diag(1(W_l > 0))`` is the element-wise mask ``W_l * 1(W_l > 0)``.
+``gamma``; the paper's ``W_l diag(1(W_l > 0))`` is the element-wise mask ``W_l * 1(W_l > 0)``.
 At the output layer (no ReLU, ``M_L = I``) ``gamma_k = f_k / s_k``.
-For a signed input layer the mask is ``1(x_i w_ij > 0)`` (the seed's ``z+_ij = (x_i w_ij)^+``).
+For a signed input layer the mask is ``1(x_i w_ij > 0)`` (the paper's ``z+_ij = (x_i w_ij)^+``).
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def zplus_filter(W: np.ndarray, a_prev: np.ndarray, a_out: np.ndarray, eps: floa
     ``mask = 1(W_l > 0)`` for non-negative ``a_prev`` (hidden layers), ``1(a_i w_ij > 0)`` when
     ``signed_input`` (the input layer with a signed image), so that ``A_{l-1} * (F @ r_l)`` equals
     the literal z+ relevance of eq 10 exactly. ``normalise=False`` drops ``Gamma_l`` and keeps only
-    the mask ``M_l = 1(A_l > 0)``: the seed's filter with ``gamma`` disregarded.
+    the mask ``M_l = 1(A_l > 0)``: the paper's filter with ``gamma`` disregarded.
     """
     mask = (a_prev[:, None] * W > 0) if signed_input else (W > 0)
     if not normalise:

@@ -1,6 +1,6 @@
-"""Toy ReLU networks as explicit matrices (seed 001, eqs 2-4).
+"""Toy ReLU networks as explicit matrices (Zheng et al., eqs 2-4).
 
-Conventions (seed 001, Section III-A):
+Conventions (Zheng et al., Section III-A):
 
 * ``W[l-1]`` is the matrix ``W_l`` of shape ``[d_{l-1}, d_l]`` for ``l = 1..L``;
 * ``Z_l = W_l^T A_{l-1} + b_l`` and ``A_l = relu(Z_l)`` for the hidden layers ``l < L``;
@@ -69,7 +69,7 @@ def sample_weights(shape: tuple[int, int], dist: str, rng) -> np.ndarray:
 
     * ``"gaussian"``: i.i.d. N(0, 1/d_in) entries (isotropic, zero mean);
     * ``"sphere"``: each ``w_j`` uniform on the sphere of radius 1 (isotropic, not Gaussian;
-      the d-dimensional version of the seed's "ring");
+      the d-dimensional version of the paper's "ring");
     * ``"uniform"``: i.i.d. U[-1, 1] entries scaled by ``sqrt(3/d_in)`` (zero mean, same variance
       as the Gaussian, but *not* isotropic: the cube's corners are preferred directions);
     * ``"orthogonal"``: columns orthonormal (QR of a Gaussian matrix; needs ``d_out <= d_in``).

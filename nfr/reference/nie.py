@@ -1,9 +1,9 @@
-"""Nie et al.'s three-layer CNN and its GBP reconstruction theorem (seed 002, Section 3.2, eqs 5-7).
+"""Nie et al.'s three-layer CNN and its GBP reconstruction theorem (TR-GBP paper, Section 3.2, eqs 5-7).
 
-NumPy only (no torch). Notation of seed 002: an image x (H x W, or C_in x H x W with p = C_in k^2), J patches
-c_j = D_j x of p = k*k pixels (k x k window, stride s, row-major inside the patch and over the
-patch positions j), N filters W = [w_1 .. w_N] in R^{p x N}, a fully connected layer
-V in R^{NJ x K}, and the k-th logit (eq 5)
+NumPy only (no torch). Notation of the TR-GBP paper: an image x (H x W, or C_in x H x W with p =
+C_in k^2), J patches c_j = D_j x of p = k*k pixels (k x k window, stride s, row-major inside the
+patch and over the patch positions j), N filters W = [w_1 .. w_N] in R^{p x N}, a fully connected
+layer V in R^{NJ x K}, and the k-th logit (eq 5)
 
     f_k(x) = sum_{i=1..N} sum_{j=1..J} V_{q_ij, k} sigma(w_i^T c_j),   q_ij = (i - 1) J + j.
 
@@ -135,7 +135,7 @@ def expected_gbp(x: np.ndarray, k: int, N: int, c: float = 1.0, stride: int = 1,
 
 
 def paper_constant(c: float, p: int, N: int, C0: float, Z: float = 1.0) -> float:
-    """Seed 002 eq 7 as printed: s_k(x) ~ (2 c^2 p N / (pi C0 Z)) x."""
+    """Eq 7 of the TR-GBP paper as printed: s_k(x) ~ (2 c^2 p N / (pi C0 Z)) x."""
     return 2 * c ** 2 * p * N / (np.pi * C0 * Z)
 
 

@@ -1,4 +1,4 @@
-"""Every backward rule of seed 001 (eqs 5-11), one layer at a time, written as the paper writes it.
+"""Every backward rule of Zheng et al. (eqs 5-11), one layer at a time, written as the paper writes it.
 
 Two kinds of quantity travel backwards:
 
@@ -50,7 +50,7 @@ def gbp_layer(W: np.ndarray, m: np.ndarray, r: np.ndarray) -> np.ndarray:
 def rectgrad_threshold(a: np.ndarray, r: np.ndarray, q: float = 0.9) -> float:
     """RectGrad's ``tau``: the ``q``-quantile of ``A_l * r_l`` over the units of the layer.
 
-    numpy's default (linear interpolation) quantile; the seed uses ``q = 0.9``.
+    numpy's default (linear interpolation) quantile; the paper uses ``q = 0.9``.
     """
     return float(np.quantile(a * r, q))
 
@@ -76,9 +76,9 @@ def lrp_z_layer(a_prev, W, R, b=None, eps: float = 0.0) -> np.ndarray:
 def lrp_alpha_beta_layer(a_prev, W, R, alpha: float = 1.0, beta: float = 0.0, eps: float = 0.0) -> np.ndarray:
     """Eq 9: ``R_{l-1,i} = sum_j (alpha z+_ij / sum_k z+_kj - beta z-_ij / sum_k z-_kj) R_{l,j}``.
 
-    ``z+ = max(z, 0)`` and ``z- = min(z, 0)`` with ``z_ij = a_i w_ij`` (seed's definition,
-    PITFALLS #6: the positive part of the *product*, so a negative input times a negative weight
-    counts as positive). ``alpha - beta = 1`` conserves relevance.
+    ``z+ = max(z, 0)`` and ``z- = min(z, 0)`` with ``z_ij = a_i w_ij`` (the paper's definition; see
+    the book's pitfalls page, pitfall 6: the positive part of the *product*, so a negative input
+    times a negative weight counts as positive). ``alpha - beta = 1`` conserves relevance.
     """
     z = contributions(a_prev, W)
     zp, zn = np.maximum(z, 0.0), np.minimum(z, 0.0)

@@ -1,4 +1,4 @@
-"""Theorem 1 of seed 001 on one-hidden-layer networks: batched maps, predictions, Monte Carlo.
+"""Theorem 1 of Zheng et al. on one-hidden-layer networks: batched maps, predictions, Monte Carlo.
 
 Network: ``x in R^d``, hidden weights ``W = [w_1 .. w_N]`` (``d x N``, column ``j`` is unit ``j``),
 top weights ``v in R^N`` of the explained class (the column ``W_2[:, k]``), bias-free, linear output.
@@ -280,7 +280,7 @@ def sampled_mean(x: np.ndarray, dist: str, kind: str = "relu", n: int = 2 ** 20,
 
     ``kind``: ``"relu"`` ``E[w 1(<w,x> > 0)]`` (GBP's limit direction); ``"zplus"``
     ``E[(w * 1(x w > 0)) gamma(w)]``, ``gamma = <w,x>^+ / sum_i (x_i w_i)^+`` (z+'s limit direction);
-    ``"wplus"`` ``E[w^+ 1(<w,x> > 0)]`` (the seed's literal mask ``W > 0`` at the input).
+    ``"wplus"`` ``E[w^+ 1(<w,x> > 0)]`` (the paper's literal mask ``W > 0`` at the input).
     Returns ``(mean [d], standard error [d])`` from ``n`` draws (stream ``default_rng([seed, 99])``).
     """
     x = np.asarray(x, dtype=np.float64)
@@ -326,7 +326,7 @@ def figure1_setup():
 
 
 def figure1(W: np.ndarray, v: np.ndarray, x: np.ndarray):
-    """Seed 001's Figure 1 (a)-(d) for a 2-D one-hidden-layer net; returns the matplotlib figure.
+    """Figure 1 (a)-(d) of Zheng et al. for a 2-D one-hidden-layer net; returns the matplotlib figure.
 
     (a) the units ``w_j``; (b) the input and the half-plane ``<w, x> < 0`` the ReLU masks;
     (c) the active units scaled by ``r_j = v_j``: ``R_+`` terms (``v_j > 0``) and ``R_-`` terms;

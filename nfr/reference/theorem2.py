@@ -1,4 +1,4 @@
-"""Theorem 2 of seed 001 and cascade alignment on toy networks (chapter 3), NumPy only.
+"""Theorem 2 of Zheng et al. and cascade alignment on toy networks (chapter 3), NumPy only.
 
 Two parts.
 
