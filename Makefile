@@ -74,7 +74,7 @@ book: venv mathjax
 unit: setup mathjax
 	$(PY) -m pytest tests -q
 
-NBVAL := -m pytest -q --nbval chapters --sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600
+NBVAL := -m pytest -q --nbval chapters --sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1800
 
 nbval: venv
 	$(PY) $(NBVAL)
