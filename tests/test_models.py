@@ -169,3 +169,17 @@ def test_cifar_vgg16_layout():
     torch.testing.assert_close(nfr.attribute(m, x, 3, "grad"), xg.grad, rtol=1e-10, atol=1e-12)
     with pytest.raises(NFRError, match="width"):
         M.cifar_vgg16(width=0)
+
+
+def test_trained_cifar_vgg16_ships_and_reaches_its_manifest_accuracy():
+    """The trained VGG16-layout network (float16 weights): its manifest says 86.96% on the 10,000
+    JPEG test images; 500 of them: s.e. ~1.5%."""
+    from nfr.engine.weights import weight_layers
+    from nfr.train import bundled_manifest, evaluate, load_bundled
+    man = bundled_manifest("cifar_vgg16")
+    model, atk = load_bundled("cifar_vgg16")
+    assert atk is None and man["width"] == 32 and man["save_dtype"] == "float16" and man["n_test"] == 10000
+    assert len(weight_layers(model.net)) == 16
+    x, y = D.cifar10_test(n=500, seed=0)
+    acc = evaluate(model, (x * 255).round().to(torch.uint8), y)["clean_accuracy"]
+    assert abs(acc - man["clean_accuracy"]) < 0.05
