@@ -1,8 +1,8 @@
 """Canonizer: rewrite a ReLU network into the form the rules of :mod:`nfr.engine.rules` understand.
 
-The model is traced with :mod:`torch.fx` (so functional ``F.relu`` calls are found; the book's
+The model is traced with ``torch.fx`` (so functional ``F.relu`` calls are found; the book's
 pitfalls page lists what this guards against)
-and rewritten into a :class:`torch.fx.GraphModule` in which
+and rewritten into a ``torch.fx.GraphModule`` in which
 
 * every ReLU *call* (``nn.ReLU`` incl. ``inplace=True``, ``F.relu``, ``torch.relu``, ``x.relu()``,
   ``x.relu_()``, one module called twice) is its own :class:`Gate` module,
