@@ -134,7 +134,9 @@ def test_failure_cli_and_profile_equals_layer_profile(tmp_path, capsys):
 
 def test_failure_rejects_bad_layers_and_rules(tmp_path, capsys):
     assert main(["failure", *FAIL_ARGS[:-3], "--layers", "0", "--out", str(tmp_path)]) == 2
-    assert "out of range" in capsys.readouterr().err
+    assert "--layers must be >= 1, got 0" in capsys.readouterr().err   # refused before running
+    assert main(["failure", *FAIL_ARGS[:-3], "--layers", "999", "--out", str(tmp_path)]) == 2
+    assert "out of range" in capsys.readouterr().err                   # the model's own L
     assert main(["failure", *FAIL_ARGS, "--rules", "gbp,zplus", "--out", str(tmp_path)]) == 2
 
 
