@@ -430,9 +430,9 @@ def attack_success_rate(model, attack: Attack, x: torch.Tensor, y: torch.Tensor,
 def trigger_energy(R: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Fraction of a map's energy on the trigger region, per sample (N,).
 
-    Energy per pixel e_ij = sum_c |R_cij| (L1 over channels); the fraction is
+    Energy per pixel e_ij = sum_c ``|R_cij|`` (L1 over channels); the fraction is
     sum_{(i,j) in mask} e_ij / sum_ij e_ij (nan for an all-zero map). ``mask``: boolean (N, 1, H, W)
-    from :meth:`Attack.region`. Compare it with the region's area fraction mask.mean(): a map that
+    from ``nfr.backdoors.Attack.region``. Compare it with the region's area fraction mask.mean(): a map that
     ignores the trigger puts about that share of its energy there.
     """
     e = R.detach().abs().sum(1)

@@ -4,7 +4,7 @@ Integrated Gradients, FullGrad, GradCAM and CAMERAS, each returning 2D maps (B, 
 Maintained libraries where they exist: Integrated Gradients from Captum, FullGrad and GradCAM from
 ``pytorch_grad_cam`` (the ``grad-cam`` package). Guided IG (Kapishnikov et al. 2021) and CAMERAS
 (Jalwana et al. 2021) are implemented here. Reduction to 2D (see the book's pitfalls page, pitfall
-11): gradient-type maps (saliency, GBP, IG, GIG) as the sum over channels of |R|
+11): gradient-type maps (saliency, GBP, IG, GIG) as the sum over channels of ``|R|``
 (``nfr.metrics.to_2d``'s "abs_sum"; saliency uses the max over channels, as Simonyan et al.);
 FullGrad, GradCAM and CAMERAS are 2D by construction. The model must be in eval mode; it is never
 modified (a private copy with non-inplace ReLUs is used for the hook-based libraries; see the book's
@@ -50,19 +50,19 @@ def _safe_copy(model: nn.Module) -> nn.Module:
 
 
 def saliency(model, x, target) -> torch.Tensor:
-    """Simonyan et al. (2014): max_c |df_k/dx_c|."""
+    """Simonyan et al. (2014): max_c ``|df_k/dx_c|``."""
     return _grad(model, x, target).abs().amax(1)
 
 
 def gbp(model, x, target) -> torch.Tensor:
-    """Guided Backprop (torch engine, ``nfr.attribute(rule="gbp")``), sum_c |R_c|."""
+    """Guided Backprop (torch engine, ``nfr.attribute(rule="gbp")``), sum_c ``|R_c|``."""
     from nfr.engine.attribute import attribute
     return attribute(model, x, target, rule="gbp").abs().sum(1)
 
 
 def integrated_gradients(model, x, target, steps: int = 32, baseline=None) -> torch.Tensor:
     """Integrated Gradients (Sundararajan et al. 2017) from Captum, zero baseline, Gauss-Legendre
-    with ``steps`` points; sum_c |IG_c|."""
+    with ``steps`` points; sum_c ``|IG_c|``."""
     from captum.attr import IntegratedGradients
     ig = IntegratedGradients(model)
     b = torch.zeros_like(x) if baseline is None else baseline
@@ -74,7 +74,7 @@ def _guided_ig_one(grad_fn, x, baseline, steps, fraction, max_dist):
     """Guided IG path for one input (NumPy path logic of the authors' reference code).
 
     At step t (alpha = (t+1)/steps) the L1 distance to the input must shrink to
-    l1_total (1 - alpha); the features with the smallest |gradient| (the ``fraction`` quantile)
+    l1_total (1 - alpha); the features with the smallest ``|gradient|`` (the ``fraction`` quantile)
     are moved towards the input first, each kept within ``max_dist`` of the straight-line alpha.
     Attribution accumulates (x_new - x_old) * grad(x_old).
     """
@@ -124,7 +124,7 @@ def guided_ig(model, x, target, steps: int = 32, fraction: float = 0.25, max_dis
     An adaptive path from the baseline to x that moves, at each of ``steps`` steps, the features
     with the smallest absolute gradient first (``fraction`` = 0.25 of them at a time), never more
     than ``max_dist`` away from the straight line in alpha. sum(GIG) ~= f_k(x) - f_k(baseline).
-    Returns sum_c |GIG_c| (B, H, W), or the raw (B, C, H, W) attribution with ``reduce=False``.
+    Returns sum_c ``|GIG_c|`` (B, H, W), or the raw (B, C, H, W) attribution with ``reduce=False``.
     """
     t = _targets(target, x.shape[0])
     out = torch.empty_like(x)
@@ -226,7 +226,7 @@ METHODS = ("saliency", "gbp", "ig", "gig", "fullgrad", "gradcam", "cameras", "tr
 
 
 def attribute_2d(method: str, model, x, target, layer: str | None = None, **kw) -> torch.Tensor:
-    """One entry point for every method of :data:`METHODS` -> 2D maps (B, H, W).
+    """One entry point for every method of ``METHODS`` -> 2D maps (B, H, W).
 
     ``layer`` names the module used by GradCAM and CAMERAS. "trgbp" is :func:`nfr.trgbp.trgbp`.
     """

@@ -6,9 +6,9 @@ unlabelled photos, a list of names). Subsets are drawn with a ``torch.Generator`
 ``seed`` argument and returned in sorted file order, so a loader call is deterministic.
 
 Normalisation. torchvision's ImageNet models and the pretrained CIFAR ResNets expect
-``(x - mean) / std`` per channel with the ImageNet constants :data:`IMAGENET_MEAN`,
-:data:`IMAGENET_STD`; EfficientNet-Lite0 expects (255 x - 127) / 128
-(:data:`EFFICIENTNET_LITE_STATS`). The box of valid inputs [0, 1]^3 maps to the
+``(x - mean) / std`` per channel with the ImageNet constants ``IMAGENET_MEAN``,
+``IMAGENET_STD``; EfficientNet-Lite0 expects (255 x - 127) / 128
+(``EFFICIENTNET_LITE_STATS``). The box of valid inputs [0, 1]^3 maps to the
 normalised box [low_c, high_c] = [(0 - mean_c) / std_c, (1 - mean_c) / std_c] per channel
 (:func:`box_bounds`), the bounds of DTD's z^B rule (eq 11 of Zheng et al.).
 
@@ -78,7 +78,7 @@ def preprocess_stats(preprocess: str | None = None, mean=None, std=None,
     Parameters
     ----------
     preprocess : str or None
-        A key of :data:`PREPROCESS` (``"imagenet"``, ``"efficientnet"``, ``"cifar"``, ``"none"``),
+        A key of ``PREPROCESS`` (``"imagenet"``, ``"efficientnet"``, ``"cifar"``, ``"none"``),
         or None for ``default`` (or for the explicit ``mean`` / ``std``).
     mean, std : sequence of float or str, optional
         Per-channel values, given together, as numbers or as one string ``"R,G,B"``; they take the
@@ -161,7 +161,7 @@ def box_bounds(mean=IMAGENET_MEAN, std=IMAGENET_STD, lo: float = 0.0, hi: float 
 # --------------------------------------------------------------------------------------------
 # locations
 # --------------------------------------------------------------------------------------------
-#: the package's data folder: models and data the book reads (see its README.md)
+#: the package's data folder, with the models and data the book reads (see its README.md)
 RESOURCES = Path(__file__).resolve().parent / "resources"
 
 
@@ -477,7 +477,7 @@ def imagenet_boxes(xml_path_or_dir, size: int = 224, resize: int | None = None,
     dict {file stem: list of boxes}. ``wnid``: keep only the objects of that class (e.g. the
     ImageFolder folder name of the image); None keeps all objects of the file. Boxes that vanish
     in the centre crop are dropped, so a list may be empty; the energy-based pointing game uses
-    the union of an image's boxes (:func:`nfr.predictable.ebpg`).
+    the union of an image's boxes (``nfr.predictable.ebpg``).
     """
     p = Path(xml_path_or_dir)
     if p.is_dir():
@@ -572,7 +572,7 @@ def cifar10_test(n: int | None = None, seed: int = 0):
     x : torch.Tensor
         (n, 3, 32, 32) float32 in [0, 1].
     y : torch.Tensor
-        (n,) int64 labels, indices into :data:`CIFAR10_CLASSES`.
+        (n,) int64 labels, indices into ``CIFAR10_CLASSES``.
 
     Raises
     ------
@@ -593,7 +593,7 @@ def cifar10_folder(path, split: str = "test", n: int | None = None, seed: int = 
 
     ``path`` is the folder, or a ``.tar.gz`` of it (read in memory in one pass; nothing is
     extracted). Class folders must be the ten CIFAR-10 class names; label = index in
-    :data:`CIFAR10_CLASSES`. ``n`` images are drawn with a generator seeded by ``seed`` (from all
+    ``CIFAR10_CLASSES``. ``n`` images are drawn with a generator seeded by ``seed`` (from all
     classes together), returned in sorted (class, file) order. The test split that ships with nfr
     is :func:`cifar10_test`.
     """
@@ -653,7 +653,7 @@ def download(url: str, dest, sha256: str | None = None, md5: str | None = None,
         Expected sha256 hex digest, or a prefix of it of at least 8 digits (torchvision's weight
         files carry such a prefix in their names, e.g. ``vgg16-397923af.pth``).
     md5 : str, optional
-        Expected md5 hex digest (CIFAR-10 publishes one: :data:`CIFAR10_MD5`).
+        Expected md5 hex digest (CIFAR-10 publishes one: ``CIFAR10_MD5``).
     progress : bool
         Show a progress bar (tqdm, on stderr).
     timeout : float
@@ -723,8 +723,8 @@ def cifar10_original(n: int | None = None, seed: int = 0, download: bool = False
     seed : int
         Seed of the subset's generator.
     download : bool
-        Fetch :data:`CIFAR10_URL` (163 MB) into ``root`` when it is not there, checking its md5
-        :data:`CIFAR10_MD5`, and extract it. Without it a missing copy raises.
+        Fetch ``CIFAR10_URL`` (163 MB) into ``root`` when it is not there, checking its md5
+        ``CIFAR10_MD5``, and extract it. Without it a missing copy raises.
     root : str or pathlib.Path, optional
         Folder of the copy (default ``<cache_dir()>/cifar10``).
     progress : bool
@@ -735,7 +735,7 @@ def cifar10_original(n: int | None = None, seed: int = 0, download: bool = False
     x : torch.Tensor
         (n, 3, 32, 32) float32 in [0, 1].
     y : torch.Tensor
-        (n,) int64 labels, indices into :data:`CIFAR10_CLASSES`.
+        (n,) int64 labels, indices into ``CIFAR10_CLASSES``.
 
     Raises
     ------

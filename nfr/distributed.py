@@ -2,7 +2,7 @@
 
 torchrun starts K copies of the command and tells each its place through the environment
 (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``). An experiment that
-supports sharding (:data:`SHARDED`) gives each rank a contiguous run of whole batches of its images
+supports sharding (``SHARDED``) gives each rank a contiguous run of whole batches of its images
 (:func:`shard_batches`: the same batches, so the same arithmetic, as one process), computes the
 per-image values of its share, and gathers them in rank order (:func:`gather`), which is the
 single-process order; every rank then holds the full result, and only rank 0 writes files and

@@ -7,7 +7,7 @@ and number of images), ``figures`` (the PNG file names written) and the results.
 
 Shared arguments (the CLI options of the same names, see ``python -m nfr --help``):
 
-* ``model``: one of :data:`MODELS`. ``weights``: ``"random"`` (the model's own initialisation drawn
+* ``model``: one of ``MODELS``. ``weights``: ``"random"`` (the model's own initialisation drawn
   under ``seed``: Zheng et al.'s "Random" setting), ``"imagenet"`` (torchvision's IMAGENET1K_V1 from
   the torch hub cache; the pip-packaged weights for EfficientNet-Lite0; the akamaster checkpoints
   that ship with nfr for the CIFAR ResNet-20/56; ``"pretrained"`` is a synonym) or the path of a
@@ -95,11 +95,11 @@ def check_args(model: str, weights: str = "random", data: str | None = None,
     Parameters
     ----------
     model : str
-        One of :data:`MODELS` or a factory spec ``"package.module:callable"``.
+        One of ``MODELS`` or a factory spec ``"package.module:callable"``.
     weights : str
         ``"random"``, ``"imagenet"`` (``"pretrained"``) or the path of a state dict.
     data : str or None
-        One of :data:`DATA_NAMES` or an existing path (None: not checked).
+        One of ``DATA_NAMES`` or an existing path (None: not checked).
     device : str
         ``"cpu"`` or ``"cuda"``.
 
@@ -128,7 +128,7 @@ def load_model(model: str, weights: str = "random", seed: int = 0, download: boo
     Parameters
     ----------
     model : str
-        One of :data:`MODELS`, or ``"package.module:factory"`` for your own network
+        One of ``MODELS``, or ``"package.module:factory"`` for your own network
         (:func:`nfr.models.custom_model`).
     weights : str
         ``"random"`` (the architecture's initialisation under ``seed``), ``"imagenet"`` /
@@ -252,7 +252,7 @@ def preprocessing(model: str, preprocess=None) -> dict:
         The model (its default: ``"efficientnet"`` for efficientnet_lite0, ``"imagenet"`` for
         every other model, the CIFAR ResNets and your own included).
     preprocess : str, tuple or None
-        None (the model's default), a key of :data:`nfr.data.PREPROCESS`, or ``(mean, std)``
+        None (the model's default), a key of ``nfr.data.PREPROCESS``, or ``(mean, std)``
         with per-channel values (sequences or ``"R,G,B"`` strings).
 
     Returns
@@ -626,7 +626,7 @@ def distributions(model="vgg16", weights="random", data="samples", n_images=4, s
     norms) or uniform (i.i.d. U[-a, a], not isotropic); the target is the class predicted by the
     randomized model. ``curves[dist][rule]``: alignment per level (mean, std, per image);
     ``colour[dist][rule]``: per-channel colour bias of the full (level-L) maps against the input
-    (see :func:`_colour`). Figures ``distributions.png`` (curves) and ``distributions-maps.png``.
+    (see ``_colour``). Figures ``distributions.png`` (curves) and ``distributions-maps.png``.
     """
     import nfr
     torch = _torch()
@@ -810,8 +810,8 @@ def sanity(model="vgg16", weights="random", data="samples", n_images=4, size=Non
 
     Step k (``steps``, default 0..L; 0 is always added) randomizes the top k layers (Gaussian, He scale, biases zero; layer l always
     gets the same weights). Per rule (the method's ordinary output, with bottom process) and k:
-    SSIM (maps reduced to 2D by sum |R_c|, min-max normalised, data_range 1) and Spearman rank
-    correlation (of the 2D |R| maps) between the original map (k = 0) and the map at step k, for
+    SSIM (maps reduced to 2D by sum ``|R_c|``, min-max normalised, data_range 1) and Spearman rank
+    correlation (of the 2D ``|R|`` maps) between the original map (k = 0) and the map at step k, for
     the original target class. Figure ``sanity.png``.
     """
     import nfr
@@ -916,8 +916,8 @@ def trgbp(model="vgg16", weights="random", data="samples", n_images=4, size=None
     """Figs 3, 7, 8 of the TR-GBP paper: GBP and TR-GBP maps of each image's ``top`` classes (eq 9: input
     plus upsampled bias maps; eq 10: minus the mean over the top classes) and their class
     sensitivity, the mean pairwise correlation between an image's class maps (1 = the same map
-    for every class; :func:`nfr.predictable.class_correlation`). Figure ``trgbp.png``; figure
-    ``trgbp_pipeline.png`` (Fig 1 of the TR-GBP paper, :func:`nfr.experiments_trgbp.pipeline_figure`): the
+    for every class; ``nfr.predictable.class_correlation``). Figure ``trgbp.png``; figure
+    ``trgbp_pipeline.png`` (Fig 1 of the TR-GBP paper, ``nfr.experiments_trgbp.pipeline_figure``): the
     parts of the first image's TR-GBP map of its top class (R^0, a few psi(R^l), eq 9, eq 10)."""
     from nfr.predictable import class_correlation
     from nfr.trgbp import class_maps
@@ -950,7 +950,7 @@ def ibd(model="vgg16", weights="random", data="samples", n_images=20, size=None,
         seed=0, target="pred", batch_size=16, rules=None, out=None, progress=True) -> dict:
     """Table 2 of the TR-GBP paper: ROC-AUC of the border intensity IBD (eq 12; 16 px at 224, scaled) for
     predicting wrong predictions, for TR-GBP, GBP and saliency
-    (:func:`nfr.predictable.ibd_experiment`; the half of the images with the lowest IBD of each
+    (``nfr.predictable.ibd_experiment``; the half of the images with the lowest IBD of each
     method is discarded, as in the TR-GBP paper). Needs labelled images. Figure ``ibd.png``."""
     from nfr.predictable import ibd_experiment
     if target != "pred":

@@ -18,7 +18,7 @@ its own L1 size, and S < 0 beyond that. The three scores of Fig 8 of Zheng et al
   (:func:`nfr.metrics.rescale_to_input_range`, per sample over all channels and pixels),
   R~ = (R - min R)(max x - min x) / (max R - min R) + min x;
 * **Insertion**: x* = 1(R > mean R) * x + (1 - 1(R > mean R)) * baseline;
-* **Insertion(ABS)**: x* = 1(|R| > mean |R|) * x + (1 - 1(|R| > mean |R|)) * baseline.
+* **Insertion(ABS)**: x* = 1(``|R|`` > mean ``|R|``) * x + (1 - 1(``|R|`` > mean ``|R|``)) * baseline.
 
 Conventions (documented choices where the paper is silent; see the book's pitfalls page, pitfall 11):
 
@@ -52,7 +52,7 @@ __all__ = ["LastLinear", "features", "decision_change", "kis", "insertion_input"
            "scores", "evaluate", "roc_auc", "auc_difference", "summary", "c14_criterion", "bimodality_coefficient",
            "BIMODALITY_THRESHOLD"]
 
-#: Sarle's bimodality coefficient of a uniform distribution, 5/9: larger values suggest bimodality
+#: Sarle's bimodality coefficient of a uniform distribution (5/9); larger values suggest bimodality
 BIMODALITY_THRESHOLD = 5.0 / 9.0
 
 
@@ -170,7 +170,7 @@ def kis(model, x: torch.Tensor, R: torch.Tensor, target=None, preprocess=None) -
 
 def insertion_input(x: torch.Tensor, R: torch.Tensor, absolute: bool = False,
                     baseline=0.0) -> torch.Tensor:
-    """The Insertion substitute: x where R > mean(R) (``absolute``: |R| > mean |R|), ``baseline``
+    """The Insertion substitute: x where R > mean(R) (``absolute``: ``|R|`` > mean ``|R|``), ``baseline``
     elsewhere; means per sample over all non-batch elements, masks elementwise."""
     if R.shape != x.shape:
         raise NFRError(f"R has shape {tuple(R.shape)} but x has {tuple(x.shape)}")
@@ -310,7 +310,7 @@ def bimodality_coefficient(values) -> float:
     g the bias-corrected sample skewness G1 = sqrt(n (n - 1)) / (n - 2) * m3 / m2^(3/2) and kappa
     the bias-corrected sample excess kurtosis G2 = (n - 1) / ((n - 2)(n - 3)) * ((n + 1) m4 / m2^2
     - 3 (n - 1)), with central moments m_j = mean((v - mean v)^j). b -> 1/3 for a normal sample,
-    5/9 for a uniform one (:data:`BIMODALITY_THRESHOLD`) and 1 for two equal point masses; b > 5/9
+    5/9 for a uniform one (``BIMODALITY_THRESHOLD``) and 1 for two equal point masses; b > 5/9
     suggests a bimodal (or very skewed) distribution. nan for a constant sample.
     """
     v = _np1(values)

@@ -5,6 +5,7 @@ floats or arrays/tensors of the input's kind, as each docstring says. Nothing he
 rules; input alignment (Definition 1) lives with the engine (``nfr.alignment``).
 
 Conventions (see the book's pitfalls page, pitfall 11):
+
 * a *map* is 2D (H, W) or has a leading channel axis (C, H, W); :func:`to_2d` reduces a (C, H, W)
   map to 2D by summing absolute values over channels (``reduce="abs_sum"``, the usual convention
   of Adebayo et al. 2018 for visualising and comparing maps), or by a plain sum (``"sum"``);
@@ -34,7 +35,7 @@ def _np(a) -> np.ndarray:
 def to_2d(R, reduce: str | None = "abs_sum") -> np.ndarray:
     """A (H, W) float64 array from a (H, W) or (C, H, W) map.
 
-    ``reduce="abs_sum"``: sum_c |R_c|; ``"sum"``: sum_c R_c; ``None``: R must already be 2D.
+    ``reduce="abs_sum"``: sum_c ``|R_c|``; ``"sum"``: sum_c R_c; ``None``: R must already be 2D.
     A (1, C, H, W) batch of one is accepted.
     """
     a = _np(R)
@@ -99,7 +100,7 @@ def spearman(a, b) -> float:
 def normalize_map(R, abs: bool = False):  # noqa: A002 - the conventional name
     """Min-max normalisation to [0, 1]: (R - min R) / (max R - min R), over all elements of R.
 
-    ``abs=True`` uses |R| (sign-insensitive comparison, Adebayo et al. 2018's "absolute" maps).
+    ``abs=True`` uses ``|R|`` (sign-insensitive comparison, Adebayo et al. 2018's "absolute" maps).
     A constant map gives all zeros. Returns the input's kind (NumPy array or torch tensor).
     """
     if hasattr(R, "detach"):
@@ -140,7 +141,7 @@ def _border_mask(h: int, w: int, border: int) -> np.ndarray:
 
 
 def border_centre_ratio(R, border: int, reduce: str | None = "abs_sum") -> float:
-    """Mean |R| on the border band of width ``border`` divided by mean |R| in the centre.
+    """Mean ``|R|`` on the border band of width ``border`` divided by mean ``|R|`` in the centre.
 
     R is reduced to 2D with :func:`to_2d`; border = rows/columns within ``border`` pixels of the
     edge (see module doc). 1 means no preference, < 1 a map concentrated in the centre (e.g. on
@@ -160,7 +161,7 @@ def energy_in_box(R, box: tuple[int, int, int, int], positive: bool = True,
     """Fraction of a map's energy inside a bounding box ``box = (y1, y2, x1, x2)``: R[y1:y2, x1:x2].
 
     Energy = R^+ = max(R, 0) (``positive=True``, the energy-based pointing game of Wang et al.
-    2020) or |R|; R is first reduced to 2D with :func:`to_2d` (plain channel sum by default, so
+    2020) or ``|R|``; R is first reduced to 2D with :func:`to_2d` (plain channel sum by default, so
     signs survive). Returns sum_in / sum_all (nan for an all-zero map). Note the order: rows
     (y) first, then columns (x) (see the book's pitfalls page, pitfall 11).
     """

@@ -169,7 +169,7 @@ def cascade_maps(model: nn.Module, x: torch.Tensor, target, levels, seed: int = 
     """Cascading randomization (Adebayo et al. 2018) for TR-GBP: ``{k: (R, Rt)}``.
 
     For each k in ``levels`` the top k weight layers of ``model`` get Gaussian He-scaled weights
-    (:func:`nfr.randomize` with ``cascade_from_top=k``, seed ``seed``, biases ``bias``: "keep" or
+    (:func:`nfr.engine.weights.randomize` with ``cascade_from_top=k``, seed ``seed``, biases ``bias``: "keep" or
     "zero"); R (B, H, W) is the eq-9 map of class ``target`` (fixed, e.g. the original
     prediction) and Rt = R - mean of the eq-9 maps of the randomized model's top classes (eq 10).
     """

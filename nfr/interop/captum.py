@@ -1,23 +1,23 @@
 """Captum-style classes for nfr's rules: ``Method(model).attribute(inputs, target=...)``.
 
-One class per rule of :func:`nfr.attribute`, with Captum's call shape (Kokhlikyan et al., "Captum:
+One class per rule of :func:`nfr.engine.attribute.attribute`, with Captum's call shape (Kokhlikyan et al., "Captum:
 A unified and generic model interpretability library for PyTorch"), so code written for Captum's
 ``GuidedBackprop``, ``Saliency`` or ``InputXGradient`` runs nfr's engine unchanged:
 
-==================  ==============  =========================================================
-class               nfr rule        Captum counterpart
-==================  ==============  =========================================================
-``Gradient``        ``grad``        ``Saliency(model).attribute(x, target, abs=False)``
-``GradientXInput``  ``grad_x_input`` ``InputXGradient``
-``GuidedBackprop``  ``gbp``         ``GuidedBackprop``
-``RectGrad``        ``rectgrad``    (none)
-``ZPlus``           ``zplus``       (``LRP`` with its own rules; bias handling differs)
-``AlphaBeta``       ``alphabeta``   (none)
-``DTD``             ``dtd``         (none)
-``Activation``      ``activation``  (none)
-==================  ==============  =========================================================
+====================  ==================  =========================================================
+class                 nfr rule            Captum counterpart
+====================  ==================  =========================================================
+``Gradient``          ``grad``            ``Saliency(model).attribute(x, target, abs=False)``
+``GradientXInput``    ``grad_x_input``    ``InputXGradient``
+``GuidedBackprop``    ``gbp``             ``GuidedBackprop``
+``RectGrad``          ``rectgrad``        (none)
+``ZPlus``             ``zplus``           (``LRP`` with its own rules; bias handling differs)
+``AlphaBeta``         ``alphabeta``       (none)
+``DTD``               ``dtd``             (none)
+``Activation``        ``activation``      (none)
+====================  ==================  =========================================================
 
-``attribute`` returns exactly what :func:`nfr.attribute` returns for the same arguments (a tensor
+``attribute`` returns exactly what :func:`nfr.engine.attribute.attribute` returns for the same arguments (a tensor
 shaped like ``inputs``). The caller's model is never modified. Captum itself is not needed.
 :func:`distinct_relus` prepares a model for libraries that hook ReLU *modules* (Captum, Zennit).
 """
@@ -36,7 +36,7 @@ __all__ = ["Gradient", "GradientXInput", "GuidedBackprop", "RectGrad", "ZPlus", 
 
 
 class _NFRAttribution:
-    """Base of the Captum-style classes: ``rule`` is the :func:`nfr.attribute` rule name and
+    """Base of the Captum-style classes: ``rule`` is the :func:`nfr.engine.attribute.attribute` rule name and
     ``_options`` the keyword arguments that rule accepts (with their defaults)."""
 
     rule = ""
@@ -81,7 +81,7 @@ class _NFRAttribution:
         ------
         NFRError
             For a tuple of several inputs, ``additional_forward_args``, an unknown option, or
-            anything :func:`nfr.attribute` rejects (unsupported layer, bad target, ...).
+            anything :func:`nfr.engine.attribute.attribute` rejects (unsupported layer, bad target, ...).
         """
         if additional_forward_args is not None:
             raise NFRError(f"{type(self).__name__}.attribute: additional_forward_args is not "

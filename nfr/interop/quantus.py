@@ -3,7 +3,7 @@ responsible evaluation of neural network explanations and beyond").
 
 Quantus's metrics call ``explain_func(model=..., inputs=..., targets=..., **explain_func_kwargs)``
 with NumPy batches and expect a NumPy attribution back; :func:`explain` is that function for every
-rule of :func:`nfr.attribute`::
+rule of :func:`nfr.engine.attribute.attribute`::
 
     quantus.MPRT()(model, x, y, explain_func=nfr.interop.quantus.explain,
                    explain_func_kwargs={"method": "gbp", "reduce": "abs_sum"})
@@ -40,7 +40,7 @@ def explain(model, inputs, targets, *, method="gbp", reduce=None, device=None, *
     targets : numpy.ndarray, sequence of int, int or torch.Tensor
         The class per sample (ignored by the activation rules).
     method : str, optional
-        The :func:`nfr.attribute` rule (``"gbp"`` by default).
+        The :func:`nfr.engine.attribute.attribute` rule (``"gbp"`` by default).
     reduce : {None, "sum", "abs_sum"}, optional
         None: the map shaped like ``inputs``; ``"sum"``: sum over channels, ``[B, 1, H, W]``;
         ``"abs_sum"``: sum of absolute values over channels (nfr's ``metrics.to_2d``), ``[B, 1,
@@ -49,7 +49,7 @@ def explain(model, inputs, targets, *, method="gbp", reduce=None, device=None, *
         Where to run (Quantus passes its ``device`` argument here); default: the device of the
         model's parameters.
     **options
-        Further keyword arguments of :func:`nfr.attribute` (``q``, ``low``, ``high``, ``layer``,
+        Further keyword arguments of :func:`nfr.engine.attribute.attribute` (``q``, ``low``, ``high``, ``layer``,
         ``bottom``, ...).
 
     Returns
@@ -61,7 +61,7 @@ def explain(model, inputs, targets, *, method="gbp", reduce=None, device=None, *
     ------
     NFRError
         For an unknown ``method`` or ``reduce``, a model that is not a torch module, or anything
-        :func:`nfr.attribute` rejects.
+        :func:`nfr.engine.attribute.attribute` rejects.
     """
     if not isinstance(method, str) or method not in RULES:
         raise NFRError(f"method must be one of {', '.join(RULES)}, got {method!r}")

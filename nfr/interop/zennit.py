@@ -13,7 +13,7 @@ every ReLU:
 with A the ReLU's output, r the gradient arriving at it, M = 1(A > 0) (the ReLU's own gradient
 mask), the quantile over all units of that ReLU for each sample with linear interpolation
 (``torch.quantile``), and the strict ``>`` (entries equal to tau are dropped, so with
-tau = 0 only positive products pass). This is the gate rule of :func:`nfr.attribute` with
+tau = 0 only positive products pass). This is the gate rule of :func:`nfr.engine.attribute.attribute` with
 ``rule="rectgrad"``; nfr then returns R = relu(x * r_0) (:meth:`RectGrad.bottom`), while Zennit's
 ``Gradient`` attributor returns r_0 itself.
 
