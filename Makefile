@@ -10,9 +10,9 @@ MATHJAX := book/_static/mathjax
 # everything the book and the tests read ships in the repository (nfr/resources); optional tests
 # of the full CIFAR-10 JPEG copy run when NFR_CIFAR10_DIR names it
 export PYTHONHASHSEED := 0
-# make test runs nbval under the kernels of an older CPU (generic ATen, SSE4.1 oneDNN) against
-# outputs committed from this CPU's own kernels: they must not depend on what the CPU picks.
-# `make nbval` runs the same check with this CPU's own kernels.
+# make test runs nbval twice: with this CPU's own kernels, and under the kernels of an older CPU
+# (generic ATen, SSE4.1 oneDNN) against the same outputs: they must not depend on what the CPU picks
+# (each pass about 8 minutes on 2 idle cores).
 OTHER_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
 JB_FLAGS := -W -n --keep-going
 CHAPTER ?=
@@ -21,8 +21,8 @@ CHAPTER ?=
 
 help:
 	@echo "make book    build the HTML book into _build/html (creates .venv on first use)"
-	@echo "make test    unit tests (the browser test included) + nbval on every chapter under the"
-	@echo "             float32 kernels of an older CPU (make nbval: with this CPU's own kernels)"
+	@echo "make test    unit tests (the browser test included) + nbval on every chapter, twice:"
+	@echo "             with this CPU's float32 kernels and with those of an older CPU"
 	@echo "make setup   .venv + Debian's chromium and chromedriver for the browser test"
 	@echo "make rerun CHAPTER=chapters/01_filtering_rules.ipynb   re-execute one chapter in place"
 
@@ -82,7 +82,7 @@ nbval: venv
 nbval-other-cpu: venv
 	$(OTHER_CPU) $(PY) $(NBVAL)
 
-test: unit nbval-other-cpu
+test: unit nbval nbval-other-cpu
 
 rerun: venv
 	@test -n "$(CHAPTER)" || { echo "usage: make rerun CHAPTER=chapters/NN_name.ipynb"; exit 2; }
