@@ -165,8 +165,8 @@ def run_one(label, builder, kwargs, side):
         except ImportError:
             refs += " (Captum not installed)"
         else:
-            from nfr.bench import _noinplace
-            errs["gbp vs Captum"] = _rel(gbp, GuidedBackprop(_noinplace(model)).attribute(
+            from nfr.interop.captum import distinct_relus
+            errs["gbp vs Captum"] = _rel(gbp, GuidedBackprop(distinct_relus(model)).attribute(
                 x.clone(), target=TARGET))
             refs += ", Captum"
     ok = all(v <= TOL for v in errs.values())
@@ -177,8 +177,8 @@ def run_one(label, builder, kwargs, side):
 
 
 def _check(model):
-    from nfr.engine.canonize import _canonize
-    _canonize(model)
+    from nfr.engine.canonize import canonize
+    canonize(model)
 
 
 def run(archs=ARCHS, progress=False):
