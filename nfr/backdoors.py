@@ -47,7 +47,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from nfr.data import normalize
 from nfr.errors import NFRError
+from nfr.engine import attribute as engine
+from nfr.kis import kis
 
 __all__ = ["Attack", "BadNet", "Dynamic", "InputAware", "WaNet", "ATTACKS", "make_attack",
            "diversity_loss", "attack_success_rate", "model_dtype", "trigger_energy", "analyze"]
@@ -286,7 +289,7 @@ class InputAware(Attack):
         self.mask_net.train()
         for _ in range(self.mask_steps):
             idx = torch.randint(0, len(x_train), (2 * batch_size,), generator=g)
-            xb = _as_float(x_train[idx])
+            xb = as_float(x_train[idx])
             x1, x2 = xb[:batch_size], xb[batch_size:]
             m1, m2 = self.mask_net(x1), self.mask_net(x2)
             loss = diversity_loss(x1, x2, m1, m2) + self.lambda_norm * (
@@ -402,7 +405,7 @@ def make_attack(name: str, **kw) -> Attack | None:
     return ATTACKS[name](**kw)
 
 
-def _as_float(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def as_float(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 images (0..255) -> ``dtype`` in [0, 1] (x / 255); float images converted to ``dtype``."""
     return x.to(dtype) / 255.0 if x.dtype == torch.uint8 else x.to(dtype)
 
@@ -422,7 +425,7 @@ def attack_success_rate(model, attack: Attack, x: torch.Tensor, y: torch.Tensor,
     x, g, dt = x[keep], torch.Generator().manual_seed(seed), model_dtype(model)
     hits = 0
     for i in range(0, len(x), batch_size):
-        xb = attack.apply(_as_float(x[i:i + batch_size], dt), g)
+        xb = attack.apply(as_float(x[i:i + batch_size], dt), g)
         hits += (model(xb.to(device)).argmax(1) == attack.target).sum().item()
     return hits / max(len(x), 1)
 
@@ -456,10 +459,6 @@ def analyze(net, attack: Attack, x: torch.Tensor, rule: str = "gbp", seed: int =
     ``{clean,poisoned}_{pred,kis,energy}``, ``area``, plus the maps ``R_clean``, ``R_poisoned`` and
     images ``x_poisoned`` (torch tensors).
     """
-    import numpy as np
-    from nfr import attribute
-    from nfr.data import normalize
-    from nfr.kis import kis
     attack.eval()
     with torch.no_grad():
         xp = attack.apply(x, torch.Generator().manual_seed(seed))
@@ -471,7 +470,7 @@ def analyze(net, attack: Attack, x: torch.Tensor, rule: str = "gbp", seed: int =
             xn = normalize(xi[i:i + batch_size])
             with torch.no_grad():
                 k = net(xn).argmax(1)
-            R = attribute(net, xn, k, rule)
+            R = engine.attribute(net, xn, k, rule)
             preds.append(k)
             ks.append(kis(net, xn, R))
             maps.append(R.detach())

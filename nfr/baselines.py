@@ -20,7 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nfr.engine import attribute as engine
 from nfr.errors import NFRError
+from nfr.trgbp import trgbp
 
 __all__ = ["saliency", "gbp", "integrated_gradients", "guided_ig", "fullgrad", "gradcam",
            "cameras", "METHODS", "attribute_2d"]
@@ -56,18 +58,19 @@ def saliency(model, x, target) -> torch.Tensor:
 
 def gbp(model, x, target) -> torch.Tensor:
     """Guided Backprop (torch engine, ``nfr.attribute(rule="gbp")``), sum_c ``|R_c|``."""
-    from nfr.engine.attribute import attribute
-    return attribute(model, x, target, rule="gbp").abs().sum(1)
+    return engine.attribute(model, x, target, rule="gbp").abs().sum(1)
 
 
-def integrated_gradients(model, x, target, steps: int = 32, baseline=None) -> torch.Tensor:
+def integrated_gradients(model, x, target, steps: int = 32, baseline=None,
+                         reduce: bool = True) -> torch.Tensor:
     """Integrated Gradients (Sundararajan et al. 2017) from Captum, zero baseline, Gauss-Legendre
-    with ``steps`` points; sum_c ``|IG_c|``."""
+    with ``steps`` points; sum_c ``|IG_c|`` (``reduce=False``: the signed map, shaped like x).
+    Captum is imported here, when IG is asked for (an optional dependency)."""
     from captum.attr import IntegratedGradients
     ig = IntegratedGradients(model)
     b = torch.zeros_like(x) if baseline is None else baseline
     a = ig.attribute(x, baselines=b, target=_targets(target, x.shape[0]).tolist(), n_steps=steps)
-    return a.detach().abs().sum(1)
+    return a.detach().abs().sum(1) if reduce else a.detach()
 
 
 def _guided_ig_one(grad_fn, x, baseline, steps, fraction, max_dist):
@@ -235,7 +238,6 @@ def attribute_2d(method: str, model, x, target, layer: str | None = None, **kw) 
     if method in ("gradcam", "cameras") and layer is None:
         raise NFRError(f"{method} needs layer= (the name of a feature module, e.g. '_conv_head')")
     if method == "trgbp":
-        from nfr.trgbp import trgbp
         return trgbp(model, x, target, **kw)
     fn = {"saliency": saliency, "gbp": gbp, "ig": integrated_gradients, "gig": guided_ig,
           "fullgrad": fullgrad, "gradcam": gradcam, "cameras": cameras}[method]

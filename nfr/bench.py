@@ -28,6 +28,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from nfr.engine import attribute as engine
+from nfr.engine.canonize import canonical
+
 
 def _model(small: bool, seed: int):
     with torch.random.fork_rng():          # torchvision initialisers use the global RNG
@@ -58,8 +61,6 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
     ``device``: where the model and inputs live ("cpu" or "cuda"; CUDA timings synchronise
     before and after each call); ``batch``: the batch size (4 is the benchmark's setting).
     """
-    import nfr
-    from nfr.engine.canonize import _canonize
     from tqdm import tqdm
 
     dev = torch.device(device)
@@ -68,7 +69,7 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
     x = torch.randn((batch, 3, 32, 32) if small else (batch, 3, size, size), generator=g).to(dev)
     target = torch.arange(1, batch + 1).to(dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    L = len(_canonize(model).nfr_layers)
+    L = len(canonical(model).nfr_layers)
 
     def plain():
         xg = x.detach().requires_grad_(True)
@@ -77,9 +78,9 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
 
     jobs = {"plain_gradient": plain}
     for rule in ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd"):
-        jobs[rule] = (lambda r=rule: nfr.attribute(model, x, target, r))
-    jobs["activation"] = lambda: nfr.attribute(model, x, target, "activation", layer=L // 2)
-    jobs["cascade_gbp_all_levels"] = lambda: nfr.cascade(model, x, target, "gbp")
+        jobs[rule] = (lambda r=rule: engine.attribute(model, x, target, r))
+    jobs["activation"] = lambda: engine.attribute(model, x, target, "activation", layer=L // 2)
+    jobs["cascade_gbp_all_levels"] = lambda: engine.cascade(model, x, target, "gbp")
     try:
         from captum.attr import GuidedBackprop
         cm = _noinplace(model)
@@ -148,7 +149,7 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     tracemalloc.start()
-    nfr.cascade(model, x, target, "gbp")
+    engine.cascade(model, x, target, "gbp")
     _, tm_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB

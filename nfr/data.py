@@ -260,7 +260,7 @@ def _pil_to_tensor(im, size=None, resize=None) -> torch.Tensor:
     return torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous()
 
 
-def _select(n_total: int, n: int | None, seed: int) -> list[int]:
+def select_indices(n_total: int, n: int | None, seed: int) -> list[int]:
     """Sorted indices of a seeded random subset of size n (all when n is None)."""
     if n is None or n >= n_total:
         return list(range(n_total))
@@ -386,7 +386,7 @@ def imagenet_folder(root, n: int | None = None, seed: int = 0, size: int = 224,
     through the same transform).
     """
     items = imagenet_items(root, labels_file)
-    pick = _select(len(items), n, seed)
+    pick = select_indices(len(items), n, seed)
     resize = resize if resize is not None else round(size * 256 / 224)
     x = torch.stack([load_image(items[i][0], size=size, resize=resize) for i in pick])
     return x, torch.tensor([items[i][1] for i in pick], dtype=torch.int64)
@@ -515,7 +515,7 @@ def cifar10(root=None, split: str = "test", download: bool = False, n: int | Non
         raise NFRError(f"CIFAR-10 not found under {root}: call cifar10(root, download=True) to "
                        "download it with torchvision (needs internet), or use cifar10_folder(path) "
                        "for a JPEG copy") from e
-    pick = _select(len(ds.data), n, seed)
+    pick = select_indices(len(ds.data), n, seed)
     x = torch.from_numpy(ds.data[pick]).permute(0, 3, 1, 2).float() / 255.0
     return x.contiguous(), torch.tensor([ds.targets[i] for i in pick], dtype=torch.int64)
 
@@ -620,7 +620,7 @@ def cifar10_folder(path, split: str = "test", n: int | None = None, seed: int = 
             if not d.is_dir():
                 raise NFRError(f"{sroot} has no class folder {c!r}; expected {CIFAR10_CLASSES}")
             items += [(k, p.name, p) for p in sorted(d.iterdir()) if p.suffix.lower() in _IMG_EXT]
-    pick = _select(len(items), n, seed)
+    pick = select_indices(len(items), n, seed)
     x = torch.stack([load_image(io.BytesIO(items[i][2]) if isinstance(items[i][2], bytes) else items[i][2])
                      for i in pick])
     return x, torch.tensor([items[i][0] for i in pick], dtype=torch.int64)

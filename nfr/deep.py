@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from nfr.errors import NFRError
-from nfr.metrics import normalize_map, spearman, ssim, to_2d
+from nfr import plotting
+from nfr.metrics import energy_in_box, normalize_map, spearman, ssim, to_2d
+from nfr.engine import attribute as engine
+from nfr.plotting import to_image
 
 __all__ = ["TABLE1_METHODS", "table1_maps", "map_cosine", "similarity", "group_similarity", "edge_mask", "edge_fraction",
            "centre_fraction", "location_profile", "cascade_trend", "activation_dominance",
@@ -30,17 +33,14 @@ def table1_maps(model, x, target, methods=TABLE1_METHODS, *, layer=None, low=Non
     """Every method's map with ("B") and without ("w/o B") the bottom process (Table I of Zheng et al.).
 
     Returns ``{method: {"B": R, "w/o B": r}}`` (CPU tensors shaped like ``x``). The map w/o B is
-    ``nfr.attribute(..., bottom=False)``: r_0 for grad, grad_x_input, gbp, rectgrad and
-    activation, c_0 for zplus, and for dtd c_1 passed through layer 1 by the raw gradient. The map
-    with B is the method's ordinary output: R = r_0 (grad, gbp, activation), x * r_0
-    (grad_x_input, zplus), relu(x * r_0) (rectgrad), the z^B rule at layer 1 (dtd, box
-    [``low``, ``high``]). Only dtd needs a second backward pass; the others apply the bottom
-    process of :func:`nfr.engine.attribute.attribute` to r_0. ``layer`` is the start layer of
-    ``activation`` (1..L).
+    ``engine.attribute(..., bottom=False)``: r_0 for grad, grad_x_input, gbp, rectgrad and
+    activation, c_0 for zplus and alphabeta, and for dtd c_1 passed through layer 1 by the raw
+    gradient. The map with B is the method's ordinary output, the engine's own
+    :func:`nfr.engine.attribute.bottom_process` applied to the map w/o B (x * c_0 for zplus and
+    alphabeta, relu(x * r_0) for rectgrad, ...); dtd's bottom process is the z^B rule at layer 1
+    (box [``low``, ``high``]), the one method that needs a second backward pass. ``layer`` is the
+    start layer of ``activation`` (1..L).
     """
-    import torch
-
-    import nfr
     out = {}
     for m in methods:
         kw = {}
@@ -50,15 +50,11 @@ def table1_maps(model, x, target, methods=TABLE1_METHODS, *, layer=None, low=Non
             kw["layer"] = int(layer)
         if m == "dtd":
             kw.update(low=low, high=high)
-        r0 = nfr.attribute(model, x, target, m, bottom=False, **kw)
+        r0 = engine.attribute(model, x, target, m, bottom=False, **kw)
         if m == "dtd":
-            R = nfr.attribute(model, x, target, m, bottom=True, **kw)
-        elif m in ("grad_x_input", "zplus"):
-            R = x * r0
-        elif m == "rectgrad":
-            R = torch.relu(x * r0)
+            R = engine.attribute(model, x, target, m, bottom=True, **kw)
         else:
-            R = r0
+            R = engine.bottom_process(m, x, r0)
         out[m] = {"B": R.detach().cpu(), "w/o B": r0.detach().cpu()}
     return out
 
@@ -170,7 +166,6 @@ def centre_fraction(R, frac: float = 0.5) -> np.ndarray:
     (``frac = 0.5``: a quarter of the area, so an even map gets about 0.25). Uses
     :func:`nfr.metrics.energy_in_box` with ``positive=False``, ``reduce="abs_sum"``.
     """
-    from nfr.metrics import energy_in_box
     a = _np(R)
     if not 0.0 < frac < 1.0:
         raise NFRError(f"frac must lie in (0, 1), got {frac}")
@@ -241,8 +236,7 @@ def table_text(rows: dict, cols, fmt="{:.3f}", width: int = 14) -> str:
 
 def rgb_map(R, pct: float = 99.5) -> np.ndarray:
     """:func:`nfr.plotting.rgb_map` scaled by the 99.5th percentile of |R| by default."""
-    from nfr.plotting import rgb_map as _rgb_map
-    return _rgb_map(R, pct)
+    return plotting.rgb_map(R, pct)
 
 
 def plot_table1(raw, rows: dict, methods, labels=None, size: float = 1.35, pct: float = 99.5):
@@ -251,13 +245,12 @@ def plot_table1(raw, rows: dict, methods, labels=None, size: float = 1.35, pct: 
     (``raw`` may be a dict keyed like ``rows``). Maps are shown with :func:`rgb_map` (``pct``)."""
     import matplotlib.pyplot as plt
 
-    from nfr.experiments import _img
     labels = labels or {}
     nr, nc = len(rows), 1 + len(methods)
     fig, axes = plt.subplots(nr, nc, figsize=(size * nc, size * nr + 0.3), squeeze=False)
     for i, (name, maps) in enumerate(rows.items()):
         ph = raw[name] if isinstance(raw, dict) else raw
-        axes[i, 0].imshow(_img(ph))
+        axes[i, 0].imshow(to_image(ph))
         axes[i, 0].set_ylabel(name, fontsize=7)
         for j, m in enumerate(methods, 1):
             R = maps[m]
@@ -321,17 +314,16 @@ def plot_weight_stats(stats: dict, size=(4.2, 2.7)):
 def cascade_alignment(model, x, target, rules, levels=None, **kwargs) -> dict:
     """Input alignment of cascade substitution at ``levels`` (Fig 2a of Zheng et al.), maps w/o B.
 
-    For each rule, ``nfr.cascade(model, x, target, rule, levels=levels, **kwargs)`` gives r_0^N
+    For each rule, ``engine.cascade(model, x, target, rule, levels=levels, **kwargs)`` gives r_0^N
     per level N (Definition 3); alpha(r_0^N, x) per image. ``levels``: a subset of 0..L (None:
     all; the cost of level N grows with L - N, so a subset saves time on deep networks). Returns
     ``{"levels", "curves": {rule: {"mean", "std", "per_image"}}}`` in the format of
     :func:`nfr.experiments.cascade` (per_image: [images][levels]).
     """
-    import nfr
     out = {}
     for r in rules:
-        C = nfr.cascade(model, x, target, r, levels=levels, **kwargs)
-        a = np.stack([_np(nfr.alignment(C[i], x)) for i in range(len(C))])     # [levels, images]
+        C = engine.cascade(model, x, target, r, levels=levels, **kwargs)
+        a = np.stack([_np(engine.alignment(C[i], x)) for i in range(len(C))])     # [levels, images]
         out[r] = dict(mean=a.mean(1).tolist(), std=a.std(1).tolist(), per_image=a.T.tolist())
     if levels is None:
         levels = list(range(len(C)))

@@ -2,7 +2,7 @@
 
 torchrun starts K copies of the command and tells each its place through the environment
 (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``). An experiment that
-supports sharding (``SHARDED``) gives each rank a contiguous run of whole batches of its images
+supports sharding (registered with ``sharded=True``, see :mod:`nfr.experiments`) gives each rank a contiguous run of whole batches of its images
 (:func:`shard_batches`: the same batches, so the same arithmetic, as one process), computes the
 per-image values of its share, and gathers them in rank order (:func:`gather`), which is the
 single-process order; every rank then holds the full result, and only rank 0 writes files and
@@ -15,11 +15,9 @@ import os
 
 from nfr.errors import NFRError
 
-__all__ = ["SHARDED", "world_size", "rank", "init", "shutdown", "shard_batches", "gather",
+__all__ = ["world_size", "rank", "init", "shutdown", "shard_batches", "gather",
            "gather_columns"]
 
-#: the experiments whose images are split across ranks
-SHARDED = ("table1", "cascade", "removal", "sanity")
 
 
 def world_size() -> int:

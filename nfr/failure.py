@@ -5,8 +5,8 @@ l is replaced by the activation A_l itself and propagated to the input with the 
 
     R^(l) = r_0 = W_1 M_1 W_2 M_2 ... W_l M_l A_l = d <A_l, stopgrad(A_l)> / d x ,
 
-(``nfr.attribute(model, x, rule="activation", layer=l, bottom=False)``; the cascade of
-``nfr.cascade(..., "activation")`` computes all layers in one forward pass: level N = L - l).
+(``engine.attribute(model, x, rule="activation", layer=l, bottom=False)``; the cascade of
+``engine.cascade(..., "activation")`` computes all layers in one forward pass: level N = L - l).
 By Theorem 2 an activation-aligned start keeps the alignment of the layers below, so comparing
 R^(l) for l = 1, 2, ... shows what the layers up to l keep of the input and what they drop.
 This module measures what disappears, per map and per sample, all returning tensors of shape (B,):
@@ -26,8 +26,11 @@ import numpy as np
 import torch
 
 from nfr.errors import NFRError
+from nfr.engine import attribute as engine
+from nfr.engine.weights import weight_layers
+from nfr.metrics import spearman
 
-__all__ = ["central_box", "layer_maps", "chroma_fraction", "colour_alignment", "outside_energy",
+__all__ = ["central_box", "start_layer_maps", "chroma_fraction", "colour_alignment", "outside_energy",
            "layer_profile", "trend", "MEASURES", "summarize", "report"]
 
 #: the per-layer measures of :func:`layer_profile`
@@ -44,27 +47,25 @@ def central_box(h: int, w: int, frac: float = 0.5) -> tuple[int, int, int, int]:
     return (y1, y1 + bh, x1, x1 + bw)
 
 
-def layer_maps(model, x: torch.Tensor, layers, below: str = "grad") -> torch.Tensor:
+def start_layer_maps(model, x: torch.Tensor, layers, below: str = "grad") -> torch.Tensor:
     """Activation attributions started at each layer l in ``layers`` (1..L-1; 0 gives x itself),
     ``[len(layers), B, C, H, W]``, without bottom process.
 
     ``below``: the rule of the layers 1..l that carry A_l down to the input. ``"grad"`` (the raw
     gradient, the Activation of Table I of Zheng et al.) computes every layer from ONE forward pass with
-    ``nfr.cascade(model, x, 0, "activation", levels=[L - l])``; ``"gbp"``, ``"rectgrad"`` or
-    ``"zplus"`` (an NFR below, Section V-A of Zheng et al.) call ``nfr.attribute(model, x,
+    ``engine.cascade(model, x, 0, "activation", levels=[L - l])``; ``"gbp"``, ``"rectgrad"`` or
+    ``"zplus"`` (an NFR below, Section V-A of Zheng et al.) call ``engine.attribute(model, x,
     rule="activation", layer=l, below=below, bottom=False)`` once per layer.
     """
-    import nfr
-    from nfr.engine.weights import weight_layers
     L = len(weight_layers(model))
     layers = [int(l) for l in layers]
     bad = [l for l in layers if not 0 <= l < L]
     if bad:
         raise NFRError(f"start layers {bad} out of range 0..{L - 1} (layer L = {L} is the output)")
     if below == "grad":
-        return nfr.cascade(model, x, 0, "activation", levels=[L - l for l in layers])
+        return engine.cascade(model, x, 0, "activation", levels=[L - l for l in layers])
     return torch.stack([x.detach().clone() if l == 0 else
-                        nfr.attribute(model, x, rule="activation", layer=l, below=below,
+                        engine.attribute(model, x, rule="activation", layer=l, below=below,
                                       bottom=False) for l in layers])
 
 
@@ -84,11 +85,10 @@ def colour_alignment(R: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """alpha(R - g(R), x - g(x)) per sample: the input alignment (Definition 1) of the colour
     parts, g the per-pixel channel mean (see :func:`chroma_fraction`). 1 when the map carries the
     input's colours exactly (up to scale and an added grey map), 0 for colour-blind maps."""
-    import nfr
     if R.shape != x.shape or R.dim() != 4:
         raise NFRError(f"R {tuple(R.shape)} and x {tuple(x.shape)} must be equal (B, C, H, W)")
     Rd, xd = R.double(), x.double()
-    return nfr.alignment(Rd - Rd.mean(1, keepdim=True), xd - xd.mean(1, keepdim=True))
+    return engine.alignment(Rd - Rd.mean(1, keepdim=True), xd - xd.mean(1, keepdim=True))
 
 
 def outside_energy(R: torch.Tensor, box) -> torch.Tensor:
@@ -110,12 +110,11 @@ def outside_energy(R: torch.Tensor, box) -> torch.Tensor:
 def layer_profile(model, x: torch.Tensor, layers, box=None, maps=None, below="grad") -> dict:
     """Per-layer measures of the maps started at ``layers``: NumPy arrays of shape
     ``[len(layers), B]`` under ``alignment``, ``colour``, ``chroma`` and ``outside`` (see the module doc;
-    ``box`` defaults to :func:`central_box` of x; ``below`` as in :func:`layer_maps`), plus the input's own values ``input_chroma``
-    and ``input_outside`` (B,) for reference. ``maps``: reuse the result of :func:`layer_maps`."""
-    import nfr
-    M = layer_maps(model, x, layers, below) if maps is None else maps
+    ``box`` defaults to :func:`central_box` of x; ``below`` as in :func:`start_layer_maps`), plus the input's own values ``input_chroma``
+    and ``input_outside`` (B,) for reference. ``maps``: reuse the result of :func:`start_layer_maps`."""
+    M = start_layer_maps(model, x, layers, below) if maps is None else maps
     box = central_box(*x.shape[-2:]) if box is None else box
-    prof = {"alignment": np.stack([nfr.alignment(m, x).numpy() for m in M]),
+    prof = {"alignment": np.stack([engine.alignment(m, x).numpy() for m in M]),
             "colour": np.stack([colour_alignment(m, x).numpy() for m in M]),
             "chroma": np.stack([chroma_fraction(m).numpy() for m in M]),
             "outside": np.stack([outside_energy(m, box).numpy() for m in M])}
@@ -128,7 +127,6 @@ def trend(layers, values) -> np.ndarray:
     """Spearman rank correlation between the start layer and a measure, per sample: ``values``
     of shape [len(layers), B] -> (B,). -1: the measure falls at every step up the network;
     +1: it rises; nan for a constant measure (see :func:`nfr.metrics.spearman`)."""
-    from nfr.metrics import spearman
     v = np.asarray(values, dtype=float)
     if v.ndim != 2 or v.shape[0] != len(layers):
         raise NFRError(f"values must have shape [len(layers) = {len(layers)}, B], got {v.shape}")

@@ -40,13 +40,16 @@ The caller's model is never modified: features are read with a forward hook on a
 from __future__ import annotations
 
 import copy
+import weakref
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from nfr.engine.canonize import state_key
 from nfr.errors import NFRError
 from nfr.metrics import rescale_to_input_range
+from nfr.engine import attribute as engine
 
 __all__ = ["LastLinear", "features", "decision_change", "kis", "insertion_input", "insertion",
            "scores", "evaluate", "roc_auc", "auc_difference", "summary", "c14_criterion", "bimodality_coefficient",
@@ -112,8 +115,22 @@ class LastLinear:
         return A.reshape(A.shape[0], -1) if A.dim() > 2 else A, out
 
 
+#: model -> (state key, LastLinear): the private copy is made once per model and state
+_READERS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
 def _reader(model, x):
-    return model if isinstance(model, LastLinear) else LastLinear(model, x)
+    """A :class:`LastLinear` for ``model``, made once per model and reused while the model and its
+    parameters are unchanged (:func:`nfr.engine.canonize.state_key`)."""
+    if isinstance(model, LastLinear):
+        return model
+    key = state_key(model)
+    hit = _READERS.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    rd = LastLinear(model, x)
+    _READERS[model] = (key, rd)
+    return rd
 
 
 def features(model, x: torch.Tensor):
@@ -214,11 +231,10 @@ def evaluate(model, images: torch.Tensor, labels, preprocess=None, *, rule: str 
     ``insertion_abs_black`` (baseline = ``preprocess`` of a black image).
 
     ``images``: raw images (N, C, H, W); the model sees x = ``preprocess(images)`` (identity if
-    None). R = ``nfr.attribute(model, x, k, rule)`` (for GBP, R = r_0).
+    None). R = ``engine.attribute(model, x, k, rule)`` (for GBP, R = r_0).
     """
-    import nfr
     prep = preprocess or (lambda t: t)
-    rd = LastLinear(model, prep(images[:1]))
+    rd = _reader(model, prep(images[:1]))
     black = prep(torch.zeros_like(images[:1, :, :1, :1]))
     keys = ["kis", "insertion", "insertion_abs"] + (
         ["kis_image", "insertion_black", "insertion_abs_black"] if variants else [])
@@ -232,7 +248,7 @@ def evaluate(model, images: torch.Tensor, labels, preprocess=None, *, rule: str 
         x = prep(img)
         A, logits = rd(x)
         k = logits.argmax(1)
-        R = nfr.attribute(model, x, k, rule)
+        R = engine.attribute(model, x, k, rule)
         subs = {"kis": rescale_to_input_range(R, x).to(x.dtype),
                 "insertion": insertion_input(x, R, False),
                 "insertion_abs": insertion_input(x, R, True)}

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nfr import data as D
 from nfr.errors import NFRError
 
 __all__ = ["cifar_resnet", "load_cifar_resnet", "cifar_vgg16", "CifarVGG16", "torchvision_model",
@@ -336,14 +337,13 @@ def load_cifar_resnet(path_or_depth: int | str | Path = 56) -> CifarResNet:
     keys prefixed ``module.`` (stripped here); the depth is read from the number of blocks. Expects
     inputs normalised with the ImageNet mean/std (as the checkpoints were trained).
     """
-    from nfr.data import resource
     if isinstance(path_or_depth, int) and not isinstance(path_or_depth, bool):
         if path_or_depth not in CIFAR_RESNET_FILES:
             raise NFRError(
                 f"nfr ships the pretrained CIFAR ResNets of depth {sorted(CIFAR_RESNET_FILES)}, not ResNet-"
                 f"{path_or_depth}. Download pretrained_models/resnet{path_or_depth}-*.th from "
                 f"{AKAMASTER_URL} and pass its path: load_cifar_resnet('/path/to/resnet{path_or_depth}-XXXXXXXX.th')")
-        path = resource(CIFAR_RESNET_FILES[path_or_depth])
+        path = D.resource(CIFAR_RESNET_FILES[path_or_depth])
     else:
         path = Path(path_or_depth)
         if not path.is_file():
@@ -407,9 +407,8 @@ def torchvision_model(name: str, weights: str | Path | None = None, *, seed: int
         if cached.is_file():
             sd = torch.load(cached, map_location="cpu", weights_only=True)
         elif download:
-            from nfr.data import download as fetch
             # torchvision's file names end in the first digits of the file's sha256
-            fetch(w.url, cached, sha256=Path(w.url).stem.rsplit("-", 1)[-1])
+            D.download(w.url, cached, sha256=Path(w.url).stem.rsplit("-", 1)[-1])
             sd = torch.load(cached, map_location="cpu", weights_only=True)
         else:
             raise NFRError(

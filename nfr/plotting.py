@@ -14,6 +14,19 @@ def _plt():
     return plt
 
 
+#: the display name of every method, one table for the whole book and package
+LABELS = {"grad": "Grad", "grad_x_input": "Grad x Input", "gbp": "GBP", "rectgrad": "RectGrad",
+          "zplus": "LRP(z+)", "alphabeta": "LRP(alpha-beta)", "dtd": "DTD", "activation": "Activation",
+          "saliency": "Saliency", "ig": "IG", "gig": "GIG", "fullgrad": "FullGrad",
+          "gradcam": "GradCAM", "cameras": "CAMERAS", "trgbp": "TR-GBP"}
+
+
+def to_image(x) -> np.ndarray:
+    """An image (3, H, W) with values in [0, 1] (tensor or array) as an (H, W, 3) float array."""
+    a = np.asarray(x.detach().cpu().double() if hasattr(x, "detach") else x, dtype=float)
+    return a.clip(0, 1).transpose(1, 2, 0)
+
+
 def rgb_map(R, pct: float = 100.0) -> np.ndarray:
     """A signed (3, H, W) map as an (H, W, 3) RGB image: 0 is grey, R / (2 v) + 1/2 clipped to
     [0, 1], with v the ``pct`` percentile of |R| (100: the maximum, as Zheng et al. show maps; a lower

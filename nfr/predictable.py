@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nfr import kis
 from nfr.errors import NFRError
-from nfr.metrics import _border_mask, energy_in_box
+from nfr.metrics import border_centre_ratio, border_mask, energy_in_box, spearman
 
 __all__ = ["ebpg", "ibd", "ibd_border", "roc_auc", "class_correlation", "perturbation_curve",
-           "aopc", "centre_cv", "sanity_stats", "ibd_experiment"]
+           "aopc", "centre_cv", "sanity_stats"]
 
 
 def _maps(R) -> np.ndarray:
@@ -93,7 +94,7 @@ def ibd(R, border: int | None = None) -> np.ndarray:
     a = np.maximum(_maps(R), 0)
     H, W = a.shape[-2:]
     b = ibd_border(min(H, W)) if border is None else border
-    mask = _border_mask(H, W, b)
+    mask = border_mask(H, W, b)
     tot = a.reshape(len(a), -1).sum(1)
     inb = a[:, mask].sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -103,8 +104,7 @@ def ibd(R, border: int | None = None) -> np.ndarray:
 def roc_auc(scores, labels) -> float:
     """ROC-AUC of ``scores`` for binary ``labels`` (Mann-Whitney, average ranks for ties; nan when
     a class is empty): the one implementation, :func:`nfr.kis.roc_auc`."""
-    from nfr.kis import roc_auc as _roc_auc
-    return _roc_auc(scores, labels)
+    return kis.roc_auc(scores, labels)
 
 
 def class_correlation(maps) -> np.ndarray:
@@ -170,35 +170,7 @@ def centre_cv(R, border: int) -> np.ndarray:
 def sanity_stats(R, ref, border: int) -> tuple[float, float, float]:
     """Means over maps of (Spearman of |R| with |ref|, border/centre ratio of |R|, centre CV of |R|)
     (``nfr.metrics.spearman`` and ``border_centre_ratio``; border band of ``border`` pixels)."""
-    from nfr.metrics import border_centre_ratio, spearman
     a, r = _maps(R), _maps(ref)
     sp = np.mean([spearman(np.abs(u), np.abs(v)) for u, v in zip(a, r)])
     bc = np.mean([border_centre_ratio(u, border, reduce=None) for u in a])
     return float(sp), float(bc), float(centre_cv(a, border).mean())
-
-
-def ibd_experiment(model: str = "vgg16", weights: str = "imagenet", data: str = "samples",
-                   n_images: int | None = None, size: int | None = None, device: str = "cpu",
-                   seed: int = 0, batch_size: int = 16, methods=("trgbp", "gbp", "saliency"),
-                   keep_half: bool = True) -> dict:
-    """Table 2 of the TR-GBP paper: ROC-AUC of IBD (eq 12) for predicting wrong predictions, per method.
-
-    Loads model and labelled images with :func:`nfr.experiments.load_setup`, explains each
-    image's predicted class, computes IBD (16 px at 224, scaled) and, with ``keep_half``, keeps
-    the half of the images with the highest IBD of each method (the paper discards the half with
-    the lowest IBD) before computing the AUC. Returns {"n", "errors", "auc": {method: value}}.
-    """
-    from nfr.baselines import attribute_2d
-    from nfr.experiments import load_setup
-    s = load_setup(model, weights, data, n_images, size, device, seed, "pred", batch_size)
-    if s.labels is None:
-        raise NFRError(f"data {data!r} has no labels; IBD's AUC needs labelled images")
-    wrong = (s.target.cpu() != torch.as_tensor(s.labels)).numpy()
-    auc = {}
-    for m in methods:
-        vals = np.concatenate([ibd(attribute_2d(m, s.model, s.x[i:i + batch_size],
-                                                s.target[i:i + batch_size]))
-                               for i in range(0, len(s.x), batch_size)])
-        keep = vals >= np.nanmedian(vals) if keep_half else np.ones(len(vals), bool)
-        auc[m] = roc_auc(vals[keep], wrong[keep])
-    return {"n": int(len(wrong)), "errors": int(wrong.sum()), "auc": auc}

@@ -6,7 +6,7 @@ Sixt et al., Binder et al., Adebayo et al.'s sanity check) share. They sit on th
 
 * :func:`distribution_curves` -- cascade-substitution alignment after redrawing every weight layer
   from one distribution (Figs 3-4 of Zheng et al.), with the full-substitution maps for colour analysis;
-* :func:`colour_fidelity` -- alignment of the luminance and of the chroma (colour) part of a map
+* :func:`colour_fidelity` (from :mod:`nfr.metrics`) -- alignment of the luminance and of the chroma (colour) part of a map
   with those of the input: a colour distortion shows up as a low chroma alignment;
 * :func:`halfspace_mean_expansion` -- the mean weight vector of the neurons that an input activates,
   by the cumulant expansion (why per-entry uniform weights are *almost* isotropic; the exact value
@@ -20,8 +20,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from nfr.errors import NFRError
+from nfr.engine import attribute as engine
+from nfr.engine.weights import randomize, weight_layers
+from nfr.metrics import colour_fidelity, effective_rank
+from nfr.plotting import rgb_map
 
 __all__ = ["distribution_curves", "colour_fidelity", "halfspace_mean_expansion", "angle",
            "relevance_spectrum", "c10_criteria", "panel_curves", "map_grid", "rgb"]
@@ -33,56 +38,28 @@ def distribution_curves(model, x, dists=("gaussian", "ring", "uniform"), rules=(
                         seed: int = 0, levels=None, scale="he") -> dict:
     """Cascade alignment after redrawing ALL weight layers of ``model`` from each distribution.
 
-    For each ``dist``: m = nfr.randomize(model, dist, seed, scale=scale) (biases zero), the target
-    is m's predicted class for each image, and for each rule C = nfr.cascade(m, x, target, rule,
+    For each ``dist``: m = randomize(model, dist, seed, scale=scale) (biases zero), the target
+    is m's predicted class for each image, and for each rule C = engine.cascade(m, x, target, rule,
     levels) (maps w/o B). Returns ``levels``, ``targets[dist]`` (list of ints),
     ``curves[dist][rule]`` (array [len(levels), N] of alpha(r_0^N, x)) and ``maps[dist][rule]``
     (the maps of the highest level, [N, C, H, W], float64 on the CPU).
     """
-    import torch
-
-    import nfr
-    from nfr.engine.weights import weight_layers
-
     L = len(weight_layers(model))
     levels = list(range(L + 1)) if levels is None else [int(n) for n in levels]
     out = dict(levels=levels, targets={}, curves={}, maps={})
     for d in dists:
-        m = nfr.randomize(model, d, seed, scale=scale)
+        m = randomize(model, d, seed, scale=scale)
         with torch.no_grad():
             tgt = m(x).argmax(1)
         out["targets"][d] = tgt.tolist()
         out["curves"][d], out["maps"][d] = {}, {}
         for r in rules:
-            C = nfr.cascade(m, x, tgt, r, levels)
-            out["curves"][d][r] = np.stack([nfr.alignment(C[i], x).double().cpu().numpy()
+            C = engine.cascade(m, x, tgt, r, levels)
+            out["curves"][d][r] = np.stack([engine.alignment(C[i], x).double().cpu().numpy()
                                             for i in range(len(levels))])
             out["maps"][d][r] = C[-1].double().cpu()
         del m
     return out
-
-
-def colour_fidelity(R, x) -> dict:
-    """Luminance and chroma alignment of maps ``R`` with inputs ``x`` ([N, 3, H, W]), per sample.
-
-    Split every pixel's colour vector v in R^3 into its luminance part (the channel mean, times
-    (1, 1, 1)) and its chroma part v - mean_c(v). Then ``luminance`` = alpha(mean_c R, mean_c x) and
-    ``chroma`` = alpha(R - mean_c R, x - mean_c x), alpha the cosine of Definition 1 over all pixels.
-    The full alignment is their norm-weighted combination; a map with the right shapes but the
-    wrong colours keeps a high luminance and a low chroma alignment. Returns NumPy arrays [N].
-    """
-    import torch
-
-    import nfr
-
-    R = torch.as_tensor(R).double()
-    x = torch.as_tensor(x).double().to(R.device)
-    if R.dim() != 4 or R.shape != x.shape or R.shape[1] < 2:
-        raise NFRError(f"colour_fidelity needs R and x of the same shape [N, C>=2, H, W], got "
-                       f"{tuple(R.shape)} and {tuple(x.shape)}")
-    lr, lx = R.mean(1, keepdim=True), x.mean(1, keepdim=True)
-    return dict(luminance=nfr.alignment(lr, lx).cpu().numpy(),
-                chroma=nfr.alignment(R - lr, x - lx).cpu().numpy())
 
 
 def c10_criteria(res: dict, x, tol: float = 0.05, rules=None) -> dict:
@@ -150,7 +127,7 @@ def relevance_spectrum(model, x, targets, rule: str = "zplus", **kwargs) -> dict
     """Effective rank and sign of the relevance a rule sends down for several target classes.
 
     ``x`` is ONE input [1, C, H, W] (or [C, H, W]); ``targets`` K class indices. The rule runs on
-    K copies of x, one per target (``nfr.attribute(..., record=True, bottom=False)``), giving
+    K copies of x, one per target (``engine.attribute(..., record=True, bottom=False)``), giving
     relevance vectors r_l^(k) at every layer l = 0..L (r_0 the map w/o B, r_L the start vector).
     For each layer: ``erank[l]`` = :func:`nfr.metrics.effective_rank` of the K x d_l matrix of
     the flattened r_l^(k) (1 when all classes get the same direction: Sixt et al.'s rank-1
@@ -159,17 +136,12 @@ def relevance_spectrum(model, x, targets, rule: str = "zplus", **kwargs) -> dict
     vector has one sign, as for a product of non-negative matrices applied to a one-signed start
     vector; near 0.5 for signed products. Lists indexed by l = 0..L.
     """
-    import torch
-
-    import nfr
-    from nfr.metrics import effective_rank
-
     x = x if x.dim() == 4 else x.unsqueeze(0)
     if x.shape[0] != 1:
         raise NFRError(f"relevance_spectrum takes one input, got a batch of {x.shape[0]}")
     t = torch.as_tensor(list(targets), dtype=torch.long, device=x.device)
     xs = x.expand(len(t), *x.shape[1:]).contiguous()
-    R, rec = nfr.attribute(model, xs, t, rule, bottom=False, record=True, **kwargs)
+    R, rec = engine.attribute(model, xs, t, rule, bottom=False, record=True, **kwargs)
     rel = {0: R, **rec["relevance"]}
     L = max(rel)
     erank, mixed = [], []
@@ -184,7 +156,6 @@ def relevance_spectrum(model, x, targets, rule: str = "zplus", **kwargs) -> dict
 # ----------------------------------------------------------------------------- plotting
 def rgb(R) -> np.ndarray:
     """A signed (3, H, W) map as an RGB image scaled by its max |value| (:func:`nfr.plotting.rgb_map`)."""
-    from nfr.plotting import rgb_map
     return rgb_map(R)
 
 

@@ -18,6 +18,8 @@ Command line: ``python -m nfr train --model resnet20 --attack badnet --init pret
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import hashlib
 import json
 import math
@@ -29,8 +31,11 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from nfr import data as D
+from nfr.config import option
 from nfr.errors import NFRError
-from nfr.backdoors import Attack, make_attack, attack_success_rate, model_dtype, _as_float
+from nfr.backdoors import Attack, make_attack, attack_success_rate, model_dtype, as_float
+from nfr.models import cifar_resnet, cifar_vgg16, load_cifar_resnet, load_weights_file
 
 __all__ = ["Normalized", "cifar_resnet18", "build_model", "load_data", "augment", "train_model",
            "evaluate", "run", "load_trained", "load_bundled", "bundled_manifest", "MODELS", "INIT_NOTE"]
@@ -46,9 +51,8 @@ class Normalized(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
-        from nfr.data import IMAGENET_MEAN, IMAGENET_STD
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(D.IMAGENET_MEAN).reshape(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(D.IMAGENET_STD).reshape(1, 3, 1, 1))
 
     def forward(self, x):
         return self.net((x - self.mean) / self.std)
@@ -71,7 +75,6 @@ def build_model(model: str = "resnet20", init: str = "pretrained-resnet20", seed
     """The network to train: ``init`` = 'scratch' (random init under ``seed``), 'pretrained-resnet20' /
     'pretrained-resnet56' (the pretrained checkpoints that ship with nfr) or a state-dict path;
     ``width`` is the VGG16 layout's width (:func:`nfr.models.cifar_vgg16`)."""
-    from nfr.models import cifar_resnet, cifar_vgg16, load_cifar_resnet, load_weights_file
     if model not in MODELS:
         raise NFRError(f"unknown model {model!r}; choose one of {MODELS}")
     if init.startswith("pretrained-"):
@@ -110,7 +113,6 @@ def load_data(data: str = "jpeg", split: str = "train", n: int | None = None, se
     None). ``info`` holds the source and the sha256 of the images and labels actually used (and of
     the file, when the data is one file).
     """
-    from nfr import data as D
     info = {"data": data, "split": split}
     if data == "torchvision":
         x, y = D.cifar10(split=split, download=True, n=n, seed=seed)
@@ -156,7 +158,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack 
     model.eval()
     correct, dt = 0, model_dtype(model)
     for i in range(0, len(x), batch_size):
-        xb = _as_float(x[i:i + batch_size], dt).to(device).contiguous(memory_format=torch.channels_last)
+        xb = as_float(x[i:i + batch_size], dt).to(device).contiguous(memory_format=torch.channels_last)
         correct += (model(xb).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
     out = {"clean_accuracy": correct / len(x), "n_test": len(x)}
     if attack is not None:
@@ -201,7 +203,7 @@ def train_model(net: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), batch_size):
             idx = perm[i:i + batch_size]
-            xb, yb = augment(_as_float(x[idx]), g), y[idx]
+            xb, yb = augment(as_float(x[idx]), g), y[idx]
             aux = None
             if attack is not None:
                 xb, yb, aux = attack.training_batch(xb, yb, g)
@@ -316,8 +318,7 @@ def load_trained(path, attack_name: str | None = None):
 def bundled_manifest(name: str) -> dict:
     """The manifest of a model that ships with nfr (``nfr/resources/models/<name>.json``, checksum
     verified): the training command, data checksums, accuracy and attack success rate."""
-    from nfr.data import resource
-    return json.loads(resource(f"models/{name}.json").read_text())
+    return json.loads(D.resource(f"models/{name}.json").read_text())
 
 
 def load_bundled(name: str):
@@ -338,73 +339,58 @@ def load_bundled(name: str):
     NFRError
         If the model does not ship with nfr or a file fails its checksum.
     """
-    from nfr.data import RESOURCES, resource
     man = bundled_manifest(name)
     for f in man.get("files", []):
-        resource(f"models/{f}")
-    return load_trained(RESOURCES / "models" / f"{name}.pt")
+        D.resource(f"models/{f}")
+    return load_trained(D.RESOURCES / "models" / f"{name}.pt")
 
 
 # --------------------------------------------------------------------------------------------
 # command line: python -m nfr train ...
 # --------------------------------------------------------------------------------------------
-TRAIN_EPILOG = """\
-examples:
-  # inject a BadNet backdoor by fine-tuning the pretrained ResNet-20 (CPU, minutes)
-  NFR_CIFAR10_DIR=/path/to/cifar10-jpeg.tar.gz python -m nfr train --model resnet20 \\
-      --attack badnet --init pretrained-resnet20 --epochs 2 --n-train 20000 --out models/
-  # Zheng et al.'s setting on a GPU: ResNet18 from scratch on torchvision's CIFAR-10
-  python -m nfr train --model resnet18 --attack wanet --init scratch --epochs 100 \\
-      --data torchvision --device cuda --out models/"""
+@dataclass
+class TrainConfig:
+    """The options of ``python -m nfr train`` (the only place their defaults live)."""
+    arch: str = option("resnet20", "architecture: the CIFAR ResNet-20/56, ResNet-18 or the "
+                       "VGG16-layout network", choices=MODELS)
+    attack: str = option("none", "backdoor injected while training",
+                         choices=("none", "badnet", "dynamic", "inputaware", "wanet"))
+    epochs: int = option(1, "passes over the training images", minimum=1)
+    init: str = option("pretrained-resnet20", "starting weights: scratch, pretrained-resnet20, "
+                       "pretrained-resnet56 (the checkpoints that ship with nfr) or a state-dict file",
+                       metavar="{scratch,pretrained-resnet20,pretrained-resnet56,PATH}")
+    data: str = option("jpeg", "'jpeg' = the lossy JPEG copy (test split bundled with nfr, train "
+                       "split from $NFR_CIFAR10_DIR), 'torchvision' = download the original CIFAR-10, "
+                       "or a folder/tarball <split>/<class>/<img>", metavar="{jpeg,torchvision,PATH}")
+    n_train: int = option(0, "training images, a seeded subset (0 = all)", minimum=0)
+    n_test: int = option(0, "test images for accuracy / attack success (0 = all)", minimum=0)
+    lr: float | None = option(None, "learning rate (default: 0.1 from scratch, 0.01 fine-tuning)", above=0)
+    batch_size: int = option(128, "images per step", minimum=1)
+    rate: float = option(0.1, "poisoning rate", minimum=0, maximum=1)
+    target_class: int = option(0, "target class of the backdoor", minimum=0, maximum=9)
+    seed: int = option(0, "seeds the initialisation, the order, the augmentation and the attack", minimum=0)
+    name: str | None = option(None, "file stem (default: <arch>_<attack>)")
+    device: str = option("cpu", "where to compute", choices=("cpu", "cuda"))
+    width: int = option(32, "vgg16 only: channels of the first block (64 = VGG16's own 64..512, "
+                        "32 = half width)", minimum=1)
+    save_dtype: str = option("float32", "dtype of the saved weights; accuracy is measured after "
+                             "rounding", choices=("float32", "float16"))
+    quiet: bool = option(False, "no progress bars")
 
 
-def add_parser(sub) -> None:
-    """Add the ``train`` subcommand to the ``python -m nfr`` subparsers ``sub``."""
-    import argparse
-    p = sub.add_parser("train", help="train / fine-tune a CIFAR-10 classifier, clean or backdoored",
-                       description="Train a CIFAR-10 classifier (SGD + momentum, cosine LR, crop + "
-                       "flip), optionally with a backdoor; writes <out>/<model>_<attack>.pt (state dict), "
-                       "a _trigger.pt for attacks with a generator / warp field, and a manifest .json.",
-                       epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="resnet20", choices=MODELS, help="(default: resnet20)")
-    p.add_argument("--attack", default="none", choices=("none", "badnet", "dynamic", "inputaware", "wanet"))
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--init", default="pretrained-resnet20", metavar="{scratch,pretrained-resnet20,pretrained-resnet56,PATH}",
-                   help="starting weights (default: pretrained-resnet20, the pretrained checkpoint that ships with nfr)")
-    p.add_argument("--data", default="jpeg", metavar="{jpeg,torchvision,PATH}",
-                   help="'jpeg' = the lossy JPEG copy (test split bundled with nfr, train split from "
-                        "$NFR_CIFAR10_DIR), 'torchvision' = download the original "
-                        "CIFAR-10, or a folder/tarball <split>/<class>/<img> (default: jpeg)")
-    p.add_argument("--n-train", type=int, default=0, help="training images, a seeded subset (0 = all)")
-    p.add_argument("--n-test", type=int, default=0, help="test images for accuracy / ASR (0 = all)")
-    p.add_argument("--lr", type=float, default=None, help="(default: 0.1 from scratch, 0.01 fine-tuning)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--rate", type=float, default=0.1, help="poisoning rate (default: 0.1)")
-    p.add_argument("--target", type=int, default=0, help="target class of the backdoor (default: 0)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--name", default=None, help="file stem (default: <model>_<attack>)")
-    p.add_argument("--out", default="models", metavar="DIR")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--width", type=int, default=32, help="vgg16 only: channels of the first block "
-                   "(64 = VGG16's own 64..512, 32 = half width; default: 32)")
-    p.add_argument("--save-dtype", default="float32", choices=("float32", "float16"),
-                   help="dtype of the saved weights; accuracy is measured after rounding (default: float32)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def cli_run(args, argv=None) -> int:
-    """Run the ``train`` subcommand from parsed ``args``; prints a summary, returns the exit code."""
+def cli_run(cfg: TrainConfig, out: str = "models", argv=None) -> int:
+    """Run ``python -m nfr train`` with ``cfg``; prints a summary, returns the exit code."""
     cmd = "python -m nfr " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
-        man = run(model=args.model, attack=args.attack, epochs=args.epochs, init=args.init,
-                  data=args.data, n_train=args.n_train or None, n_test=args.n_test or None,
-                  lr=args.lr, batch_size=args.batch_size, rate=args.rate, target=args.target,
-                  seed=args.seed, out=args.out, device=args.device, progress=not args.quiet,
-                  name=args.name, command=cmd, width=args.width, save_dtype=args.save_dtype)
+        man = run(model=cfg.arch, attack=cfg.attack, epochs=cfg.epochs, init=cfg.init,
+                  data=cfg.data, n_train=cfg.n_train or None, n_test=cfg.n_test or None,
+                  lr=cfg.lr, batch_size=cfg.batch_size, rate=cfg.rate, target=cfg.target_class,
+                  seed=cfg.seed, out=out, device=cfg.device, progress=not cfg.quiet,
+                  name=cfg.name, command=cmd, width=cfg.width, save_dtype=cfg.save_dtype)
     except NFRError as e:
         print(f"nfr train: error: {e}", file=sys.stderr)
         return 2
     asr = f", ASR {man['asr']:.3f}" if man["asr"] is not None else ""
-    print(f"train: wrote {', '.join(man['files'])} and {man['name']}.json in {args.out}/\n"
+    print(f"train: wrote {', '.join(man['files'])} and {man['name']}.json in {out}/\n"
           f"  clean accuracy {man['clean_accuracy']:.4f}{asr}")
     return 0

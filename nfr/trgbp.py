@@ -27,9 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nfr.engine.attribute import _check_x, _forward, _onehot, _Session, composite_for
-from nfr.engine.canonize import _canonize
-from nfr.engine.weights import he_std, weight_layers
+from nfr.engine.attribute import attribute, check_x, run_forward, onehot, Session, composite_for
+from nfr.engine.canonize import canonical
+from nfr.engine.weights import he_std, randomize, weight_layers
 from nfr.errors import NFRError
 
 __all__ = ["layer_maps", "aggregate", "trgbp_maps", "trgbp", "completeness", "randomize_biases",
@@ -48,21 +48,21 @@ def layer_maps(model: nn.Module, x: torch.Tensor, target, rule: str = "gbp",
         raise NFRError(f"rule must be 'gbp' or 'grad', got {rule!r}")
     if input_part not in ("grad", "x_grad"):
         raise NFRError(f"input_part must be 'grad' or 'x_grad', got {input_part!r}")
-    _check_x(model, x)
+    check_x(model, x)
     if x.dim() != 4:
         raise NFRError(f"x must be an image batch [B, C, H, W], got shape {tuple(x.shape)}")
-    gm = _canonize(model)
+    gm = canonical(model)
     L = len(gm.nfr_layers)
     comp = composite_for(rule, L)
-    sess = _Session(gm, [comp], q=0.9, eps=0.0, low=None, high=None)
+    sess = Session(gm, [comp], q=0.9, eps=0.0, low=None, high=None)
     for st in sess.weights.values():
         st.keep = True
     try:
         sess.set(comp)
         xg = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            out = _forward(gm, xg)
-            seed = _onehot(out, target, x.shape[0])
+            out = run_forward(gm, xg)
+            seed = onehot(out, target, x.shape[0])
             idx = sorted(sess.weights)
             zs = [sess.weights[l].output for l in idx]
             grads = torch.autograd.grad(out, [xg] + zs, seed, allow_unused=True)
@@ -173,7 +173,6 @@ def cascade_maps(model: nn.Module, x: torch.Tensor, target, levels, seed: int = 
     "zero"); R (B, H, W) is the eq-9 map of class ``target`` (fixed, e.g. the original
     prediction) and Rt = R - mean of the eq-9 maps of the randomized model's top classes (eq 10).
     """
-    from nfr.engine.weights import randomize
     out = {}
     for k in levels:
         m = randomize(model, "gaussian", seed, cascade_from_top=int(k), bias=bias)
@@ -190,7 +189,6 @@ def class_maps(model: nn.Module, x: torch.Tensor, top: int = 5):
     G (B, top, H, W) is GBP's guided gradient summed over channels (``nfr.attribute``,
     rule "gbp"); R and Rt as in :func:`trgbp_maps` (eq 9 and eq 10).
     """
-    from nfr.engine.attribute import attribute
     cls, R, Rt = trgbp_maps(model, x, top)
     g = attribute(model, x.repeat_interleave(top, 0), cls.reshape(-1), rule="gbp").sum(1)
     return cls, g.reshape(R.shape), R, Rt

@@ -10,7 +10,7 @@ MODELS = Path(__file__).resolve().parents[1] / "nfr" / "resources" / "models"
 
 
 def _run(tmp_path, *args):
-    rc = main(["backdoor", "--n-images", "6", "--out", str(tmp_path), "--quiet", *args])
+    rc = main(["backdoor", "--data", "samples", "--n-images", "6", "--out", str(tmp_path), "--quiet", *args])
     return rc, (json.loads((tmp_path / "backdoor.json").read_text()) if rc == 0 else None)
 
 

@@ -13,7 +13,9 @@ import torch.nn as nn
 
 from nfr import cli
 from nfr import data as D
-from nfr.experiments_eval import cam_layer, perturbation_curves
+from nfr.baselines import cam_layer
+from nfr.experiments.ebpg import sample_images
+from nfr.experiments.perturbation import perturbation_curves
 from nfr.predictable import ebpg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +83,7 @@ def test_imagenet_items_is_what_imagenet_folder_draws(tmp_path):
     items = D.imagenet_items(tmp_path)
     assert [lab for _, lab in items] == [0, 0, 0, 1, 1, 1]
     x, y = D.imagenet_folder(tmp_path, n=4, seed=1, size=8)
-    pick = D._select(len(items), 4, 1)
+    pick = D.select_indices(len(items), 4, 1)
     assert y.tolist() == [items[i][1] for i in pick] and x.shape == (4, 3, 8, 8)
 
 
@@ -156,7 +158,7 @@ def test_perturbation_curves_known_answer():
 
 
 def test_cam_layer_picks_the_last_feature_block():
-    from nfr.experiments import load_model
+    from nfr.setup import load_model
     assert cam_layer(load_model("vgg16", "random", 0)) == "features.29"
     assert cam_layer(load_model("resnet18", "random", 0)) == "layer4"
     assert cam_layer(load_model("cifar_resnet20", "random", 0)) == "layer3"
@@ -217,8 +219,7 @@ def test_cli_ebpg_errors(tmp_path):
 
 
 def test_sample_boxes_filter():
-    from nfr.experiments_eval import _sample_images
-    _, labels, bx, info, skipped = _sample_images(224, None, 0, 0.45)
+    _, labels, bx, info, skipped = sample_images(224, None, 0, 0.45)
     # 185 x 107, 100 x 155, 100 x 185, 195 x 125 (48.6%), 130 x 155 pixels of 224 x 224
     assert skipped == {"box_too_large": 1} and len(bx) == 4 and 317 not in labels
 
@@ -226,7 +227,7 @@ def test_sample_boxes_filter():
 def test_cli_perturbation(tmp_path):
     rc = cli.main(["perturbation", "--model", "cifar_resnet20", "--weights", "random", "--data",
                    "samples", "--size", "32", "--n-images", "2", "--rules", "saliency,gbp,gradcam",
-                   "--steps", "4", "--out", str(tmp_path), "--quiet"])
+                   "--n-fractions", "4", "--out", str(tmp_path), "--quiet"])
     assert rc == 0
     d = json.loads((tmp_path / "perturbation.json").read_text())
     assert d["experiment"] == "perturbation" and d["fractions"] == [0, 1 / 3, 2 / 3, 1]
@@ -238,4 +239,17 @@ def test_cli_perturbation(tmp_path):
             assert c["per_image"][0][0] == pytest.approx(d["curves"]["saliency"]["morf"]["per_image"][0][0])
             assert "mean" in d["aopc"][m][o]
     assert (tmp_path / "perturbation.png").is_file()
-    assert cli.main(["perturbation", "--steps", "1", "--out", str(tmp_path)]) == 2
+    assert cli.main(["perturbation", "--n-fractions", "1", "--out", str(tmp_path)]) == 2
+
+
+def test_gradcam_module_option_is_cam_layer():
+    """GradCAM / CAMERAS's module is --cam-layer (a module name) in ebpg, perturbation and methods;
+    --layer (an int 1..L elsewhere) is not theirs, and perturbation's fractions are --n-fractions."""
+    import dataclasses
+
+    from nfr import experiments as X
+    for name in ("ebpg", "perturbation", "methods"):
+        fields = {f.name for f in dataclasses.fields(X.get(name).config)}
+        assert "cam_layer" in fields and "layer" not in fields, name
+    assert X.config("perturbation").n_fractions == 11 and X.config("ebpg").n_images == 0
+    assert X.config("ebpg").target == "label"

@@ -3,7 +3,8 @@ found before the experiment runs (numeric ranges, --out naming a file, unreadabl
 weights files)."""
 from __future__ import annotations
 
-import argparse
+import dataclasses
+import typing
 
 import pytest
 import torch
@@ -14,19 +15,29 @@ from nfr.models import cifar_resnet
 NUMERIC = (int, float)
 
 
-def _numeric_actions():
-    """(sub-command, option string, dest) of every int / float / int-list option."""
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for name, sp in sub.choices.items():
-        for a in sp._actions:
-            if a.option_strings and (a.type in NUMERIC or getattr(a.type, "__name__", "") == "_int_list"):
-                yield name, a.option_strings[0], a.dest
+def _configs():
+    from nfr import experiments as X
+    from nfr.train import TrainConfig
+    return {n: sp.config for n, sp in X.REGISTRY.items()} | {"train": TrainConfig}
 
 
-def _bad_value(dest):
-    _, ok = cli.RANGES[dest]
-    return next(v for v in (-5, 0, 1.5, 10, 1000) if not ok(v))
+def _numeric_fields():
+    """(sub-command, option string, field) of every int / float / numeric-list option."""
+    for name, cls in _configs().items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kind, _ = cli._kind(hints[f.name])
+            if kind in NUMERIC:
+                yield name, "--" + f.name.replace("_", "-"), f
+
+
+def _bad_value(f):
+    m = f.metadata
+    if m.get("minimum") is not None:
+        return m["minimum"] - 1
+    if m.get("above") is not None:
+        return m["above"]
+    return m["maximum"] + 1
 
 
 def _one_line_error(capsys, rc):
@@ -36,13 +47,15 @@ def _one_line_error(capsys, rc):
 
 
 def test_every_numeric_option_has_a_range():
-    missing = {(n, o) for n, o, d in _numeric_actions() if d not in cli.RANGES}
-    assert not missing, f"numeric options without a range in nfr.cli.RANGES: {sorted(missing)}"
+    missing = {(n, o) for n, o, f in _numeric_fields()
+               if all(f.metadata.get(k) is None for k in ("minimum", "maximum", "above"))}
+    assert not missing, f"numeric options without a range (option(..., minimum=...)): {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name,opt,dest", sorted(set(_numeric_actions())))
-def test_numeric_option_out_of_range_is_refused_before_running(name, opt, dest, capsys, tmp_path):
-    v = _bad_value(dest)
+@pytest.mark.parametrize("name,opt,field", sorted(_numeric_fields(), key=lambda t: t[:2]),
+                         ids=lambda v: getattr(v, "name", v))
+def test_numeric_option_out_of_range_is_refused_before_running(name, opt, field, capsys, tmp_path):
+    v = _bad_value(field)
     val = str(int(v)) if float(v).is_integer() else str(v)
     rc = cli.main([name, opt, val, "--out", str(tmp_path / "o")])
     line = _one_line_error(capsys, rc)

@@ -15,11 +15,22 @@ import numpy as np
 import pytest
 import torch
 
-from nfr import experiments as E
+from nfr import experiments as X
 from nfr.cli import main
+from nfr.errors import NFRError
+from nfr.experiments.nie import draw_gbp, gbp_conv
 from nfr.reference import nie as ref
+from nfr.setup import load_setup
 
 TINY_NIE = ["nie", "--filters", "8", "--kernel", "3", "--seeds", "1", "--size", "16", "--quiet"]
+
+
+def _rc(argv) -> int:
+    """main's exit status, also when argparse refuses an option (it exits with status 2)."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
 
 
 # ------------------------------------------------------------------ nie
@@ -47,15 +58,19 @@ def test_nie_on_photos_and_channels(tmp_path):
 
 
 def test_nie_rejects_model_and_weights(tmp_path, capsys):
-    assert main(TINY_NIE + ["--model", "vgg16", "--out", str(tmp_path)]) == 2
-    assert "--model and --weights do not apply" in capsys.readouterr().err
+    """nie draws its own networks: it has no --model / --weights option (nor Config field)."""
+    assert _rc(TINY_NIE + ["--model", "vgg16", "--out", str(tmp_path)]) == 2
+    assert "unrecognized arguments: --model vgg16" in capsys.readouterr().err
+    assert _rc(TINY_NIE + ["--weights", "random", "--out", str(tmp_path)]) == 2
+    assert "unrecognized arguments: --weights random" in capsys.readouterr().err
+    with pytest.raises(NFRError, match="has no option model, weights"):
+        X.run("nie", model="vgg16", weights="random")
     assert main(TINY_NIE + ["--kernel", "9", "--out", str(tmp_path)]) == 2   # no centre left
 
 
 @pytest.mark.parametrize("stride,cin,H", [(1, 1, 9), (2, 1, 10), (1, 3, 8), (3, 2, 11)])
 def test_gbp_conv_equals_numpy_reference(stride, cin, H):
     """The torch convolution form of eq 6 == nfr.reference.nie.gbp on the same weights (float64)."""
-    from nfr.experiments_theory import gbp_conv
     k, N = 3, 5
     shape = (H, H + 1) if cin == 1 else (cin, H, H + 1)
     x = np.random.default_rng(stride + cin).standard_normal(shape)
@@ -72,7 +87,6 @@ def test_gbp_conv_equals_numpy_reference(stride, cin, H):
 
 
 def test_draw_gbp_chunking_does_not_change_the_map():
-    from nfr.experiments_theory import draw_gbp
     x = torch.from_numpy(ref.sign_image((1, 12, 12), 0))
     a = draw_gbp(x, 7, 3, 0.5, 1, seed=5, chunk=7)
     b = draw_gbp(x, 7, 3, 0.5, 1, seed=5, chunk=7)
@@ -85,8 +99,8 @@ def test_nie_scale_matches_the_derived_constant_at_large_n():
     is 1 within 4 standard errors of the noise model (ratio_sd_pred / sqrt(networks), about 0.008
     here, so a tolerance near 0.03), and so a quarter of the printed constant 2 c^2 p N / (pi C0).
     The border/centre ratio of |s| matches the coverage prediction (0.483 here) within 10%."""
-    res = E.EXPERIMENTS["nie"](data="signs", n_images=1, size=16, filters=[1024], kernel=[3],
-                               seeds=2, c=0.5, progress=False)
+    res = X.run("nie", data="signs", n_images=1, size=16, filters=[1024], kernel=[3], seeds=2, c=0.5,
+                quiet=True)
     st = res["settings"][0]
     sd = st["ratio_sd_pred"]["mean"]
     assert 0.005 < sd < 0.02                                   # the model's own size, not tuned
@@ -118,7 +132,7 @@ def test_failure_cli_and_profile_equals_layer_profile(tmp_path, capsys):
     assert (tmp_path / "failure.png").exists() and (tmp_path / "failure_strips.png").exists()
     assert d["layers"] == [1, 2] and d["config"]["below"] == "gbp"
     assert "alignment: rho" in capsys.readouterr().out
-    s = E.load_setup("cifar_resnet20", "random", "samples", 2, 32, "cpu", 0)
+    s = load_setup("cifar_resnet20", "random", "samples", 2, 32, "cpu", 0)
     want = FA.layer_profile(s.model, s.x, [1, 2], below="gbp")
     for m in FA.MEASURES:
         np.testing.assert_allclose(np.array(d["per_image"][m]), want[m], rtol=1e-6, atol=1e-9)

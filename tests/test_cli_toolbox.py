@@ -108,8 +108,10 @@ def test_preset_is_stored_for_builtin_models(tmp_path):
 
 
 def test_preprocess_refused_where_not_used(capsys, tmp_path):
-    rc = main(["ibd", "--model", "cifar_resnet20", "--preprocess", "none", "--out", str(tmp_path)])
-    assert rc == 2 and "--preprocess" in capsys.readouterr().err
+    """weight-stats loads no images: it has no normalisation option to accept and ignore."""
+    rc = main(["weight-stats", "--model", "cifar_resnet20", "--preprocess", "none", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--preprocess" in err and len(err.strip().splitlines()) == 1
 
 
 def test_missing_imagenet_weights_mention_download(tmp_path, capsys, monkeypatch):

@@ -1,4 +1,4 @@
-"""The seed 002 experiments of nfr.experiments_trgbp through the CLI: trgbp-sanity (Figs 5, 9, 10),
+"""The seed 002 experiments of nfr.experiments.trgbp_sanity, .methods and .trgbp through the CLI: trgbp-sanity (Figs 5, 9, 10),
 methods (Fig 4) and the TR-GBP pipeline figure of the trgbp experiment (Fig 1)."""
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import pytest
 import torch
 
 from nfr.cli import main
+from nfr.experiments.methods import method_maps, negative_share
+from nfr.experiments.trgbp import pipeline_figure, pipeline_layers, pipeline_maps
+from nfr.experiments.trgbp_sanity import map_stats
+from nfr.setup import load_setup
 
 TINY = ["--model", "cifar_resnet20", "--weights", "random", "--data", "samples", "--size", "32",
         "--n-images", "2", "--quiet"]
@@ -22,7 +26,6 @@ def _run(args, out):
 
 # ------------------------------------------------------------------------------ map statistics
 def test_map_stats_known_answers():
-    from nfr.experiments_trgbp import map_stats
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(32, 32))
     same = map_stats(ref, ref, 2)
@@ -62,8 +65,6 @@ def test_trgbp_sanity_end_to_end(tmp_path):
 
 def test_trgbp_sanity_matches_cascade_maps(tmp_path):
     """The experiment's maps are nfr.trgbp.cascade_maps's: its statistics recomputed from there."""
-    from nfr.experiments import load_setup
-    from nfr.experiments_trgbp import map_stats
     from nfr.trgbp import cascade_maps
     rc, res = _run(["trgbp-sanity", "--steps", "3,7", "--rules", "trgbp,eq9", "--bias", "zero",
                     "--top", "3", "--seed", "3"], tmp_path)
@@ -102,7 +103,6 @@ def test_methods_end_to_end(tmp_path):
 
 
 def test_negative_share_known_answer():
-    from nfr.experiments_trgbp import negative_share
     assert negative_share(np.array([[1.0, -3.0], [0.0, 0.0]])).tolist() == [0.75]
     v = negative_share(np.stack([np.ones((2, 2)), -np.ones((2, 2)), np.zeros((2, 2))]))
     assert v[0] == 0 and v[1] == 1 and np.isnan(v[2])
@@ -111,8 +111,6 @@ def test_negative_share_known_answer():
 def test_methods_numbers_are_the_package_methods(tmp_path):
     import nfr
     from nfr.baselines import attribute_2d
-    from nfr.experiments import load_setup
-    from nfr.experiments_trgbp import _method_maps
     from nfr.predictable import ibd
     rc, res = _run(["methods", "--rules", "gbp,saliency,trgbp"], tmp_path)
     assert rc == 0
@@ -127,7 +125,7 @@ def test_methods_numbers_are_the_package_methods(tmp_path):
     assert np.allclose(res["stats"]["gbp"]["alignment"]["per_image"], al.numpy(), atol=1e-6)
     # the 2D maps of the raw-map methods follow attribute_2d's conventions
     for m, kw in (("saliency", {}), ("gig", {"steps": 2})):
-        R2, raw = _method_maps(m, s.model, s.x[:1], s.target[:1], None, 2)
+        R2, raw = method_maps(m, s.model, s.x[:1], s.target[:1], None, 2)
         assert raw.shape == s.x[:1].shape
         assert torch.allclose(R2, attribute_2d(m, s.model, s.x[:1], s.target[:1], **kw), atol=1e-6)
 
@@ -142,8 +140,6 @@ def test_methods_user_errors(tmp_path, bad, capsys):
 # ------------------------------------------------------------------------------ Fig 1 (pipeline)
 def test_pipeline_parts_sum_to_trgbp():
     """The pipeline figure's panels: R^0 + sum psi(R^l) is eq 9 and eq 9 - top mean is trgbp()."""
-    from nfr.experiments import load_setup
-    from nfr.experiments_trgbp import pipeline_figure, pipeline_maps
     from nfr.trgbp import aggregate, layer_maps, randomize_biases, trgbp
     s = load_setup("cifar_resnet20", "random", "samples", 1, 32)
     model = randomize_biases(s.model, 1).eval()  # non-zero biases: the bias maps matter
@@ -160,10 +156,11 @@ def test_pipeline_parts_sum_to_trgbp():
     # another class than the top one: trgbp() with that target
     q = pipeline_maps(model, x, target=p["classes"][2], top=5)
     assert torch.allclose(q["trgbp"], trgbp(model, x, p["classes"][2])[0], atol=1e-4, rtol=1e-4)
-    fig, shown = pipeline_figure(s.raw[0], p)
+    fig = pipeline_figure(s.raw[0], p)
+    shown = pipeline_layers(p)
     assert len(shown) == 4 and all(p["bias_shapes"][l] != (1, 1) for l in shown)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
+    # one panel each: input, R^0, the shown psi(R^l), eq 9, the top-class mean, eq 10
+    assert len(fig.axes) == 1 + 1 + len(shown) + 3
 
 
 def test_trgbp_writes_the_pipeline_figure(tmp_path):

@@ -115,14 +115,39 @@ def test_cascade_alignment_matches_cascade_on_a_level_subset():
 
 def test_load_setup_float64_and_experiment_dtype():
     """dtype='float64' gives the model, inputs and DTD bounds in float64; an experiment passes it on."""
-    from nfr import experiments as E
-    s = E.load_setup("cifar_resnet20", "random", "samples", 2, dtype="float64")
+    from nfr import experiments
+    from nfr.setup import load_setup
+    s = load_setup("cifar_resnet20", "random", "samples", 2, dtype="float64")
     assert s.x.dtype == s.low.dtype == s.high.dtype == torch.float64
     assert next(s.model.parameters()).dtype == torch.float64 and s.config["dtype"] == "float64"
-    s32 = E.load_setup("cifar_resnet20", "random", "samples", 2)
+    s32 = load_setup("cifar_resnet20", "random", "samples", 2)
     torch.testing.assert_close(s.x.float(), s32.x)
-    r = E.removal("cifar_resnet20", "random", "samples", n_images=2, seed=0, dtype="float64",
-                  rules=["gbp"], ks=(1,), progress=False)
+    r = experiments.run("removal", model="cifar_resnet20", weights="random", data="samples", n_images=2,
+                        seed=0, dtype="float64", rules=["gbp"], k=[1], quiet=True)
     assert r["config"]["dtype"] == "float64"
     with pytest.raises(NFRError, match="dtype"):
-        E.load_setup("cifar_resnet20", "random", "samples", 2, dtype="float16")
+        load_setup("cifar_resnet20", "random", "samples", 2, dtype="float16")
+
+
+def test_table1_maps_alphabeta_has_its_bottom_process():
+    """Regression: table1_maps re-implemented the bottom process and returned alphabeta's map
+    w/o B as its "B" map. Now B = the engine's own output with bottom=True, for every method."""
+    import torch
+    import torch.nn as nn
+
+    from nfr import deep
+    from nfr.engine.attribute import attribute
+    g = torch.Generator().manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(4 * 6 * 6, 5)).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
+    x = torch.rand(2, 3, 6, 6, generator=g, dtype=torch.float64)
+    t = torch.tensor([1, 3])
+    methods = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "alphabeta")
+    maps = deep.table1_maps(net, x, t, methods)
+    for m in methods:
+        assert torch.allclose(maps[m]["B"], attribute(net, x, t, m, bottom=True), rtol=1e-12, atol=1e-14), m
+        assert torch.allclose(maps[m]["w/o B"], attribute(net, x, t, m, bottom=False), rtol=1e-12, atol=1e-14), m
+    assert not torch.allclose(maps["alphabeta"]["B"], maps["alphabeta"]["w/o B"])

@@ -213,13 +213,13 @@ def _reader_kind(gm, u):
 
 
 def test_gate_gradients_are_overwritten_only_when_nobody_else_holds_them():
-    from nfr.engine.canonize import Tap, _canonize
-    gm = _canonize(_readers_net())
+    from nfr.engine.canonize import Tap, canonical
+    gm = canonical(_readers_net())
     marks = [(tuple(getattr(k, "__name__", k) for k in (_reader_kind(gm, u) for u in n.users)),
               gate.grad_inplace) for n, gate in _gate_nodes(gm)]
     assert marks == [(("Weighted",), True), (("MaxPool2d",), True), (("Add",), False),
                      (("Weighted", "Add"), False), (("flatten",), False)], marks
-    tapped = _canonize(_readers_net(), taps=True)     # the cascade's taps hold the gradient
+    tapped = canonical(_readers_net(), taps=True)     # the cascade's taps hold the gradient
     read_by = [({_reader_kind(tapped, u) for u in n.users}, gate.grad_inplace)
                for n, gate in _gate_nodes(tapped)]
     assert any(Tap in k for k, _ in read_by)
@@ -228,12 +228,12 @@ def test_gate_gradients_are_overwritten_only_when_nobody_else_holds_them():
 
 
 def test_gates_overwrite_only_tensors_nothing_else_reads():
-    from nfr.engine.canonize import Add, Gate, Weighted, _canonize
-    gm = _canonize(_fan_out_net())
+    from nfr.engine.canonize import Add, Gate, Weighted, canonical
+    gm = canonical(_fan_out_net())
     marks = {type(gm.get_submodule(n.args[0].target)): gate.inplace for n, gate in _gate_nodes(gm)}
     assert marks == {Weighted: False, Add: True}
     import torchvision
-    vgg = _canonize(torchvision.models.vgg11(weights=None).eval())
+    vgg = canonical(torchvision.models.vgg11(weights=None).eval())
     assert all(g.inplace for g in vgg.modules() if isinstance(g, Gate))
 
 

@@ -49,17 +49,17 @@ def test_layer_maps_equal_single_attributions():
     model = cifar_resnet(8, seed=0)
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     layers = [0, 1, 4, 7]
-    M = F.layer_maps(model, x, layers)
+    M = F.start_layer_maps(model, x, layers)
     assert M.shape == (4, 2, 3, 8, 8)
     torch.testing.assert_close(M[0], x)
     for i, l in enumerate(layers[1:], 1):
         torch.testing.assert_close(M[i], nfr.attribute(model, x, rule="activation", layer=l,
                                                        bottom=False), rtol=1e-4, atol=1e-6)
-    G = F.layer_maps(model, x, [3], below="gbp")
+    G = F.start_layer_maps(model, x, [3], below="gbp")
     torch.testing.assert_close(G[0], nfr.attribute(model, x, rule="activation", layer=3,
                                                    below="gbp", bottom=False))
     with pytest.raises(NFRError):
-        F.layer_maps(model, x, [9])      # ResNet-8 has L = 8 weight layers: 0..7 allowed
+        F.start_layer_maps(model, x, [9])      # ResNet-8 has L = 8 weight layers: 0..7 allowed
     prof = F.layer_profile(model, x, layers, maps=M)
     assert set(prof) >= {"alignment", "colour", "chroma", "outside"}
     assert prof["alignment"].shape == (4, 2)

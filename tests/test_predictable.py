@@ -79,5 +79,7 @@ def test_centre_cv_and_sanity_stats():
 
 def test_ibd_experiment_smoke():
     """The command-line experiment runs end to end on the offline samples (random CIFAR ResNet-20)."""
-    res = pr.ibd_experiment("cifar_resnet20", "random", "samples", n_images=4, methods=("saliency",))
+    from nfr import experiments as X
+    res = X.run("ibd", model="cifar_resnet20", weights="random", data="samples", n_images=4,
+                rules=["saliency"], quiet=True)
     assert res["n"] == 4 and set(res["auc"]) == {"saliency"}

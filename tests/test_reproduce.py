@@ -28,10 +28,18 @@ FEWER = {"weight-stats": {"--max-neurons": "16"}, "sanity": {"--steps": "1"}, "a
          "removal": {"--k": "1"}, "kis": {"--n-images": "8", "--n-boot": "50"}, "trgbp": {"--top": "3"},
          "failure": {"--layers": "1,2"}, "nie": {"--filters": "8,32", "--kernel": "3,5", "--seeds": "1"},
          "ebpg": {"--boxes": "samples", "--rules": "saliency,gradcam,trgbp"},
-         "perturbation": {"--steps": "3", "--rules": "saliency,gradcam,trgbp"},
+         "perturbation": {"--n-fractions": "3", "--rules": "saliency,gradcam,trgbp"},
          "trgbp-sanity": {"--steps": "1"}, "methods": {"--ig-steps": "2"},
          # a network trained by `python -m nfr train` (the committed backdoored ResNet-20)
          "backdoor": {"--weights": "nfr/resources/models/resnet20_badnet.pt"}}
+
+
+def _options(name: str) -> set:
+    """The option strings of one sub-command (generated from its Config)."""
+    import dataclasses
+
+    from nfr import experiments as X
+    return {"--" + f.name.replace("_", "-") for f in dataclasses.fields(X.get(name).config)}
 
 
 def _weights_available(model: str) -> bool:
@@ -58,8 +66,9 @@ def smoke_args(cmd: str, out: Path) -> list[str]:
     data = opts.get("--data")
     if data is not None and data not in ("samples", "skimage") and data != "cifar10":
         opts["--data"] = "samples"
+    known = _options(args[0])
     for key, val in SMOKE.items():
-        if key in opts or key in ("--n-images", "--size", "--device"):
+        if key in known and (key in opts or key in ("--n-images", "--size", "--device")):
             opts[key] = val
     opts.update(FEWER.get(args[0], {}))  # the experiment's own loops, shortened
     opts["--out"], opts["--quiet"] = str(out), None

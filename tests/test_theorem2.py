@@ -160,3 +160,12 @@ def test_cascade_verdicts_shapes():
     v = t2.cascade_verdicts(sweep)
     assert len(v["rise"]) == 4 and len(v["act"]) == 3 * 2 and len(v["cross"]) == 3
     assert t2.rises(np.array([0.1, 0.1, 0.2])) and not t2.rises(np.array([0.2, 0.1]))
+
+
+def test_spearman_of_a_constant_is_nan_in_reference_and_metrics():
+    """One meaning for Spearman of a constant map in the whole package: undefined (nan)."""
+    from nfr.metrics import spearman as sp_metrics
+    from nfr.reference.theorem2 import spearman as sp_ref
+    a, c = np.arange(5.0), np.ones(5)
+    assert np.isnan(sp_ref(a, c)) and np.isnan(sp_metrics(a, c))
+    assert sp_ref(a, a ** 2) == pytest.approx(sp_metrics(a, a ** 2)) == pytest.approx(1.0)

@@ -64,7 +64,7 @@ def _tiny_cifar(root, n_per_class, seed):
 def test_train_smoke_cli(tmp_path):
     """One short epoch (256 synthetic images, ResNet-20 from scratch) through the command line."""
     data = _tiny_cifar(tmp_path / "data", 26, 0)
-    rc = main(["train", "--model", "resnet20", "--attack", "badnet", "--init", "scratch",
+    rc = main(["train", "--arch", "resnet20", "--attack", "badnet", "--init", "scratch",
                "--epochs", "1", "--n-train", "256", "--batch-size", "32", "--data", str(data),
                "--lr", "0.05", "--seed", "0", "--out", str(tmp_path), "--quiet"])
     assert rc == 0
@@ -91,7 +91,7 @@ def test_load_data_jpeg_copy(monkeypatch):
 
 
 def test_cli_train_bad_init(tmp_path, capsys):
-    rc = main(["train", "--init", str(tmp_path / "missing.pt"), "--model", "resnet20",
+    rc = main(["train", "--init", str(tmp_path / "missing.pt"), "--arch", "resnet20",
                "--out", str(tmp_path), "--quiet"])
     assert rc == 2 and "error" in capsys.readouterr().err
 
@@ -114,22 +114,33 @@ def test_committed_model_reproducible_from_its_manifest(path, tmp_path, monkeypa
         resource(f"models/{f}")                      # checksum verified
     assert len(man["train_data"]["sha256"]) == 64 and man["train_data"]["n"] > 0
     assert len(man["test_data"]["sha256"]) == 64 and 0 <= man["clean_accuracy"] <= 1
-    argv = shlex.split(man["command"])
-    assert argv[:4] == ["python", "-m", "nfr", "train"]
-    opts, i = {}, 4
-    while i < len(argv):
-        if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            opts[argv[i]], i = argv[i + 1], i + 2
-        else:
-            opts[argv[i]], i = None, i + 1
-    if not os.environ.get("NFR_CIFAR10_DIR"):
-        opts["--data"] = str(_tiny_cifar(tmp_path / "data", 4, 0))
-    opts.update({"--epochs": "1", "--n-train": "32", "--n-test": "16", "--batch-size": "16",
-                 "--out": str(tmp_path / "out"), "--quiet": None})
-    args = ["train"] + [t for k, v in opts.items() for t in ([k] if v is None else [k, v])]
-    assert main(args) == 0
-    new = json.loads((tmp_path / "out" / path.name).read_text())
+    out = tmp_path / "out"
+    data = None if os.environ.get("NFR_CIFAR10_DIR") else str(_tiny_cifar(tmp_path / "data", 4, 0))
+    # a model trained in stages (e.g. continued from an earlier run's weights): every stage's
+    # command re-runs in order, each --init that names an earlier stage's output pointed at out/
+    stages = man.get("stages") or [man]
+    for stage in stages:
+        argv = shlex.split(stage["command"])
+        assert argv[:4] == ["python", "-m", "nfr", "train"]
+        opts, i = {}, 4
+        while i < len(argv):
+            if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                opts[argv[i]], i = argv[i + 1], i + 2
+            else:
+                opts[argv[i]], i = None, i + 1
+        stage_out = opts.get("--out", "models")
+        init = opts.get("--init", "")
+        if init.startswith(stage_out.rstrip("/") + "/"):
+            opts["--init"] = str(out / init[len(stage_out.rstrip("/")) + 1:])
+        if data is not None:
+            opts["--data"] = data
+        opts.update({"--epochs": "1", "--n-train": "32", "--n-test": "16", "--batch-size": "16",
+                     "--out": str(out), "--quiet": None})
+        args = ["train"] + [t for k, v in opts.items() for t in ([k] if v is None else [k, v])]
+        assert main(args) == 0, stage["command"]
+    new = json.loads((out / path.name).read_text())
     for key in ("name", "model", "attack", "init", "seed", "lr", "width", "save_dtype"):
-        if key in man:  # width and save_dtype: manifests written since they existed
+        if key in man and key != "init":  # width and save_dtype: manifests written since they existed
             assert new[key] == man[key], key
+    assert (new["init"] == man["init"]) or len(stages) > 1
     assert new["files"] == man["files"] and new["steps"] == 2

@@ -17,11 +17,11 @@ import re
 import torch
 import torch.nn as nn
 
-from nfr.engine.canonize import Gate, Tap, Weighted, _canonize, _check_eval
+from nfr.engine.canonize import Gate, Tap, Weighted, canonical, check_eval
 from nfr.engine.rules import RuleState
 from nfr.errors import NFRError
 
-__all__ = ["attribute", "cascade", "alignment", "RULES", "CASCADE_RULES", "composite_for"]
+__all__ = ["attribute", "cascade", "alignment", "bottom_process", "RULES", "CASCADE_RULES", "composite_for"]
 
 RULES = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "alphabeta", "dtd", "activation",
          "activation_max", "activation_min")
@@ -36,10 +36,10 @@ def _check_rule(rule, valid):
         raise NFRError(f"unknown rule {rule!r}; valid rules are: {', '.join(valid)}")
 
 
-def _check_x(model, x):
+def check_x(model, x):
     if not isinstance(model, nn.Module):
         raise NFRError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _check_eval(model)
+    check_eval(model)
     if isinstance(x, (tuple, list)):
         raise NFRError(f"x must be a torch.Tensor, got a {type(x).__name__} of inputs: nfr "
                        "attributes ONE input tensor (the rules start from A_0 = x); fix the "
@@ -77,7 +77,7 @@ def _check_alpha_beta(alpha, beta):
                        f"conservation), got alpha={alpha}, beta={beta}")
 
 
-def _onehot(out, target, B):
+def onehot(out, target, B):
     if out.dim() != 2 or out.shape[0] != B:
         raise NFRError(f"the model output must have shape [batch, classes]; got "
                        f"{tuple(out.shape)} for a batch of {B}")
@@ -107,7 +107,7 @@ _SHAPE_MESSAGE = re.compile(r"shape|size|dimension|channels|mat1 and mat2|must m
                             r"out of range|too small", re.IGNORECASE)
 
 
-def _forward(gm, xg):
+def run_forward(gm, xg):
     """Run the canonical graph. ``nn.Module.__call__`` is called directly: the GraphModule's own
     ``__call__`` prints its generated code to stderr when forward raises. A shape problem (torch's
     shape checks, the model's own asserts on the input) becomes one NFRError; any other error
@@ -182,7 +182,7 @@ def composite_for(rule: str, L: int, *, bottom: bool = True, upto: int | None = 
     return comp
 
 
-class _Session:
+class Session:
     """Install RuleStates on a canonical GraphModule; ``close()`` removes them (in finally)."""
 
     def __init__(self, gm, comps, *, q, eps, low, high, keep=(), alpha=1.0, beta=0.0):
@@ -227,7 +227,11 @@ class _Session:
                 m.nfr_state = None
 
 
-def _bottom(rule, x, r):
+def bottom_process(rule, x, r):
+    """The bottom process B of ``rule`` applied to its map w/o B ``r`` (r_0, or c_0 for the LRP
+    rules): x * r for grad_x_input, zplus, alphabeta (and dtd's raw-gradient form); relu(x * r)
+    for rectgrad; r itself for grad, gbp and activation. (dtd's own bottom process is the z^B rule
+    at layer 1, which :func:`attribute` runs with ``bottom=True``.)"""
     if rule in ("grad_x_input", "zplus", "alphabeta", "dtd"):
         return x * r
     if rule == "rectgrad":
@@ -322,7 +326,7 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
         ``RuntimeError``, ``torch.OutOfMemoryError``) reach the caller unchanged.
     """
     _check_rule(rule, RULES)
-    _check_x(model, x)
+    check_x(model, x)
     if not (0.0 < float(q) < 1.0):
         raise NFRError(f"q must lie in (0, 1), got {q}")
     _check_alpha_beta(alpha, beta)
@@ -331,7 +335,7 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
     x = x.detach()
     if rule == "dtd":
         low, high = _dtd_box(x, low, high)
-    gm = _canonize(model, output=output, forward_kwargs=forward_kwargs)
+    gm = canonical(model, output=output, forward_kwargs=forward_kwargs)
     layers = gm.nfr_layers
     L = len(layers)
     if rule.startswith("activation"):
@@ -349,23 +353,23 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
         for r in comp.values():
             _check_rule(r, ("grad", "gbp", "rectgrad", "zplus", "alphabeta", "zbox"))
     keep = set(range(1, L + 1)) if record else ({layer} if rule.startswith("activation") else set())
-    sess = _Session(gm, [comp], q=q, eps=eps, low=low, high=high, keep=keep, alpha=alpha,
+    sess = Session(gm, [comp], q=q, eps=eps, low=low, high=high, keep=keep, alpha=alpha,
                     beta=beta)
     try:
         sess.set(comp)
         xg = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            out = _check_output(_forward(gm, xg))
+            out = _check_output(run_forward(gm, xg))
             if rule.startswith("activation"):
                 if target is not None:
-                    _onehot(out, target, x.shape[0])
+                    onehot(out, target, x.shape[0])
                 start = sess.output(layer)
                 seed = start.detach()
                 if rule != "activation":
                     seed = _restrict(seed, rule.split("_")[1], frac)
                 top = layer - 1
             else:
-                seed = _onehot(out, target, x.shape[0])
+                seed = onehot(out, target, x.shape[0])
                 start, top = out, L
             recs = [l for l in range(1, top + 1)] if record else []
             tens = [sess.output(l) for l in recs]
@@ -375,7 +379,7 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
         if rule == "dtd" and bottom and comp[1] == "zbox":
             R = r0
         else:
-            R = _bottom(rule, x, r0) if bottom else r0
+            R = bottom_process(rule, x, r0) if bottom else r0
         if not record:
             return R
         rel = {l: (g.detach() if g is not None else torch.zeros_like(t))
@@ -427,7 +431,7 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
     ``forward_kwargs`` are as in :func:`attribute`. The result is detached, as there.
     """
     _check_rule(rule, CASCADE_RULES)
-    _check_x(model, x)
+    check_x(model, x)
     _check_alpha_beta(alpha, beta)
     x = x.detach()
     if levels is not None:
@@ -443,7 +447,7 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
                                f"using the rule), got {n!r}")
     if rule == "dtd":
         low, high = _dtd_box(x, low, high)
-    gm = _canonize(model, taps=True, output=output, forward_kwargs=forward_kwargs)
+    gm = canonical(model, taps=True, output=output, forward_kwargs=forward_kwargs)
     L = len(gm.nfr_layers)
     levels = list(range(L + 1)) if levels is None else [int(n) for n in levels]
     for n in levels:
@@ -455,7 +459,7 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
         composite_for("grad", L)
     raw = composite_for("grad", L)
     keep = set(range(1, L + 1)) if rule == "activation" else set()
-    sess = _Session(gm, [full, raw], q=q, eps=eps, low=low, high=high, keep=keep, alpha=alpha,
+    sess = Session(gm, [full, raw], q=q, eps=eps, low=low, high=high, keep=keep, alpha=alpha,
                     beta=beta)
     taps: dict = {}
     for m in gm.modules():
@@ -465,8 +469,8 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
     try:
         xg = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            out = _check_output(_forward(gm, xg))
-            seed = _onehot(out, target, x.shape[0])
+            out = _check_output(run_forward(gm, xg))
+            seed = onehot(out, target, x.shape[0])
             by_level = {}
             if rule != "activation" and any(0 < n for n in levels):
                 sess.set(full)
@@ -506,7 +510,7 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
         for i, n in enumerate(asked):
             r = by_level[rep[n]].detach()
             if bottom and not (rule == "dtd" and n == L):
-                r = _bottom(rule, x, r)
+                r = bottom_process(rule, x, r)
             res[i] = r
         return res
     finally:

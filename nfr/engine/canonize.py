@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -45,9 +46,10 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nfr.engine.rules import gate_forward, weighted_forward
 from nfr.errors import NFRError
 
-__all__ = ["canonize", "Gate", "Weighted", "Add", "Tap", "Layer"]
+__all__ = ["canonize", "canonical", "state_key", "check_eval", "Gate", "Weighted", "Add", "Tap", "Layer"]
 
 _WAY_OUT = ("the rules apply to ReLU networks: pass an fx-traceable network made of Conv2d/Linear, "
             "BatchNorm directly after them, ReLU/ReLU6, pooling, reshapes and residual additions "
@@ -83,7 +85,6 @@ class Gate(nn.Module):
     def forward(self, x):
         st = self.nfr_state
         if st is not None:
-            from nfr.engine.rules import gate_forward
             return gate_forward(self, x, st)
         if self.upper is None:
             return torch.relu(x)
@@ -126,7 +127,6 @@ class Weighted(nn.Module):
             x = F.pad(x, self.pad)
         st = self.nfr_state
         if st is not None:
-            from nfr.engine.rules import weighted_forward
             return weighted_forward(self, x, st)
         return self.linear(x, self.inner.weight, self.inner.bias)
 
@@ -197,7 +197,7 @@ _RELU6_FUNCTIONS = {F.relu6}
 _ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
 
 
-class _Tracer(fx.Tracer):
+class Tracer(fx.Tracer):
     """Leaf modules: torch.nn modules (default) and every subclass of a supported layer (so that
     one with its own ``forward`` is seen, and refused, by name; EfficientNet's
     ``Conv2dStaticSamePadding`` calls ``F.conv2d`` inside its own forward and is understood).
@@ -362,7 +362,7 @@ def _merge_bn(w: Weighted, bn: nn.Module, node) -> Weighted:
     return Weighted(new, w.pad)
 
 
-def _check_eval(model: nn.Module):
+def check_eval(model: nn.Module):
     bad = [n or type(model).__name__ for n, m in model.named_modules() if m.training]
     if bad:
         raise NFRError(f"the model is in train mode (e.g. {bad[0]!r}); BatchNorm/Dropout would "
@@ -418,7 +418,7 @@ def _trace(model: nn.Module, concrete: dict) -> fx.Graph:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")       # fx's note on tensors fixed by concrete_args
-            graph = _Tracer().trace(model, concrete_args=concrete or None)
+            graph = Tracer().trace(model, concrete_args=concrete or None)
         # fx stores tensor constants (e.g. a tensor given in forward_kwargs) as attributes of the
         # traced module itself: move them to the graph so the caller's model is left untouched
         graph.nfr_consts = {k: getattr(model, k) for k in set(vars(model)) - pre}
@@ -524,7 +524,7 @@ def _select_output(graph: fx.Graph, output, model_name: str):
 
 def _build(model: nn.Module, modules: dict, output=None, forward_kwargs=None) -> fx.GraphModule:
     """Trace ``model`` and rewrite its graph; ``modules`` gets the new module table."""
-    _check_eval(model)
+    check_eval(model)
     _check_hooks(model)
     for name, m in model.named_modules():
         _check_subclass(m, name)
@@ -697,10 +697,47 @@ def _insert_taps(gm: fx.GraphModule, layers):
     gm.recompile()
 
 
-def _canonize(model: nn.Module, *, taps: bool = False, output=None,
+#: model -> (state key, canonical GraphModule); weak keys: an entry dies with its model
+_CANONICAL: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def state_key(model: nn.Module, taps: bool = False, output=None) -> tuple:
+    """What the canonical form of ``model`` depends on: its modules (identity, type, mode, hooks),
+    every parameter and buffer (identity, storage, in-place version, dtype, device) and the
+    options. Any change (``load_state_dict``, ``randomize`` in place, ``.to()``, a new hook,
+    ``train()``) gives a new key, so a stale canonical form is never reused."""
+    mods = tuple((id(m), type(m), m.training, len(m._forward_hooks), len(m._forward_pre_hooks),
+                  len(m._backward_hooks), len(getattr(m, "_backward_pre_hooks", ())),
+                  id(m.__dict__.get("forward"))) for m in model.modules())
+    tensors = tuple((id(t), t.data_ptr(), t._version, t.dtype, t.device)
+                    for t in (*model.parameters(), *model.buffers()))
+    out = output if output is None or isinstance(output, (int, str)) else ("id", id(output))
+    return (taps, out, mods, tensors)
+
+
+def canonical(model: nn.Module, *, taps: bool = False, output=None,
               forward_kwargs=None) -> fx.GraphModule:
     """Canonical GraphModule that SHARES the untouched parameters of ``model`` (no copy; used by
-    the attributors, which never write to them). See :func:`canonize` for the public version."""
+    the attributors, which never write to them). See :func:`canonize` for the public version.
+
+    Computed once per model and state: reused while :func:`state_key` is unchanged (not with
+    ``forward_kwargs``, whose values the trace may depend on, nor for a bare layer)."""
+    cacheable = forward_kwargs is None and not isinstance(model, _SUPPORTED)
+    if cacheable:
+        key = state_key(model, taps, output)
+        entry = _CANONICAL.get(model)
+        if entry is not None and entry["key"] == key:
+            _check_hooks(model)          # a global hook registered since: refused as on a trace
+            return entry["gm"]
+    gm = _canonize_once(model, taps=taps, output=output, forward_kwargs=forward_kwargs)
+    if cacheable:
+        _CANONICAL[model] = {"key": key, "gm": gm}
+    return gm
+
+
+def _canonize_once(model: nn.Module, *, taps: bool = False, output=None,
+                   forward_kwargs=None) -> fx.GraphModule:
+    """Trace and canonicalise ``model`` (uncached)."""
     if isinstance(model, _SUPPORTED):    # a bare layer: fx never treats the root as a leaf
         _check_hooks(model)
         model = nn.Sequential(model).eval()
@@ -800,5 +837,5 @@ def canonize(model: nn.Module, *, output=None, forward_kwargs=None) -> fx.GraphM
     gates (``Layer(index, weight, gates)``); layer l's rule acts on those modules.
     ``output`` and ``forward_kwargs`` are as in :func:`nfr.engine.attribute.attribute`.
     """
-    _check_eval(model)
-    return _canonize(copy.deepcopy(model), output=output, forward_kwargs=forward_kwargs)
+    check_eval(model)
+    return canonical(copy.deepcopy(model), output=output, forward_kwargs=forward_kwargs)

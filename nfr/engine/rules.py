@@ -38,13 +38,15 @@ passes with different composites (the batched cascade).
 """
 from __future__ import annotations
 
+import atexit
+from concurrent.futures import ThreadPoolExecutor
+
 import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 __all__ = ["RuleState", "GATE_RULES", "WEIGHT_RULES", "LAYER_RULES", "row_quantile",
            "gate_forward", "weighted_forward"]
@@ -83,9 +85,9 @@ def _pool():
     """Threads for the per-row CPU selections (NumPy releases the GIL while it partitions)."""
     global _POOL
     if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
         _POOL = ThreadPoolExecutor(max(1, min(4, torch.get_num_threads())),
                                    thread_name_prefix="nfr-select")
+        atexit.register(_POOL.shutdown, wait=False)      # closed when the interpreter exits
     return _POOL
 
 

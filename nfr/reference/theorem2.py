@@ -328,11 +328,12 @@ def rank(a: np.ndarray) -> np.ndarray:
 
 
 def spearman(a, b) -> float:
-    """Spearman's rank correlation: Pearson correlation of the (tie-averaged) ranks."""
+    """Spearman's rank correlation: Pearson correlation of the (tie-averaged) ranks; nan when
+    either input is constant (undefined, as ``nfr.metrics.spearman`` and scipy say)."""
     ra, rb = rank(a), rank(b)
     ra, rb = ra - ra.mean(), rb - rb.mean()
     den = np.sqrt((ra @ ra) * (rb @ rb))
-    return float(ra @ rb / den) if den > 0 else 0.0
+    return float(ra @ rb / den) if den > 0 else float("nan")
 
 
 def gram_deviation(d: int, ms, trials: int, seed=0) -> np.ndarray:

@@ -25,12 +25,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+import torch.nn as nn
+
+from nfr import bench, experiments
+from nfr.engine import attribute as engine
+from nfr.engine.attribute import CASCADE_RULES, RULES
+from nfr.errors import NFRError
+
 EXIT_NO_CUDA = 2
 
 
 def _models(small: bool, seed: int):
-    import torch
-    import torch.nn as nn
     with torch.random.fork_rng():           # torchvision's initialisers use the global RNG
         torch.manual_seed(seed)
         if small:
@@ -81,11 +87,6 @@ def compare(device: str = "cuda", small: bool = False, size: int = 64, seed: int
     NFRError
         If ``size`` or ``tol`` is not positive.
     """
-    import torch
-
-    import nfr
-    from nfr.engine.attribute import CASCADE_RULES, RULES
-    from nfr.errors import NFRError
     if int(size) < 8 or not float(tol) > 0:
         raise NFRError(f"size must be >= 8 and tol > 0, got size={size}, tol={tol}")
     dev = torch.device(device)
@@ -112,14 +113,14 @@ def compare(device: str = "cuda", small: bool = False, size: int = 64, seed: int
             return r
 
         for rule, kw in calls.items():
-            want = timed("cpu", lambda: nfr.attribute(model, x, t, rule, **kw))
-            got = timed("device", lambda: nfr.attribute(mdev, x.to(dev), t.to(dev), rule, **kw))
+            want = timed("cpu", lambda: engine.attribute(model, x, t, rule, **kw))
+            got = timed("device", lambda: engine.attribute(mdev, x.to(dev), t.to(dev), rule, **kw))
             row["attribute"][rule] = _rel(got, want)
         for rule in CASCADE_RULES:
-            want = timed("cpu", lambda: nfr.cascade(model, x, t, rule))
-            got = timed("device", lambda: nfr.cascade(mdev, x.to(dev), t.to(dev), rule))
+            want = timed("cpu", lambda: engine.cascade(model, x, t, rule))
+            got = timed("device", lambda: engine.cascade(mdev, x.to(dev), t.to(dev), rule))
             row["cascade"][rule] = _rel(got, want)
-        del mdev
+        mdev = None                               # free the device copy before the next model
         out["models"][name] = row
     out["max_rel"] = max(v for row in out["models"].values()
                          for part in ("attribute", "cascade") for v in row[part].values())
@@ -150,11 +151,10 @@ def experiment(device: str = "cuda", size: int = 64, seed: int = 0) -> dict:
     NFRError
         If the experiment rejects its arguments (e.g. the sample photos are unavailable).
     """
-    from nfr.experiments import table1
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        res = table1(model="vgg16", weights="random", data="samples", n_images=1, size=size,
-                     device=device, seed=seed, out=tmp, progress=False)
+        res = experiments.run("table1", model="vgg16", weights="random", data="samples",
+                              n_images=1, size=size, device=device, seed=seed, quiet=True, out=tmp)
         secs = time.perf_counter() - t0
         files = sorted(p.name for p in Path(tmp).iterdir())
     al = {r: v["with_bottom"]["mean"] for r, v in res.get("alignment", {}).items()}
@@ -188,7 +188,6 @@ def main(argv=None) -> int:
     p.add_argument("--skip-bench", action="store_true")
     p.add_argument("--skip-experiment", action="store_true")
     a = p.parse_args(argv)
-    import torch
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         print("nfr.tools.gpu_check: CUDA is not available (torch "
               f"{torch.__version__}, torch.version.cuda={torch.version.cuda}); nothing was "
@@ -208,9 +207,8 @@ def main(argv=None) -> int:
               f"{a.device} {row['seconds']['device']:.2f}")
     print(f"  largest {cmp['max_rel']:.2e}: {'PASS' if cmp['passed'] else 'FAIL'}")
     if not a.skip_bench:
-        from nfr.bench import run
         with tempfile.TemporaryDirectory() as tmp:
-            b = run(small=a.small, repeats=a.repeats, out=str(Path(tmp) / "bench.json"),
+            b = bench.run(small=a.small, repeats=a.repeats, out=str(Path(tmp) / "bench.json"),
                     seed=a.seed, progress=False, size=a.bench_size, device=a.device,
                     batch=a.batch)
         report["bench"] = {k: b[k] for k in ("input", "device", "seconds",

@@ -26,6 +26,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nfr.errors import NFRError
+from nfr.engine import attribute as engine
+from nfr.engine.canonize import Tracer, canonize
+from nfr.interop.captum import distinct_relus
 
 # (row label, torchvision builder, builder kwargs, input side)
 ARCHS = (
@@ -110,8 +113,7 @@ def _autograd(model, x, target):
 def _captum_applies(model) -> bool:
     """Captum's GuidedBackprop hooks nn.ReLU modules: it sees every ReLU only when the model has
     no functional ReLU and no ReLU6."""
-    from nfr.engine.canonize import _Tracer
-    graph = _Tracer().trace(model)
+    graph = Tracer().trace(model)
     mods = dict(model.named_modules())
     for n in graph.nodes:
         if n.op == "call_module" and isinstance(mods[n.target], (nn.ReLU6, nn.Hardtanh)):
@@ -142,7 +144,6 @@ def _where(msg: str) -> str:
 def run_one(label, builder, kwargs, side):
     """One row: (label, input, verdict, details dict)."""
     import torchvision
-    import nfr
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = getattr(torchvision.models, builder)(weights=None, **kwargs).eval()
@@ -154,9 +155,9 @@ def run_one(label, builder, kwargs, side):
     model = model.double()
     x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(1),
                     dtype=torch.float64)
-    errs = {"grad vs autograd": _rel(nfr.attribute(model, x, TARGET, "grad"),
+    errs = {"grad vs autograd": _rel(engine.attribute(model, x, TARGET, "grad"),
                                      _autograd(model, x, TARGET))}
-    gbp = nfr.attribute(model, x, TARGET, "gbp")
+    gbp = engine.attribute(model, x, TARGET, "gbp")
     errs["gbp vs guided autograd"] = _rel(gbp, guided_reference(model, x, TARGET))
     refs = "autograd, guided autograd"
     if _captum_applies(model):
@@ -165,7 +166,6 @@ def run_one(label, builder, kwargs, side):
         except ImportError:
             refs += " (Captum not installed)"
         else:
-            from nfr.interop.captum import distinct_relus
             errs["gbp vs Captum"] = _rel(gbp, GuidedBackprop(distinct_relus(model)).attribute(
                 x.clone(), target=TARGET))
             refs += ", Captum"
@@ -177,7 +177,6 @@ def run_one(label, builder, kwargs, side):
 
 
 def _check(model):
-    from nfr.engine.canonize import canonize
     canonize(model)
 
 

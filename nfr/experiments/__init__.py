@@ -1,0 +1,92 @@
+"""The experiments of both papers, one module each, shared by the command line and the book.
+
+Each module holds a ``Config`` dataclass (the only place its defaults live), ``run(config) ->
+Result`` (numbers only), ``figures(result)`` and ``summary(result)``; :func:`run` and :func:`write`
+here are what ``python -m nfr <experiment>`` calls::
+
+    from nfr import experiments as X
+    res = X.run("cascade", model="cifar_resnet20", n_images=2)      # or
+    res = X.cascade.run(X.cascade.Config(model="cifar_resnet20", n_images=2))
+
+Experiments of Zheng, Sang and Xu (Unifying Perplexing Behaviors in Modified BP Attributions
+through Alignment Perspective): table1, cascade, weight-stats, distributions, removal,
+activations, sanity, failure, kis, backdoor. Of the TR-GBP paper (Towards Predictable Feature
+Attribution): trgbp, ibd, nie, ebpg, perturbation, trgbp-sanity, methods.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from nfr.distributed import rank, world_size
+from nfr.errors import NFRError
+from nfr.experiments import (activations, backdoor, cascade, distributions, ebpg, failure, ibd, kis,
+                             methods, nie, perturbation, removal, sanity, table1, trgbp, trgbp_sanity,
+                             weight_stats)
+from nfr.experiments._base import (REGISTRY, ImageConfig, NetworkConfig, Result, RunConfig, Spec,
+                                   check_config, jsonable)
+
+__all__ = ["REGISTRY", "Spec", "Result", "RunConfig", "NetworkConfig", "ImageConfig", "get", "config",
+           "run", "write", "activations", "backdoor", "cascade", "distributions", "ebpg", "failure",
+           "ibd", "kis", "methods", "nie", "perturbation", "removal", "sanity", "table1", "trgbp",
+           "trgbp_sanity", "weight_stats"]
+
+
+def get(name: str) -> Spec:
+    """The registered experiment ``name`` (NFRError listing the names when unknown)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise NFRError(f"unknown experiment {name!r}; choose one of {', '.join(REGISTRY)}") from None
+
+
+def config(name: str, **values):
+    """The experiment's Config with ``values`` (an unknown field is an NFRError), checked."""
+    spec = get(name)
+    known = {f.name for f in fields(spec.config)}
+    bad = sorted(set(values) - known)
+    if bad:
+        raise NFRError(f"the {name} experiment has no option {', '.join(bad)}; its options: "
+                       f"{', '.join(sorted(known))}")
+    cfg = spec.config(**values)
+    check_config(cfg)
+    return cfg
+
+
+def run(name: str, cfg=None, *, out=None, **values) -> Result:
+    """Run the experiment ``name`` with ``cfg`` (its Config) or with ``values`` for its fields;
+    when ``out`` is a folder, also write its JSON and figures there (:func:`write`)."""
+    spec = get(name)
+    if cfg is None:
+        cfg = config(name, **values)
+    elif values:
+        raise NFRError("give either a Config or field values, not both")
+    else:
+        check_config(cfg)
+    result = spec.run(cfg)
+    if out is not None:
+        write(name, result, out)
+    return result
+
+
+def write(name: str, result: Result, out) -> list[str]:
+    """Write ``<out>/<name>.json`` (config and numbers, non-finite values as null) and the
+    experiment's PNG figures; returns the file names (only rank 0 of a sharded run writes)."""
+    spec = get(name)
+    result["world_size"] = world_size()
+    result.setdefault("figures", [])
+    if rank() != 0:
+        return []
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    for fn, fig in spec.figures(result).items():
+        fig.savefig(d / fn, dpi=110)
+        result["figures"].append(fn)
+    (d / f"{name}.json").write_text(json.dumps(jsonable(dict(result)), indent=1, allow_nan=True))
+    return [f"{name}.json"] + result["figures"]
+
+
+def as_dict(cfg) -> dict:
+    """A Config as a plain dict (for the JSON's ``config``)."""
+    return asdict(cfg)
