@@ -28,17 +28,18 @@ __all__ = ["saliency", "gbp", "integrated_gradients", "guided_ig", "fullgrad", "
            "cameras", "METHODS", "attribute_2d"]
 
 
-def _targets(target, B):
+def class_targets(target, B):
+    """``target`` (an int or B class indices) as a LongTensor of B entries."""
     t = torch.as_tensor(target).long().reshape(-1)
     return t.expand(B) if t.numel() == 1 else t
 
 
-def _grad(model, x, target):
+def input_gradient(model, x, target):
     """df_k/dx for a batch (plain autograd)."""
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad():
         out = model(xg)
-        t = _targets(target, x.shape[0])
+        t = class_targets(target, x.shape[0])
         sel = out[torch.arange(x.shape[0]), t.to(out.device)].sum()
         return torch.autograd.grad(sel, xg)[0].detach()
 
@@ -53,7 +54,7 @@ def _safe_copy(model: nn.Module) -> nn.Module:
 
 def saliency(model, x, target) -> torch.Tensor:
     """Simonyan et al. (2014): max_c ``|df_k/dx_c|``."""
-    return _grad(model, x, target).abs().amax(1)
+    return input_gradient(model, x, target).abs().amax(1)
 
 
 def gbp(model, x, target) -> torch.Tensor:
@@ -69,7 +70,7 @@ def integrated_gradients(model, x, target, steps: int = 32, baseline=None,
     from captum.attr import IntegratedGradients
     ig = IntegratedGradients(model)
     b = torch.zeros_like(x) if baseline is None else baseline
-    a = ig.attribute(x, baselines=b, target=_targets(target, x.shape[0]).tolist(), n_steps=steps)
+    a = ig.attribute(x, baselines=b, target=class_targets(target, x.shape[0]).tolist(), n_steps=steps)
     return a.detach().abs().sum(1) if reduce else a.detach()
 
 
@@ -129,12 +130,12 @@ def guided_ig(model, x, target, steps: int = 32, fraction: float = 0.25, max_dis
     than ``max_dist`` away from the straight line in alpha. sum(GIG) ~= f_k(x) - f_k(baseline).
     Returns sum_c ``|GIG_c|`` (B, H, W), or the raw (B, C, H, W) attribution with ``reduce=False``.
     """
-    t = _targets(target, x.shape[0])
+    t = class_targets(target, x.shape[0])
     out = torch.empty_like(x)
     for b in range(x.shape[0]):
         def grad_fn(a, b=b):
             xa = torch.as_tensor(a, dtype=x.dtype, device=x.device)[None]
-            return _grad(model, xa, int(t[b]))[0].cpu().double().numpy()
+            return input_gradient(model, xa, int(t[b]))[0].cpu().double().numpy()
         base = np.zeros(x.shape[1:]) if baseline is None else \
             torch.as_tensor(baseline).expand_as(x)[b].cpu().double().numpy()
         a = _guided_ig_one(grad_fn, x[b].detach().cpu().double().numpy(), base, steps, fraction,
@@ -147,7 +148,7 @@ def _cam(cls, model, x, target, layer):
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     m = _safe_copy(model)
     layers = [] if layer is None else [m.get_submodule(layer)]
-    t = _targets(target, x.shape[0])
+    t = class_targets(target, x.shape[0])
     with cls(model=m, target_layers=layers) as cam:
         maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(k)) for k in t])
     return torch.as_tensor(np.asarray(maps), dtype=x.dtype)
@@ -175,7 +176,7 @@ def cameras(model, x, target, layer: str, scales=(1.0, 1.5, 2.0, 2.5, 3.0)) -> t
     """
     m = _safe_copy(model)
     mod = m.get_submodule(layer)
-    t = _targets(target, x.shape[0])
+    t = class_targets(target, x.shape[0])
     H, W = x.shape[-2:]
     feats = []
     handle = mod.register_forward_hook(lambda _m, _i, o: feats.append(o))

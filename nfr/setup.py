@@ -8,10 +8,11 @@ import torch
 
 from nfr import data as D
 from nfr import models as M
+from nfr import train as T
 from nfr.errors import NFRError
 
 MODELS = ("vgg16", "vgg16_bn", "alexnet", "resnet18", "resnet50", "efficientnet_lite0",
-          "cifar_resnet20", "cifar_resnet56")
+          "cifar_resnet20", "cifar_resnet56", "cifar_vgg16")
 
 
 # ============================================================================== setup
@@ -29,7 +30,22 @@ class Setup:
 
 
 def is_cifar(model: str) -> bool:
-    return model.startswith("cifar_resnet")
+    """A CIFAR-10 network (32 x 32 inputs, CIFAR-10 sample images)."""
+    return model.startswith(("cifar_resnet", "cifar_vgg"))
+
+
+def _cifar_vgg16(weights: str, seed: int):
+    """The VGG16-layout CIFAR-10 network: 'pretrained' / 'imagenet' = the trained weights that ship
+    with nfr (``nfr/resources/models/cifar_vgg16``), 'random' = its initialisation under ``seed``
+    (Zheng et al.'s "Random" row), or a state dict of the same width."""
+    width = T.bundled_manifest("cifar_vgg16")["width"]
+    if weights in ("imagenet", "pretrained"):
+        return T.load_bundled("cifar_vgg16")[0].net.float().eval()
+    net = M.cifar_vgg16(width, seed=seed).eval()
+    if weights is None or weights == "random":
+        return net
+    M.load_weights_file(net, weights, "cifar_vgg16", weights_only=True)
+    return net.eval()
 
 
 #: the --data names that are not paths
@@ -106,6 +122,8 @@ def load_model(model: str, weights: str = "random", seed: int = 0, download: boo
     if is_custom(model):
         return M.custom_model(model, weights, seed=seed)
     pretrained = weights in ("imagenet", "pretrained")
+    if model == "cifar_vgg16":
+        return _cifar_vgg16(weights, seed)
     if weights is None or weights == "random":
         if model == "efficientnet_lite0":
             return M.efficientnet_lite0(pretrained=False, seed=seed)

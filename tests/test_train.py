@@ -144,3 +144,24 @@ def test_committed_model_reproducible_from_its_manifest(path, tmp_path, monkeypa
             assert new[key] == man[key], key
     assert (new["init"] == man["init"]) or len(stages) > 1
     assert new["files"] == man["files"] and new["steps"] == 2
+
+
+def test_cifar_vgg16_is_an_experiment_model():
+    """The trained VGG16-layout network and its seeded random twin load by name in every
+    experiment: 16 weight layers (cascade levels N = 0..16 as in Zheng et al.), the trained one
+    classifies the bundled CIFAR-10 test images, the random one is reproducible from the seed."""
+    import torch
+
+    from nfr.data import cifar10_test, normalize
+    from nfr.engine.weights import weight_layers
+    from nfr.setup import load_model
+    net = load_model("cifar_vgg16", "pretrained")
+    assert len(weight_layers(net)) == 16
+    x, y = cifar10_test(n=200, seed=0)
+    with torch.no_grad():
+        acc = (net(normalize(x)).argmax(1) == torch.as_tensor(y)).float().mean().item()
+    assert acc > 0.8, acc
+    a, b = load_model("cifar_vgg16", "random", seed=3), load_model("cifar_vgg16", "random", seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    c = load_model("cifar_vgg16", "random", seed=4)
+    assert not torch.equal(next(iter(a.state_dict().values())), next(iter(c.state_dict().values())))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable
 
 import numpy as np
@@ -83,6 +83,14 @@ class ImageConfig(NetworkConfig):
     batch_size: int = option(16, "images per batch", minimum=1, metavar="B")
     target: str = option("pred", "class to explain: the model's prediction or the data label",
                          choices=("pred", "label"))
+
+
+def redefault(name: str, default):
+    """:class:`ImageConfig`'s field ``name`` (its help, choices and range) with another default,
+    for an experiment whose own setting differs (e.g. kis: the pretrained CIFAR ResNet-56)."""
+    m = next(f.metadata for f in fields(ImageConfig) if f.name == name)
+    return option(default, m["help"], choices=m["choices"], minimum=m["minimum"],
+                  maximum=m["maximum"], above=m["above"], metavar=m["metavar"])
 
 
 def preprocess_spec(config):

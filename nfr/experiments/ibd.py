@@ -9,7 +9,7 @@ discarded before the AUC, as in the TR-GBP paper. Needs labelled images. ``auc[m
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,16 +24,9 @@ from nfr.setup import load_setup
 METHODS = ("trgbp", "gbp", "saliency")
 
 
-def _redefault(name: str, default):
-    """ImageConfig's field ``name`` (help, choices, range) with this experiment's default."""
-    m = next(f.metadata for f in fields(B.ImageConfig) if f.name == name)
-    return option(default, m["help"], choices=m["choices"], minimum=m["minimum"],
-                  maximum=m["maximum"], above=m["above"], metavar=m["metavar"])
-
-
 @dataclass
 class Config(B.ImageConfig):
-    n_images: int = _redefault("n_images", 20)
+    n_images: int = B.redefault("n_images", 20)
     rules: list[str] = option(list(METHODS), "the methods", choices=B.ALL_METHODS, metavar="M1,M2")
     keep_half: bool = option(True, "discard the half of the images with the lowest IBD of each "
                              "method before the AUC (the TR-GBP paper's protocol)")

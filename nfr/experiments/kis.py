@@ -9,7 +9,7 @@ in Fig 8 of Zheng et al.).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from nfr import data as D
 from nfr import kis as K
@@ -24,21 +24,14 @@ RULES = ("grad", "gbp", "rectgrad", "zplus", "grad_x_input")
 SHOWN = ("kis", "insertion", "insertion_abs")
 
 
-def _redefault(name: str, default):
-    """ImageConfig's field ``name`` (help, choices, range) with this experiment's default."""
-    m = next(f.metadata for f in fields(B.ImageConfig) if f.name == name)
-    return option(default, m["help"], choices=m["choices"], minimum=m["minimum"],
-                  maximum=m["maximum"], above=m["above"], metavar=m["metavar"])
-
-
 @dataclass
 class Config(B.ImageConfig):
     # the paper's setting: the pretrained CIFAR-10 ResNet-56 on 500 test images
-    model: str = _redefault("model", "cifar_resnet56")
-    weights: str = _redefault("weights", "imagenet")
-    data: str = _redefault("data", "cifar10")
-    n_images: int = _redefault("n_images", 500)
-    batch_size: int = _redefault("batch_size", 100)
+    model: str = B.redefault("model", "cifar_resnet56")
+    weights: str = B.redefault("weights", "imagenet")
+    data: str = B.redefault("data", "cifar10")
+    n_images: int = B.redefault("n_images", 500)
+    batch_size: int = B.redefault("batch_size", 100)
     rules: list[str] = option(["gbp"], "the rule of the map (one rule)", choices=RULES, metavar="R")
     variants: bool = option(False, "also KIS rescaled in image space and Insertion with a black baseline")
     n_boot: int = option(2000, "bootstrap resamples of the AUC difference", minimum=1)

@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from nfr.baselines import METHODS, attribute_2d, guided_ig, integrated_gradients
+from nfr.baselines import (METHODS, attribute_2d, guided_ig, input_gradient,
+                           integrated_gradients)
 from nfr.engine.attribute import alignment, attribute
 from nfr.errors import NFRError
 from nfr.experiments import _base as B
@@ -50,28 +50,13 @@ class Config(B.ImageConfig):
 
 
 # ============================================================================== Fig 4
-def _targets(target, n: int) -> torch.Tensor:
-    t = torch.as_tensor(target).long().reshape(-1)
-    return t.expand(n) if t.numel() == 1 else t
-
-
-def _input_grad(model, x, target) -> torch.Tensor:
-    """df_k/dx for a batch (plain autograd; as :func:`nfr.baselines.saliency` before its max)."""
-    xg = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        out = model(xg)
-        t = _targets(target, x.shape[0])
-        sel = out[torch.arange(x.shape[0]), t.to(out.device)].sum()
-        return torch.autograd.grad(sel, xg)[0].detach()
-
-
 def method_maps(method, model, x, target, cam_layer, ig_steps):
     """(2D map (B, H, W), raw map with the input's shape or None) of one method, both explaining
     ``target``. The 2D maps follow :func:`nfr.baselines.attribute_2d`'s conventions (saliency:
     max_c |grad|; GBP, IG, GIG: sum_c |R_c|; the others 2D by construction); ``cam_layer``: the
     module GradCAM and CAMERAS read."""
     if method == "saliency":
-        raw = _input_grad(model, x, target)
+        raw = input_gradient(model, x, target)
         return raw.abs().amax(1), raw
     if method == "gbp":
         raw = attribute(model, x, target, rule="gbp")
