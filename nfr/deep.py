@@ -17,8 +17,7 @@ from nfr.plotting import to_image
 
 __all__ = ["TABLE1_METHODS", "table1_maps", "map_cosine", "similarity", "group_similarity", "edge_mask", "edge_fraction",
            "centre_fraction", "location_profile", "cascade_trend", "activation_dominance",
-           "table_text", "rgb_map", "plot_table1", "plot_cascade", "plot_weight_stats",
-           "cascade_alignment"]
+           "table_text", "rgb_map", "plot_table1", "plot_cascade", "plot_weight_stats"]
 
 TABLE1_METHODS = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd", "activation")
 
@@ -269,7 +268,7 @@ def plot_table1(raw, rows: dict, methods, labels=None, size: float = 1.35, pct: 
 def plot_cascade(results: dict, rules, labels=None, size=(3.3, 2.7)):
     """Fig 2a of Zheng et al.: one panel per network, alignment alpha(r_0^N, x) against the cascade level N,
     mean +- std over images per rule. ``results[name]`` is the dict returned by
-    :func:`nfr.experiments.cascade` (``levels`` and ``curves[rule]["mean" | "std"]``)."""
+    :mod:`nfr.experiments.cascade` (``levels`` and ``curves[rule]["mean" | "std"]``)."""
     import matplotlib.pyplot as plt
     labels = labels or {}
     fig, axes = plt.subplots(1, len(results), figsize=(size[0] * len(results), size[1]), squeeze=False)
@@ -309,22 +308,3 @@ def plot_weight_stats(stats: dict, size=(4.2, 2.7)):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def cascade_alignment(model, x, target, rules, levels=None, **kwargs) -> dict:
-    """Input alignment of cascade substitution at ``levels`` (Fig 2a of Zheng et al.), maps w/o B.
-
-    For each rule, ``engine.cascade(model, x, target, rule, levels=levels, **kwargs)`` gives r_0^N
-    per level N (Definition 3); alpha(r_0^N, x) per image. ``levels``: a subset of 0..L (None:
-    all; the cost of level N grows with L - N, so a subset saves time on deep networks). Returns
-    ``{"levels", "curves": {rule: {"mean", "std", "per_image"}}}`` in the format of
-    :func:`nfr.experiments.cascade` (per_image: [images][levels]).
-    """
-    out = {}
-    for r in rules:
-        C = engine.cascade(model, x, target, r, levels=levels, **kwargs)
-        a = np.stack([_np(engine.alignment(C[i], x)) for i in range(len(C))])     # [levels, images]
-        out[r] = dict(mean=a.mean(1).tolist(), std=a.std(1).tolist(), per_image=a.T.tolist())
-    if levels is None:
-        levels = list(range(len(C)))
-    return dict(levels=[int(n) for n in levels], curves=out)

@@ -158,6 +158,9 @@ return {
              .filter((e) => e.classList.contains("missing") || !e.closest("a")).map((e) => e.textContent).slice(0, 5),
   downloads: Array.from(document.querySelectorAll("a[href$='.ipynb']")).map((a) => a.href),
   title: document.title,
+  // an option of a command shown with an en or em dash instead of "--" (typographic "smart"
+  // dashes): a reader's copy-paste of the command would fail. All the page's text, code included.
+  dashOptions: (document.body.innerText.match(/.{0,40}(^|\s)[\u2013\u2014][a-z][\w-]*/gm) || []).slice(0, 5),
 };
 """
 
@@ -228,6 +231,13 @@ def test_every_page_of_the_toc_was_built_and_visited(visits):
     files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
     assert {f + ".html" for f in files} <= set(visits)
     assert visits["index.html"]["url"].endswith(toc["root"] + ".html"), "index.html does not open the root page"
+
+
+def test_commands_survive_copy_paste(visits):
+    """No rendered page shows a command option with a typographic dash (\u2013 or \u2014 where
+    "--" was written): copied from the page, such a command fails."""
+    problems = {p: v["dashOptions"] for p, v in visits.items() if v["dashOptions"]}
+    assert not problems, _report(problems)
 
 
 def test_no_console_errors(visits):

@@ -100,16 +100,22 @@ def test_rgb_map_and_table_text():
     assert "0.123" in t and "1.000 ± 0.500" in t
 
 
-def test_cascade_alignment_matches_cascade_on_a_level_subset():
-    m = _net()
-    full = deep.cascade_alignment(m, X, 1, ["gbp", "activation"])
-    sub = deep.cascade_alignment(m, X, 1, ["gbp", "activation"], levels=[0, 2, 4])
-    assert full["levels"] == [0, 1, 2, 3, 4] and sub["levels"] == [0, 2, 4]
+def test_cascade_experiment_on_a_level_subset_matches_all_levels():
+    """The cascade experiment's ``levels`` (chapter 5 measures a subset of the ResNet-56's 57
+    levels): the same values as the full curve at those levels, and the engine's own cascade."""
+    from nfr import experiments
+    from nfr.setup import load_setup
+    kw = dict(model="cifar_resnet20", weights="random", n_images=3, seed=1, dtype="float64",
+              rules=["gbp", "activation"], quiet=True)
+    full = experiments.run("cascade", **kw)
+    sub = experiments.run("cascade", **kw, levels=[0, 2, 20])
+    assert full["levels"] == list(range(21)) and sub["levels"] == [0, 2, 20]
+    s = load_setup("cifar_resnet20", "random", "samples", 3, seed=1, dtype="float64")
     for r in ("gbp", "activation"):
-        f, s = np.array(full["curves"][r]["per_image"]), np.array(sub["curves"][r]["per_image"])
-        assert f.shape == (3, 5) and np.allclose(f[:, [0, 2, 4]], s, atol=1e-12)
-        C = nfr.cascade(m, X, 1, r)
-        assert np.allclose(f[:, 2], nfr.alignment(C[2], X).numpy(), atol=1e-12)
+        f, g = np.array(full["curves"][r]["per_image"]), np.array(sub["curves"][r]["per_image"])
+        assert f.shape == (3, 21) and np.allclose(f[:, [0, 2, 20]], g, rtol=0, atol=1e-12)
+        C = nfr.cascade(s.model, s.x, s.target, r)
+        assert np.allclose(f[:, 2], nfr.alignment(C[2], s.x).numpy(), atol=1e-12)
     assert np.allclose(full["curves"]["activation"]["mean"][-1], 1.0)
 
 

@@ -249,21 +249,24 @@ def jsonable(o):
 
 
 # ============================================================================== Fig 2a
-def cascade_curves(model, s: Setup, rules, batch_size, progress, desc, shard=False):
-    """alignment [levels, N] per rule (maps w/o B), and the level-L maps of the first image
-    (``shard``: this rank's images, gathered over ranks; the maps on rank 0 only)."""
+def cascade_curves(model, s: Setup, rules, batch_size, progress, desc, shard=False, levels=None):
+    """alignment [levels, N] per rule (maps w/o B), and the maps of the highest level measured for
+    the first image (``shard``: this rank's images, gathered over ranks; the maps on rank 0 only).
+    ``levels``: the cascade levels N measured, a subset of 0..L (None: all; the cost of level N
+    grows with L - N, so a subset saves time on deep networks)."""
     L = num_layers(model)
+    lv = list(range(L + 1)) if levels is None else [int(n) for n in levels]
     curves = {r: [] for r in rules}
     first = {}
     for sl in batches(s, batch_size, progress, desc, shard=shard):
         for r in rules:
             kw = dict(low=s.low, high=s.high) if r == "dtd" else {}
-            C = engine.cascade(model, s.x[sl], s.target[sl], r, **kw)     # [L+1, B, ...]
+            C = engine.cascade(model, s.x[sl], s.target[sl], r, None if levels is None else lv, **kw)
             xb = s.x[sl]
-            curves[r].append(np.stack([engine.alignment(C[n], xb).cpu().numpy() for n in range(L + 1)]))
+            curves[r].append(np.stack([engine.alignment(C[i], xb).cpu().numpy() for i in range(len(lv))]))
             if sl.start == 0:
-                first[r] = C[L, 0].cpu()
-    local = {r: np.concatenate(v, 1) if v else np.zeros((L + 1, 0)) for r, v in curves.items()}
+                first[r] = C[len(lv) - 1, 0].cpu()
+    local = {r: np.concatenate(v, 1) if v else np.zeros((len(lv), 0)) for r, v in curves.items()}
     return L, {r: gather_columns(v) if shard else v for r, v in local.items()}, first
 
 

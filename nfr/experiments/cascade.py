@@ -20,6 +20,9 @@ VALID = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd", "activation"
 @dataclass
 class Config(B.ImageConfig):
     rules: list[str] = option(list(RULES), "the methods", choices=VALID, metavar="R1,R2")
+    levels: list[int] | None = option(None, "cascade levels N to measure, a subset of 0..L (default: "
+                                      "all; level N costs more the smaller it is)", minimum=0,
+                                      metavar="N1,N2")
 
 
 @B.experiment("cascade", "Fig 2a: alignment vs cascade substitution level", sharded=True)
@@ -27,9 +30,10 @@ def run(config: Config) -> B.Result:
     s = load_setup(**B.setup_kwargs(config))
     rules = B.rule_list(config.rules, RULES, VALID)
     L, curves, _ = B.cascade_curves(s.model, s, rules, config.batch_size, not config.quiet, "cascade",
-                                    shard=True)
+                                    shard=True, levels=config.levels)
+    levels = list(range(L + 1)) if config.levels is None else [int(n) for n in config.levels]
     res = dict(experiment="cascade", config=dict(s.config, rules=rules, L=L),
-               levels=list(range(L + 1)), curves={r: B.curve(c) for r, c in curves.items()})
+               levels=levels, curves={r: B.curve(c) for r, c in curves.items()})
     return B.Result(res, arrays=dict(curves=curves))
 
 
@@ -37,7 +41,7 @@ def figures(result: B.Result) -> dict:
     cfg, curves = result["config"], result.arrays["curves"]
     fig = B.new_figure(figsize=(5, 3.2))
     ax = fig.subplots()
-    lv = np.arange(cfg["L"] + 1)
+    lv = np.asarray(result["levels"])
     for r in cfg["rules"]:
         m, sd = np.nanmean(curves[r], 1), np.nanstd(curves[r], 1)
         ax.plot(lv, m, marker="o", ms=3, label=B.LABELS[r])
@@ -51,5 +55,6 @@ def figures(result: B.Result) -> dict:
 
 
 def summary(result: B.Result) -> str:
-    return "\n".join(f"  {r:14s} alpha level 0 {d['mean'][0]:+.3f} -> level L {d['mean'][-1]:+.3f}"
+    lo, hi = result["levels"][0], result["levels"][-1]
+    return "\n".join(f"  {r:14s} alpha level {lo} {d['mean'][0]:+.3f} -> level {hi} {d['mean'][-1]:+.3f}"
                      for r, d in result["curves"].items())
