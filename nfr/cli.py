@@ -119,7 +119,7 @@ def _show(v) -> str:
 
 def add_options(parser: argparse.ArgumentParser, config_class, title: str) -> None:
     """One option per field of ``config_class`` (a dataclass made with
-    :func:`nfr.experiments._base.option`): ``--field-name``, its type, choices and help from the
+    :func:`nfr.experiments.base.option`): ``--field-name``, its type, choices and help from the
     field; a boolean field that defaults to False is a switch, one that defaults to True is
     ``--no-field-name``. No option exists without a field, so none can be ignored."""
     g = parser.add_argument_group(title)

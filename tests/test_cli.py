@@ -78,9 +78,9 @@ def _tiny(name):
 def test_experiment_function(name, tmp_path):
     kwargs, _, keys = CASES[name]
     res = X.run(name, **_tiny(name), **kwargs, out=tmp_path)
-    json.dumps(X._base.jsonable(dict(res)), allow_nan=False)  # strictly JSON-able (NaN -> None)
+    json.dumps(X.base.jsonable(dict(res)), allow_nan=False)  # strictly JSON-able (NaN -> None)
     data = _check_out(tmp_path, name, keys)
-    assert data == json.loads(json.dumps(X._base.jsonable(dict(res))))
+    assert data == json.loads(json.dumps(X.base.jsonable(dict(res))))
 
 
 def test_experiment_values(tmp_path):
@@ -230,7 +230,7 @@ def test_cli_and_run_give_identical_results(tmp_path):
     res = X.run("table1", **TINY, rules=["gbp", "zplus"], n_show=1, out=tmp_path / "run")
     a = json.loads((tmp_path / "cli" / "table1.json").read_text())
     b = json.loads((tmp_path / "run" / "table1.json").read_text())
-    assert a == b and a["alignment"] == X._base.jsonable(dict(res))["alignment"]
+    assert a == b and a["alignment"] == X.base.jsonable(dict(res))["alignment"]
 
 
 def test_registry_names_and_modules():

@@ -58,7 +58,7 @@ def test_import_nfr_interop_is_torch_free():
 
 
 def test_missing_optional_dependency_raises_nfrerror():
-    from nfr.interop._deps import require
+    from nfr.interop.deps import require
     with pytest.raises(NFRError, match="'nfr_no_such_package'"):
         require("nfr_no_such_package", "nfr.interop.test")
 

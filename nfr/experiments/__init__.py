@@ -16,18 +16,18 @@ Attribution): trgbp, ibd, nie, ebpg, perturbation, trgbp-sanity, methods.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 from nfr.distributed import rank, world_size
 from nfr.errors import NFRError
-from nfr.experiments import (activations, backdoor, cascade, distributions, ebpg, failure, ibd, kis,
+from nfr.experiments import (activations, backdoor, base, cascade, distributions, ebpg, failure, ibd, kis,
                              methods, nie, perturbation, removal, sanity, table1, trgbp, trgbp_sanity,
                              weight_stats)
-from nfr.experiments._base import (REGISTRY, ImageConfig, NetworkConfig, Result, RunConfig, Spec,
+from nfr.experiments.base import (REGISTRY, ImageConfig, NetworkConfig, Result, RunConfig, Spec,
                                    check_config, jsonable)
 
-__all__ = ["REGISTRY", "Spec", "Result", "RunConfig", "NetworkConfig", "ImageConfig", "get", "config",
+__all__ = ["REGISTRY", "base", "Spec", "Result", "RunConfig", "NetworkConfig", "ImageConfig", "get", "config",
            "run", "write", "activations", "backdoor", "cascade", "distributions", "ebpg", "failure",
            "ibd", "kis", "methods", "nie", "perturbation", "removal", "sanity", "table1", "trgbp",
            "trgbp_sanity", "weight_stats"]
@@ -75,7 +75,7 @@ def write(name: str, result: Result, out) -> list[str]:
     experiment's PNG figures; returns the file names (only rank 0 of a sharded run writes)."""
     spec = get(name)
     result["world_size"] = world_size()
-    result.setdefault("figures", [])
+    result["figures"] = []
     if rank() != 0:
         return []
     d = Path(out)
@@ -86,7 +86,3 @@ def write(name: str, result: Result, out) -> list[str]:
     (d / f"{name}.json").write_text(json.dumps(jsonable(dict(result)), indent=1, allow_nan=True))
     return [f"{name}.json"] + result["figures"]
 
-
-def as_dict(cfg) -> dict:
-    """A Config as a plain dict (for the JSON's ``config``)."""
-    return asdict(cfg)

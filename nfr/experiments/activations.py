@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from nfr.engine.attribute import alignment, attribute
 from nfr.errors import NFRError
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.setup import load_setup
 
 RULES = B.NFR_RULES

@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from nfr.backdoors import ATTACKS, analyze, make_attack
 from nfr.errors import NFRError
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.plotting import rgb_map
 from nfr.setup import load_data
 from nfr.train import load_trained

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.setup import load_setup
 
 RULES = B.CASCADE_RULES

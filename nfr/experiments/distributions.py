@@ -16,8 +16,8 @@ import torch
 
 from nfr.engine.attribute import attribute
 from nfr.engine.weights import randomize
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.metrics import colour_fidelity
 from nfr.setup import Setup, load_setup
 

@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from nfr import data as D
 from nfr.errors import NFRError
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.predictable import ebpg
 from nfr.setup import check_args, is_cifar, setup_from_images
 

@@ -27,8 +27,8 @@ import numpy as np
 
 from nfr import failure as FA
 from nfr.errors import NFRError
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.plotting import layer_strips, measure_curves
 from nfr.setup import load_setup
 

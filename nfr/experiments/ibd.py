@@ -17,8 +17,8 @@ import torch
 from nfr import predictable as P
 from nfr.baselines import attribute_2d
 from nfr.errors import NFRError
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.setup import load_setup
 
 METHODS = ("trgbp", "gbp", "saliency")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from nfr import data as D
 from nfr import kis as K
 from nfr.errors import NFRError
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.plotting import score_histograms
 from nfr.setup import load_setup
 

@@ -23,8 +23,8 @@ from nfr.baselines import (METHODS, attribute_2d, guided_ig, input_gradient,
                            integrated_gradients)
 from nfr.engine.attribute import alignment, attribute
 from nfr.errors import NFRError
-from nfr.experiments import _base as B
-from nfr.experiments._base import negative_share, option
+from nfr.experiments import base as B
+from nfr.experiments.base import negative_share, option
 from nfr.metrics import border_centre_ratio
 from nfr.predictable import ibd, ibd_border
 from nfr.setup import load_setup

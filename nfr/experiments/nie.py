@@ -54,8 +54,8 @@ from tqdm import tqdm
 
 from nfr.data import load_image
 from nfr.errors import NFRError
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.metrics import border_centre_ratio
 from nfr.reference import nie as ref
 from nfr.setup import load_data

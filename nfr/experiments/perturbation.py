@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.predictable import aopc, perturbation_curve
 from nfr.setup import load_setup
 

@@ -19,8 +19,8 @@ from nfr.distributed import gather_columns
 from nfr.engine.attribute import attribute
 from nfr.engine.weights import randomize
 from nfr.errors import NFRError
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.metrics import normalize_map, spearman, ssim, to_2d
 from nfr.setup import load_setup
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from nfr.distributed import gather
 from nfr.engine.attribute import alignment, attribute
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.setup import load_setup
 
 RULES = ("grad_x_input", "gbp", "rectgrad", "zplus", "dtd", "activation")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from nfr.errors import NFRError
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.predictable import class_correlation
 from nfr.setup import load_setup
 from nfr.trgbp import class_maps, layer_maps, trgbp_maps

@@ -33,8 +33,8 @@ from tqdm import tqdm
 from nfr.engine.attribute import attribute
 from nfr.engine.weights import randomize
 from nfr.errors import NFRError
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.metrics import normalize_map, ssim
 from nfr.predictable import ibd_border, sanity_stats
 from nfr.setup import load_setup

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from nfr.engine.weights import weight_stats
-from nfr.experiments import _base as B
-from nfr.experiments._base import option
+from nfr.experiments import base as B
+from nfr.experiments.base import option
 from nfr.setup import check_args, load_model
 
 

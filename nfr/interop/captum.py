@@ -24,7 +24,7 @@ shaped like ``inputs``). The caller's model is never modified. Captum itself is 
 from __future__ import annotations
 
 from nfr.errors import NFRError
-from nfr.interop._deps import require
+from nfr.interop.deps import require
 
 torch = require("torch", "nfr.interop.captum")
 nn = torch.nn

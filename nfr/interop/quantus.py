@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from nfr.errors import NFRError
-from nfr.interop._deps import require
+from nfr.interop.deps import require
 
 torch = require("torch", "nfr.interop.quantus")
 

@@ -24,7 +24,7 @@ explicit skip sum and merged BatchNorm, as for its other composites.
 from __future__ import annotations
 
 from nfr.errors import NFRError
-from nfr.interop._deps import require
+from nfr.interop.deps import require
 
 torch = require("torch", "nfr.interop.zennit")
 require("zennit", "nfr.interop.zennit")

@@ -43,7 +43,8 @@ LAYERS = {
 @dataclass
 class ImportGraph:
     edges: dict = field(default_factory=dict)          # module -> {imported module: [(line, top_level)]}
-    private: list = field(default_factory=list)        # (module, line, imported module, name)
+    private: list = field(default_factory=list)        # (module, line, imported module, name):
+    # a _private name of another module, or anything of a _private module
     functions: list = field(default_factory=list)      # (lines, module, qualified name)
 
     @property
@@ -134,6 +135,15 @@ def _known(name: str, modules: set) -> str | None:
     return None
 
 
+def _private_module(module: str) -> bool:
+    """A module whose own name, or a package on its path, starts with one underscore."""
+    return any(p.startswith("_") and not p.startswith("__") for p in module.split("."))
+
+
+def _same_module(importer: str, target: str) -> bool:
+    return importer == target
+
+
 def scan(root: Path = PACKAGE) -> ImportGraph:
     files = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
     modules = set(files)
@@ -153,6 +163,8 @@ def scan(root: Path = PACKAGE) -> ImportGraph:
                     t = _known(a.name, modules)
                     if t and t != mod:
                         g.edges[mod].setdefault(t, []).append((node.lineno, id(node) in top_nodes))
+                        if _private_module(t):
+                            g.private.append((mod, node.lineno, t, a.name))
             elif isinstance(node, ast.ImportFrom):
                 src = _resolve(mod, is_pkg, node)
                 for a in node.names:
@@ -162,6 +174,8 @@ def scan(root: Path = PACKAGE) -> ImportGraph:
                         continue
                     g.edges[mod].setdefault(t, []).append((node.lineno, id(node) in top_nodes))
                     if t == _known(src, modules) and a.name.startswith("_") and not a.name.startswith("__"):
+                        g.private.append((mod, node.lineno, t, a.name))
+                    elif _private_module(t) and not _same_module(mod, t):
                         g.private.append((mod, node.lineno, t, a.name))
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = (node.end_lineno or node.lineno) - node.lineno + 1

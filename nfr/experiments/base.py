@@ -1,4 +1,4 @@
-"""What every experiment shares: its configuration's common fields, the registry, the result
+"""What every experiment shares (the one module each experiment imports besides its own code): its configuration's common fields, the registry, the result
 type and the helpers (one module per experiment beside this one; no experiment imports a sibling).
 
 An experiment module holds
