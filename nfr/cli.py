@@ -14,8 +14,11 @@ import typing
 from pathlib import Path
 
 from nfr import distributed as D
+from nfr import evidence as E
 from nfr import experiments as X
 from nfr import train as T
+from nfr import verdicts as V
+from nfr.claims import book_root
 from nfr.config import check_config
 from nfr.errors import NFRError
 from nfr.experiments import REGISTRY
@@ -174,7 +177,26 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=fmt)
     add_options(sp, TrainConfig, "train options")
     sp.add_argument("--out", default="models", metavar="DIR", help="output folder (default: models)")
+    sp = sub.add_parser("evidence", help=EVIDENCE_HELP, description=EVIDENCE_HELP, epilog=EVIDENCE_EPILOG,
+                        formatter_class=fmt)
+    sp.add_argument("key", nargs="?", help="the criterion's key, e.g. C10/vgg16-random-224 (omit with --ledger)")
+    sp.add_argument("--draws", type=int, default=None, help="weight draws (default: the setting's full size)")
+    sp.add_argument("--n-images", type=int, default=None, help="images per draw (default: the setting's full size)")
+    sp.add_argument("--ledger", action="store_true", help="recompute every verdict from criteria + evidence "
+                    "and rewrite book/data/verdicts.json and verdicts_table.md")
+    sp.add_argument("--quiet", action="store_true", help="no progress bars")
+    sp.set_defaults(out=None)
     return parser
+
+
+EVIDENCE_HELP = ("Run a claim's evidence at its full offline size and judge it against its "
+                 "pre-registered criterion (book/data/criteria.yaml); writes book/data/evidence/<key>.json")
+EVIDENCE_EPILOG = """examples:
+  # the units behind C10 on random VGG16 (10 weight draws per law x 10 photos at 224 px)
+  python -m nfr evidence C10/vgg16-random-224
+  # recompute every verdict of the ledger from the criteria and the evidence files
+  python -m nfr evidence --ledger
+"""
 
 
 TRAIN_HELP = ("Train / fine-tune a CIFAR-10 classifier, clean or backdoored (BadNet, Dynamic, "
@@ -205,6 +227,8 @@ def main(argv=None) -> int:
     except SystemExit as e:          # a usage error (one line on stderr) or --help
         return int(e.code or 0)
     name = args.experiment
+    if name == "evidence":
+        return _evidence(args)
     try:
         check_out(args.out)
         if name == "train":
@@ -249,4 +273,25 @@ def main(argv=None) -> int:
         ws = f", {res['world_size']} processes" if res.get("world_size", 1) > 1 else ""
         print(f"{name}: wrote {', '.join(files)}\n" + spec.summary(res)
               + f"\n  ({time.time() - t0:.1f} s{ws}, results in {args.out}/)")
+    return 0
+
+
+def _evidence(args) -> int:
+    try:
+        if args.ledger:
+            rows = V.write_ledger(book_root())
+            print(f"evidence: {len(rows)} ledger rows written to book/data/verdicts.json")
+            return 0
+        if not args.key:
+            raise NFRError(f"name a criterion key; with evidence runs:\n{E.describe()}")
+        t0 = time.time()
+        ev = E.run(args.key, quiet=args.quiet, draws=args.draws, n_images=args.n_images)
+    except NFRError as e:
+        print(f"nfr evidence: error: {e}", file=sys.stderr)
+        return 2
+    lo, hi = ev["interval"]
+    print(f"{args.key}: {ev['verdict'].upper()} (n = {ev['n']}, first part {ev['effect']:+.3f} "
+          f"[{lo:+.3f}, {hi:+.3f}]; {time.time() - t0:.0f} s)")
+    for p in ev["judgement"]["parts"]:
+        print(f"  {p['name']}: {p['effect']:+.4f} [{p['interval'][0]:+.4f}, {p['interval'][1]:+.4f}] {p['verdict']}")
     return 0

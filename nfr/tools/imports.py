@@ -7,14 +7,14 @@ import cycles between modules, imports that run back up the layers, imports of a
 Layers, top to bottom (a module may import only from its own layer or below; see
 ``tests/test_architecture.py``)::
 
-    cli, tools, bench, claims, deep, theories     the command line and the book's helpers
+    cli, tools, bench, claims, evidence, deep, theories   the command line, the book's helpers, evidence runs
     experiments                                  one module per experiment
     setup, train                                 model + data loading; training
     kis, predictable, trgbp, baselines, failure, backdoors     methods and their measures
     metrics, data, models, interop, distributed  measures, data, models, other libraries
     engine                                       the torch engine
     reference, plotting                          the NumPy specification; drawing
-    config, errors
+    config, errors, verdicts                     option fields; errors; verdicts from criteria + evidence
 """
 from __future__ import annotations
 
@@ -28,14 +28,14 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # lower number = lower layer; a module may import modules of the same or a lower number
 LAYERS = {
     "errors": 0,
-    "config": 1,
+    "config": 1, "verdicts": 1,
     "reference": 2, "plotting": 2,
     "engine": 3,
     "metrics": 4, "data": 4, "models": 4, "interop": 4, "distributed": 4, "resources": 4,
     "kis": 5, "predictable": 5, "trgbp": 5, "baselines": 5, "failure": 5, "backdoors": 5,
     "setup": 6, "train": 6,
     "experiments": 7,
-    "cli": 8, "tools": 8, "bench": 8, "claims": 8, "deep": 8, "theories": 8,
+    "cli": 8, "tools": 8, "bench": 8, "claims": 8, "evidence": 8, "deep": 8, "theories": 8,
     "__main__": 9, "__init__": 9,
 }
 

@@ -1,0 +1,224 @@
+"""Evidence runs: the units behind each computed verdict (``python -m nfr evidence KEY``).
+
+Each setting of the criteria file (``book/data/criteria.yaml``, see :mod:`nfr.verdicts`) that has
+an evidence run is registered here with :func:`setting`: a function ``units(draws, n_images,
+quiet)`` returning one record per unit (an image under one weight draw), each with its ``draw``,
+its ``image`` and the quantities the criterion's parts read. :func:`run` measures every unit at the
+setting's full size, judges the units against the criterion and writes
+``book/data/evidence/<key>.json``; :func:`recompute` measures a few units again along the same code
+path with the same seeds, which the chapters and the tests compare with the stored values
+(:func:`check_units`), so evidence the current code no longer produces fails ``make test``.
+
+Seeds: weight draw ``k`` of the law with index ``i`` (gaussian 0, ring 1, uniform 2) is drawn with
+seed ``1000 * k + i``, so the laws never share a draw (Gaussian and ring used to share one).
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from nfr import verdicts
+from nfr.claims import book_root
+from nfr.engine.attribute import alignment, attribute
+from nfr.engine.weights import randomize
+from nfr.errors import NFRError
+from nfr.experiments import removal, sanity
+from nfr.metrics import colour_fidelity
+from nfr.setup import load_setup
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    units: object        # callable(draws, n_images, quiet) -> list[dict]
+    draws: int           # full run: draws 0..draws-1
+    n_images: int        # full run: images per draw
+    config: dict         # what the run measures, stored in the evidence file
+
+
+SETTINGS: dict[str, Setting] = {}
+
+
+def setting(key: str, draws: int, n_images: int, **config):
+    def deco(fn):
+        SETTINGS[key] = Setting(key, fn, draws, n_images, dict(config))
+        return fn
+    return deco
+
+
+def _get(key: str) -> Setting:
+    if key not in SETTINGS:
+        raise NFRError(f"no evidence run for {key!r}; one of: {', '.join(sorted(SETTINGS))}")
+    return SETTINGS[key]
+
+
+LAWS = ("gaussian", "ring", "uniform")
+NFR3 = ("gbp", "rectgrad", "zplus")
+
+
+def law_seed(draw: int, law: str) -> int:
+    """Seed of weight draw ``draw`` of ``law``: independent across laws and draws."""
+    return 1000 * int(draw) + LAWS.index(law)
+
+
+# ----------------------------------------------------------------------------- C10
+@setting("C10/vgg16-random-224", draws=10, n_images=10, model="vgg16", data="samples", size=224,
+         laws=list(LAWS), rules=list(NFR3), scale="he", bias="zero", level="N = L (all 16 layers)",
+         target="class predicted by each randomized network", maps="R w/o B")
+def c10_vgg16(draws, n_images, quiet=True) -> list[dict]:
+    """Per (draw, photo): alignment and chroma alignment of GBP / RectGrad / z+ (w/o B) after every
+    weight layer of VGG16 is redrawn from each law (He scale, biases zero), and max |R| (overflow)."""
+    cfg = SETTINGS["C10/vgg16-random-224"].config
+    s = load_setup(model=cfg["model"], weights="random", data=cfg["data"], n_images=n_images,
+                   size=cfg["size"], seed=0, dtype="float32")
+    x = s.x
+    units = {(int(k), i): dict(draw=int(k), image=i) for k in draws for i in range(len(x))}
+    bar = tqdm(total=len(draws) * len(LAWS), desc="C10 evidence (draw x law)", disable=quiet)
+    for k in draws:
+        for law in LAWS:
+            m = randomize(s.model, law, law_seed(k, law), scale=cfg["scale"], bias=cfg["bias"])
+            with torch.no_grad():
+                tgt = torch.cat([m(xb).argmax(1) for xb in x.split(5)])
+            for r in NFR3:
+                R = torch.cat([attribute(m, xb, tb, r, bottom=False) for xb, tb in zip(x.split(5), tgt.split(5))])
+                a = alignment(R.double(), x.double()).cpu().numpy()
+                col = colour_fidelity(R.double(), x.double())
+                mx = R.abs().flatten(1).max(1).values.double().cpu().numpy()
+                for i in range(len(x)):
+                    u = units[(int(k), i)]
+                    u[f"{r}_{law}"] = float(a[i])
+                    u[f"chroma_{r}_{law}"] = float(col["chroma"][i])
+                    u[f"maxabs_{r}_{law}"] = float(mx[i])
+            del m
+            bar.update(1)
+    bar.close()
+    return list(units.values())
+
+
+# ----------------------------------------------------------------------------- C11, C16 on the trained VGG16 layout
+@setting("C11/cifar_vgg16-trained", draws=10, n_images=200, model="cifar_vgg16", weights="pretrained",
+         data="cifar10", k=3, rules=list(NFR3), randomization="gaussian, He scale, biases zero; draw = "
+         "the experiment's --seed, which also draws the draw's image subset", target="pred")
+def c11_vgg(draws, n_images, quiet=True) -> list[dict]:
+    """Per (draw, image): alignment of the map w/o B after randomizing vs removing the top 3 layers."""
+    units = []
+    for k in tqdm(list(draws), desc="C11 evidence (draws)", disable=quiet):
+        res = removal.run(removal.Config(model="cifar_vgg16", weights="pretrained", data="cifar10",
+                                         n_images=n_images, k=[3], rules=list(NFR3), seed=int(k),
+                                         quiet=True, batch_size=100))
+        for i in range(n_images):
+            u = dict(draw=int(k), image=i)
+            for r in NFR3:
+                u[f"original_{r}"] = res["original"][r]["per_image"][i]
+                u[f"random_{r}"] = res["random"]["3"][r]["per_image"][i]
+                u[f"removal_{r}"] = res["removal"]["3"][r]["per_image"][i]
+            units.append(u)
+    return units
+
+
+NFR4 = ("gbp", "rectgrad", "zplus", "dtd")
+
+
+@setting("C16/cifar_vgg16-trained", draws=10, n_images=200, model="cifar_vgg16", weights="pretrained",
+         data="cifar10", k=3, rules=list(NFR4) + ["grad"], maps="with bottom process, sum |R_c|",
+         randomization="gaussian, He scale, biases zero; draw = the experiment's --seed, which also "
+         "draws the draw's image subset", target="pred")
+def c16_vgg(draws, n_images, quiet=True) -> list[dict]:
+    """Per (draw, image): SSIM and Spearman between the original map and the map after the top 3
+    layers are randomized (sanity check)."""
+    units = []
+    for k in tqdm(list(draws), desc="C16 evidence (draws)", disable=quiet):
+        res = sanity.run(sanity.Config(model="cifar_vgg16", weights="pretrained", data="cifar10",
+                                       n_images=n_images, steps=[3], rules=list(NFR4) + ["grad"],
+                                       seed=int(k), quiet=True, batch_size=100))
+        j = res["steps"].index(3)
+        for i in range(n_images):
+            u = dict(draw=int(k), image=i)
+            for r in list(NFR4) + ["grad"]:
+                u[f"ssim_{r}"] = res["ssim"][r]["per_image"][i][j]
+                u[f"spearman_{r}"] = res["spearman"][r]["per_image"][i][j]
+            units.append(u)
+    return units
+
+
+# ----------------------------------------------------------------------------- running and checking
+def _commit(root: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+def run(key: str, root: Path | None = None, quiet: bool = False, draws: int | None = None,
+        n_images: int | None = None) -> dict:
+    """Measure every unit of ``key`` (full size unless ``draws`` / ``n_images`` say otherwise),
+    judge them against the criterion and write the evidence file. Returns the evidence dict."""
+    root = Path(root or book_root())
+    st = _get(key)
+    criteria = verdicts.load_criteria(root)
+    if key not in criteria:
+        raise NFRError(f"{key} has no criterion in {verdicts.criteria_path(root)}: write it before the run")
+    entry = criteria[key]
+    nd, ni = draws or st.draws, n_images or st.n_images
+    t0 = time.process_time()
+    units = st.units(list(range(nd)), ni, quiet)
+    cpu = time.process_time() - t0
+    units = [{k: _clean(v) for k, v in u.items()} for u in units]
+    j = verdicts.judge(entry, [{k: (math.nan if v is None else v) for k, v in u.items()} for u in units])
+    ev = dict(claim=entry["claim"], key=key, setting=entry["setting"],
+              config=dict(st.config, draws=nd, n_images_per_draw=ni, draw_seeds="see nfr.evidence"),
+              commit=_commit(root), n=len(units), unit=entry["unit"], units=units, effect=j["effect"],
+              interval=j["interval"], verdict=j["verdict"], judgement=j, judge_seed=0,
+              criterion_sha256=verdicts.criterion_sha256(entry), cpu_seconds=round(cpu, 1),
+              torch_threads=torch.get_num_threads())
+    path = verdicts.evidence_path(root, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ev, indent=1, default=float) + "\n")
+    return ev
+
+
+def recompute(key: str, draws=(0,), n_images: int = 2) -> list[dict]:
+    """The first ``n_images`` units of each of ``draws``, measured again (same code path and seeds)."""
+    return _get(key).units(list(draws), n_images, True)
+
+
+def check_units(key: str, root: Path | None = None, draws=(0,), n_images: int = 2, atol: float = 1e-4) -> int:
+    """Recompute a few units and compare them with the evidence file; raise :class:`NFRError` on a
+    difference larger than ``atol`` (float32 kernels differ between CPUs in the last digits). Returns
+    the number of values compared."""
+    root = Path(root or book_root())
+    ev = verdicts.load_evidence(root, key)
+    if ev is None:
+        raise NFRError(f"no evidence file for {key}")
+    stored = {(u["draw"], u["image"]): u for u in ev["units"]}
+    n = 0
+    for u in recompute(key, draws, n_images):
+        s = stored[(u["draw"], u["image"])]
+        for q, v in u.items():
+            if q.startswith("maxabs_"):
+                ok = math.isclose(v, s[q], rel_tol=1e-3)
+            else:
+                ok = (s[q] is None and not math.isfinite(v)) or abs(v - s[q]) <= atol
+            if not ok:
+                raise NFRError(f"{key}: unit (draw {u['draw']}, image {u['image']}) {q} = {v} now, "
+                               f"{s[q]} in the evidence file: the code no longer produces this evidence")
+            n += 1
+    return n
+
+
+def describe() -> str:
+    return "\n".join(f"  {k:32s} {s.draws} draws x {s.n_images} images" for k, s in sorted(SETTINGS.items()))

@@ -1,0 +1,340 @@
+"""Verdicts computed from pre-registered criteria and evidence files (torch-free).
+
+The empirical rows of the claims ledger are not typed; they are computed here:
+
+* ``book/data/criteria.yaml`` holds one **criterion** per claim and setting, written before its
+  evidence run: the quantity measured on each unit, the unit, the clustering (weight draws), the
+  minimum n and one decision rule per part of the claim. Its sha256 (:func:`criterion_sha256`) is
+  stored in the evidence file judged against it, so a criterion edited after its run is detected.
+* ``book/data/evidence/<key>.json`` holds an evidence run (written by :mod:`nfr.evidence`): the
+  configuration and seeds, the commit, the value of every unit, n, the CPU time, and the judgement.
+* :func:`judge` maps the units and a criterion to the effect, its 95% interval and the verdict;
+  :func:`ledger_rows` builds the ledger rows from criteria + evidence, recomputing every judgement.
+
+Statistics (per part). ``mean``: the mean of the unit values; ``paired``: units carry two
+quantities (``quantity`` minus ``minus``) on the same unit, and the statistic is the mean
+difference; ``groups``: the difference of the means of two groups of units (``group`` field: first
+listed minus second). Interval: a 95% bootstrap interval (``scipy.stats.bootstrap``, BCa, 9,999
+resamples, seeded) over units; with ``cluster`` set (e.g. the weight draw), units are first averaged
+within each cluster and the bootstrap runs over clusters, so images that share a draw are not
+counted as independent. Two-group parts also report a permutation test's p-value
+(``scipy.stats.permutation_test``, difference of means, two-sided).
+
+Decision rules on the interval [lo, hi] (the statistic's 95% interval):
+
+* ``greater`` ``threshold`` t: confirmed if lo > t, refuted if hi < t, else inconclusive;
+* ``less`` t: confirmed if hi < t, refuted if lo > t, else inconclusive;
+* ``within`` ``margin`` m (equivalence): confirmed if -m < lo and hi < m; refuted if lo > m or
+  hi < -m; else inconclusive.
+
+Parts combine as follows: all confirmed -> confirmed; all refuted -> refuted; some confirmed and
+some not -> partly; none confirmed, some refuted and the rest inconclusive -> partly when the
+criterion says ``combine: any_refuted_partly``, otherwise refuted only if every part is refuted and
+inconclusive in the remaining cases. Fewer units than ``min_n`` (or fewer clusters than
+``min_clusters``) -> ``inconclusive`` whatever the interval says.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+VERDICTS = ("confirmed", "partly", "refuted", "inconclusive", "not testable here")
+RULES = ("greater", "less", "within")
+STATISTICS = ("mean", "paired", "groups")
+N_RESAMPLES = 9999
+LEVEL = 0.95
+
+
+class CriterionError(ValueError):
+    """A criterion entry or an evidence file is malformed or does not match."""
+
+
+# ----------------------------------------------------------------------------- files
+def criteria_path(root: Path) -> Path:
+    return Path(root) / "book" / "data" / "criteria.yaml"
+
+
+def evidence_dir(root: Path) -> Path:
+    return Path(root) / "book" / "data" / "evidence"
+
+
+def load_criteria(root: Path) -> dict[str, dict]:
+    """The criteria file as {key: entry}, each entry checked (:func:`check_criterion`)."""
+    import yaml  # noqa: PLC0415  (optional at import time: only the ledger needs it)
+
+    data = yaml.safe_load(criteria_path(root).read_text())
+    for key, entry in data.items():
+        check_criterion(key, entry)
+    return data
+
+
+def criterion_sha256(entry: dict) -> str:
+    """sha256 of the entry as canonical JSON (sorted keys): any edit to the entry changes it."""
+    return hashlib.sha256(json.dumps(entry, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def check_criterion(key: str, entry: dict) -> None:
+    need = ("claim", "statement", "setting", "chapter", "kind")
+    missing = [k for k in need if k not in entry]
+    if missing:
+        raise CriterionError(f"criterion {key}: missing {missing}")
+    if entry["kind"] == "not testable here":
+        for k in ("reason", "command"):
+            if not entry.get(k):
+                raise CriterionError(f"criterion {key}: 'not testable here' needs a {k}")
+        return
+    if entry["kind"] != "empirical":
+        raise CriterionError(f"criterion {key}: kind must be 'empirical' or 'not testable here'")
+    for k in ("unit", "min_n", "parts", "criterion"):
+        if k not in entry:
+            raise CriterionError(f"criterion {key}: missing {k!r}")
+    for p in entry["parts"]:
+        if p.get("rule") not in RULES:
+            raise CriterionError(f"criterion {key}, part {p.get('name')}: rule must be one of {RULES}")
+        if p.get("statistic", "mean") not in STATISTICS:
+            raise CriterionError(f"criterion {key}, part {p.get('name')}: statistic must be one of {STATISTICS}")
+        if "quantity" not in p or "name" not in p:
+            raise CriterionError(f"criterion {key}: every part needs a name and a quantity")
+        if p.get("statistic") == "paired" and "minus" not in p:
+            raise CriterionError(f"criterion {key}, part {p['name']}: a paired part needs 'minus'")
+        if p.get("statistic") == "groups" and len(p.get("groups", ())) != 2:
+            raise CriterionError(f"criterion {key}, part {p['name']}: a groups part needs two groups")
+        if p["rule"] == "within" and "margin" not in p or p["rule"] != "within" and "threshold" not in p:
+            raise CriterionError(f"criterion {key}, part {p['name']}: 'within' needs a margin, "
+                                 "'greater' / 'less' a threshold")
+
+
+# ----------------------------------------------------------------------------- statistics
+def _interval(values: np.ndarray, seed: int) -> tuple[float, float]:
+    """95% BCa bootstrap interval of the mean of ``values`` (percentile where BCa is degenerate)."""
+    from scipy import stats  # noqa: PLC0415
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return (math.nan, math.nan)
+    if np.all(v == v[0]):
+        return (float(v[0]), float(v[0]))
+    rng = np.random.default_rng(seed)
+    for method in ("BCa", "percentile"):
+        res = stats.bootstrap((v,), np.mean, confidence_level=LEVEL, n_resamples=N_RESAMPLES,
+                              method=method, random_state=rng)
+        lo, hi = res.confidence_interval
+        if math.isfinite(lo) and math.isfinite(hi):
+            return (float(lo), float(hi))
+    return (math.nan, math.nan)
+
+
+def _two_group(a: np.ndarray, b: np.ndarray, seed: int) -> tuple[tuple[float, float], float]:
+    """95% bootstrap interval of mean(a) - mean(b) (independent samples) and a permutation p."""
+    from scipy import stats  # noqa: PLC0415
+
+    diff = lambda x, y, axis=-1: np.mean(x, axis=axis) - np.mean(y, axis=axis)  # noqa: E731
+    rng = np.random.default_rng(seed)
+    if len(a) < 2 or len(b) < 2:
+        return (math.nan, math.nan), math.nan
+    ci = stats.bootstrap((a, b), diff, confidence_level=LEVEL, n_resamples=N_RESAMPLES,
+                         method="percentile", random_state=rng).confidence_interval
+    p = stats.permutation_test((a, b), diff, n_resamples=N_RESAMPLES, alternative="two-sided",
+                               random_state=np.random.default_rng(seed + 1)).pvalue
+    return (float(ci[0]), float(ci[1])), float(p)
+
+
+def _cluster_means(values: np.ndarray, clusters: list | None) -> np.ndarray:
+    if clusters is None:
+        return values
+    keys = sorted(set(clusters), key=str)
+    cl = np.array([str(c) for c in clusters])
+    return np.array([values[cl == str(k)].mean() for k in keys])
+
+
+def decide(rule: str, interval: tuple[float, float], threshold: float | None = None,
+           margin: float | None = None) -> str:
+    """``confirmed`` / ``refuted`` / ``inconclusive`` from a 95% interval (module doc)."""
+    lo, hi = interval
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "inconclusive"
+    if rule == "greater":
+        return "confirmed" if lo > threshold else "refuted" if hi < threshold else "inconclusive"
+    if rule == "less":
+        return "confirmed" if hi < threshold else "refuted" if lo > threshold else "inconclusive"
+    if rule == "within":
+        return ("confirmed" if -margin < lo and hi < margin
+                else "refuted" if lo > margin or hi < -margin else "inconclusive")
+    raise CriterionError(f"unknown rule {rule!r}; one of {RULES}")
+
+
+def combine(verdicts: list[str], mode: str = "strict") -> str:
+    """One verdict from the parts' verdicts (module doc)."""
+    s = set(verdicts)
+    if s == {"confirmed"}:
+        return "confirmed"
+    if s == {"refuted"}:
+        return "refuted"
+    if "confirmed" in s:
+        return "partly"
+    if "refuted" in s and mode == "any_refuted_partly":
+        return "partly"
+    return "inconclusive"
+
+
+def _values(units: list[dict], q: str) -> np.ndarray:
+    try:
+        return np.array([float(u[q]) for u in units])
+    except KeyError as e:
+        raise CriterionError(f"a unit has no quantity {q!r}") from e
+
+
+def judge_part(part: dict, units: list[dict], cluster: str | None, seed: int = 0) -> dict:
+    """Effect, interval, verdict (and n) of one part over ``units``."""
+    stat = part.get("statistic", "mean")
+    out = dict(name=part["name"])
+    if stat == "groups":
+        g1, g2 = part["groups"]
+        a = _values([u for u in units if u["group"] == g1], part["quantity"])
+        b = _values([u for u in units if u["group"] == g2], part["quantity"])
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        ci, p = _two_group(a, b, seed)
+        effect = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
+        out.update(n={g1: len(a), g2: len(b)}, p_value=p)
+        n = min(len(a), len(b))
+    else:
+        v = _values(units, part["quantity"])
+        if stat == "paired":
+            v = v - _values(units, part["minus"])
+        keep = np.isfinite(v)
+        cl = [u[cluster] for u, k in zip(units, keep) if k] if cluster else None
+        v = v[keep]
+        agg = _cluster_means(v, cl)
+        effect = float(agg.mean()) if len(agg) else math.nan
+        ci = _interval(agg, seed)
+        n = len(v)
+        out.update(n=n, n_clusters=len(agg) if cluster else None, n_nonfinite=int((~keep).sum()))
+    out.update(effect=effect, interval=list(ci),
+               verdict=decide(part["rule"], ci, part.get("threshold"), part.get("margin")))
+    out["_n"] = n
+    return out
+
+
+def judge(entry: dict, units: list[dict], seed: int = 0) -> dict:
+    """The judgement of ``units`` under the criterion ``entry``: parts, effect (the first part's),
+    its interval, n and the verdict (``inconclusive`` below ``min_n`` / ``min_clusters``)."""
+    cluster = entry.get("cluster")
+    parts = [judge_part(p, units, cluster, seed + i) for i, p in enumerate(entry["parts"])]
+    n = len(units)
+    n_cl = len({str(u[cluster]) for u in units}) if cluster else None
+    verdict = combine([p["verdict"] for p in parts], entry.get("combine", "strict"))
+    short = []
+    if n < int(entry["min_n"]) or min(p.pop("_n") for p in parts) < int(entry.get("min_n_part", 1)):
+        short.append(f"n = {n} below the minimum {entry['min_n']}")
+    if cluster and n_cl < int(entry.get("min_clusters", 1)):
+        short.append(f"{n_cl} {cluster}s below the minimum {entry['min_clusters']}")
+    for p in parts:
+        p.pop("_n", None)
+    if short:
+        verdict = "inconclusive"
+    first = parts[0]
+    return dict(n=n, n_clusters=n_cl, parts=parts, effect=first["effect"], interval=first["interval"],
+                verdict=verdict, too_little_data="; ".join(short) or None)
+
+
+# ----------------------------------------------------------------------------- ledger
+def evidence_path(root: Path, key: str) -> Path:
+    return evidence_dir(root) / f"{key.replace('/', '-')}.json"
+
+
+def load_evidence(root: Path, key: str) -> dict | None:
+    p = evidence_path(root, key)
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def verify(entry: dict, evidence: dict, key: str) -> dict:
+    """Recompute the judgement of ``evidence`` under ``entry``; raise :class:`CriterionError` if the
+    criterion changed after the run (hash) or the stored judgement differs from the recomputed one."""
+    if evidence.get("criterion_sha256") != criterion_sha256(entry):
+        raise CriterionError(f"{key}: the criterion changed after its evidence was produced "
+                             "(sha256 mismatch); re-run `python -m nfr evidence " + key + "`")
+    j = judge(entry, evidence["units"], int(evidence.get("judge_seed", 0)))
+    stored = evidence["judgement"]
+    if j["verdict"] != stored["verdict"] or not _close(j["effect"], stored["effect"]) \
+            or not all(_close(a, b) for a, b in zip(j["interval"], stored["interval"])):
+        raise CriterionError(f"{key}: stored judgement {stored['verdict']} {stored['effect']} "
+                             f"{stored['interval']} differs from the recomputed {j['verdict']} "
+                             f"{j['effect']} {j['interval']}")
+    if len(evidence["units"]) != evidence["n"]:
+        raise CriterionError(f"{key}: n = {evidence['n']} but {len(evidence['units'])} units stored")
+    return j
+
+
+def _close(a, b, tol=1e-9) -> bool:
+    a, b = float(a), float(b)
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tol * max(1.0, abs(a), abs(b))
+
+
+def ledger_rows(root: Path) -> list[dict]:
+    """Ledger rows (version 2 fields) of every criterion, verdicts recomputed from the evidence.
+
+    A criterion without an evidence file is ``inconclusive`` (no evidence at its minimum n yet)."""
+    rows = []
+    for key, entry in load_criteria(root).items():
+        row = dict(key=key, id=entry["claim"], statement=entry["statement"], setting=entry["setting"],
+                   chapter=entry["chapter"], kind=entry["kind"],
+                   criterion=entry.get("criterion") or entry.get("reason"), unit=entry.get("unit"),
+                   n=None, effect=None, interval=None, evidence=None, note=None)
+        if entry["kind"] == "not testable here":
+            row.update(verdict="not testable here", command=entry["command"])
+        else:
+            ev = load_evidence(root, key)
+            if ev is None:
+                row.update(verdict="inconclusive",
+                           note=f"no evidence run yet (minimum n = {entry['min_n']})")
+            else:
+                j = verify(entry, ev, key)
+                row.update(n=j["n"], effect=j["effect"], interval=j["interval"], verdict=j["verdict"],
+                           parts=j["parts"], note=j["too_little_data"],
+                           evidence=str(evidence_path(root, key).relative_to(root)))
+        rows.append(row)
+    return rows
+
+
+def _fmt(v, digits=3) -> str:
+    return "n/a" if v is None or not math.isfinite(float(v)) else f"{float(v):+.{digits}f}"
+
+
+def table_markdown(rows: list[dict]) -> str:
+    """The computed ledger as Markdown: a count of verdicts, then one block per claim (its
+    statement once) with one row per setting: setting, n, effect [95% interval], verdict, criterion,
+    evidence file and chapter. Narrow columns, so it reads at 1280 px without sideways scrolling."""
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
+    out = ["**" + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f"** ({len(rows)} rows)\n"]
+    order = sorted({r["id"] for r in rows}, key=lambda i: (i[0], int("".join(c for c in i if c.isdigit()) or 0)))
+    for cid in order:
+        mine = [r for r in rows if r["id"] == cid]
+        out.append(f"#### {cid}\n\n{mine[0]['statement']}\n")
+        out.append("| setting | n | effect [95% interval] | verdict | criterion |")
+        out.append("|---|---|---|---|---|")
+        for r in mine:
+            eff = (f"{_fmt(r['effect'])} [{_fmt(r['interval'][0])}, {_fmt(r['interval'][1])}]"
+                   if r.get("interval") else "")
+            ev = f" ([evidence](../{r['evidence']}))" if r.get("evidence") else ""
+            note = f" *{r['note']}*" if r.get("note") else ""
+            cmd = f" Command where the data exist: `{r['command']}`" if r.get("command") else ""
+            setting = (f"{r['setting']}{ev}; {{doc}}`chapter <../chapters/{r['chapter']}>`").replace("|", "\\|")
+            crit = (str(r["criterion"]) + cmd).replace("|", "\\|")
+            out.append(f"| {setting} | {r['n'] if r['n'] is not None else ''} | {eff} | "
+                       f"**{r['verdict']}**{note} | {crit} |")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def write_ledger(root: Path) -> list[dict]:
+    """Recompute every row (:func:`ledger_rows`) and write ``book/data/verdicts.json`` and
+    ``book/data/verdicts_table.md`` (included by the claims page)."""
+    rows = ledger_rows(root)
+    d = Path(root) / "book" / "data"
+    (d / "verdicts.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=float) + "\n")
+    (d / "verdicts_table.md").write_text(table_markdown(rows))
+    return rows
