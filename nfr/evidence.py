@@ -29,7 +29,7 @@ from nfr.claims import book_root
 from nfr.engine.attribute import alignment, attribute
 from nfr.engine.weights import randomize
 from nfr.errors import NFRError
-from nfr.experiments import removal, sanity
+from nfr.experiments import activations, cascade, failure, removal, sanity
 from nfr.metrics import colour_fidelity
 from nfr.setup import load_setup
 
@@ -144,6 +144,78 @@ def c16_vgg(draws, n_images, quiet=True) -> list[dict]:
             for r in list(NFR4) + ["grad"]:
                 u[f"ssim_{r}"] = res["ssim"][r]["per_image"][i][j]
                 u[f"spearman_{r}"] = res["spearman"][r]["per_image"][i][j]
+            units.append(u)
+    return units
+
+
+# ----------------------------------------------------------------------------- C9 on the trained VGG16 layout
+CASCADE4 = ("gbp", "rectgrad", "zplus", "activation")
+
+
+@setting("C9/cifar_vgg16-trained-vs-random", draws=10, n_images=100, model="cifar_vgg16", data="cifar10",
+         levels=[0, 16], rules=list(CASCADE4), target="pred",
+         twin="cifar_vgg16 --weights random: its initialisation under the draw's seed (the draw's seed "
+              "also draws the image subset, the same images for the trained network and the twin)")
+def c9_vgg(draws, n_images, quiet=True) -> list[dict]:
+    """Per (draw, image): alignment at cascade levels 0 and L = 16 of the trained network and of its
+    random twin (draw = the twin's initialisation seed)."""
+    units = []
+    for k in tqdm(list(draws), desc="C9 evidence (draws)", disable=quiet):
+        res = {w: cascade.run(cascade.Config(model="cifar_vgg16", weights=w, data="cifar10", n_images=n_images,
+                                             levels=[0, 16], rules=list(CASCADE4), seed=int(k), quiet=True,
+                                             batch_size=100))
+               for w in ("pretrained", "random")}
+        for i in range(n_images):
+            u = dict(draw=int(k), image=i)
+            for w, tag in (("pretrained", "trained"), ("random", "random")):
+                for r in CASCADE4:
+                    per = res[w]["curves"][r]["per_image"][i]
+                    u[f"{tag}_{r}_N0"], u[f"{tag}_{r}_NL"] = per[0], per[1]
+            units.append(u)
+    return units
+
+
+# ----------------------------------------------------------------------------- C12 on the trained VGG16 layout
+@setting("C12/cifar_vgg16-trained", draws=1, n_images=1000, model="cifar_vgg16", weights="pretrained",
+         data="cifar10", layers=[1, 15], frac=0.1, rules=["gbp", "zplus"], target="pred")
+def c12_vgg(draws, n_images, quiet=True) -> list[dict]:
+    """Per image: |alpha(max) - alpha(min)| at start layers 1 and 15 and the smaller cosine of the two
+    started maps with the ordinary attribution at layer 15 (GBP, z+; trained network, no draw)."""
+    units = []
+    for k in draws:
+        res = activations.run(activations.Config(model="cifar_vgg16", weights="pretrained", data="cifar10",
+                                                 n_images=n_images, layers=[1, 15], rules=["gbp", "zplus"],
+                                                 seed=int(k), quiet=quiet, batch_size=100))
+        for i in range(n_images):
+            u = dict(draw=int(k), image=i)
+            for r in ("gbp", "zplus"):
+                c = res["curves"][r]
+                mx, mn = c["max"]["per_image"], c["min"]["per_image"]
+                u[f"{r}_diff_bottom"] = abs(mx[0][i] - mn[0][i])
+                u[f"{r}_diff_top"] = abs(mx[-1][i] - mn[-1][i])
+                u[f"{r}_cos_top"] = min(c["cos_to_ordinary_max"]["per_image"][-1][i],
+                                        c["cos_to_ordinary_min"]["per_image"][-1][i])
+            units.append(u)
+    return units
+
+
+# ----------------------------------------------------------------------------- C13: wrong vs correct
+@setting("C13/cifar_resnet56-trained", draws=1, n_images=1200, model="cifar_resnet56", weights="pretrained",
+         data="cifar10", layers=[1, 10, 19, 28, 37, 46, 55], below="gbp", box_frac=0.5, target="pred")
+def c13_resnet56(draws, n_images, quiet=True) -> list[dict]:
+    """Per image: its group (wrong / correct prediction) and the drop of each measure from the lowest
+    to the highest start layer (colour alignment, share outside the central box, alignment)."""
+    units = []
+    for k in draws:
+        res = failure.run(failure.Config(model="cifar_resnet56", weights="pretrained", data="cifar10",
+                                         n_images=n_images, layers=[1, 10, 19, 28, 37, 46, 55], rules=["gbp"],
+                                         seed=int(k), quiet=quiet, batch_size=100))
+        wrong = set(res["groups"].get("wrong", []))
+        per = res["per_image"]
+        for i in range(n_images):
+            u = dict(draw=int(k), image=i, group="wrong" if i in wrong else "correct")
+            for m in ("colour", "outside", "alignment"):
+                u[f"{m}_drop"] = per[m][0][i] - per[m][-1][i]
             units.append(u)
     return units
 

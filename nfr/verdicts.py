@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -118,10 +119,11 @@ def _interval(values: np.ndarray, seed: int) -> tuple[float, float]:
         return (math.nan, math.nan)
     if np.all(v == v[0]):
         return (float(v[0]), float(v[0]))
-    rng = np.random.default_rng(seed)
     for method in ("BCa", "percentile"):
-        res = stats.bootstrap((v,), np.mean, confidence_level=LEVEL, n_resamples=N_RESAMPLES,
-                              method=method, random_state=rng)
+        with warnings.catch_warnings():     # BCa on near-constant data: fall back to percentile
+            warnings.simplefilter("ignore")
+            res = stats.bootstrap((v,), np.mean, confidence_level=LEVEL, n_resamples=N_RESAMPLES,
+                                  method=method, random_state=np.random.default_rng(seed))
         lo, hi = res.confidence_interval
         if math.isfinite(lo) and math.isfinite(hi):
             return (float(lo), float(hi))

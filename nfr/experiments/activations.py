@@ -4,7 +4,8 @@ For each rule (gbp, rectgrad, zplus; the rule acts in layers 1..l) and hidden la
 default 1..L-1): ``max`` / ``min`` / ``all`` = alignment of the map started from A_l restricted to
 its largest / smallest ``frac`` (10%) non-zero entries / all of A_l; ``cos_to_ordinary_max`` /
 ``_min``: cosine between that map and the ordinary attribution (the rule over all layers from the
-target logit), which converge to 1 at higher layers (Zheng et al.'s claim). ``ordinary[rule]``:
+target logit), which converge to 1 at higher layers (Zheng et al.'s claim). ``curves[rule][key]``: mean, std and
+``per_image`` ([layer][image]) per start layer. ``ordinary[rule]``:
 alignment of the ordinary attribution. All maps w/o B. Figure ``activations.png``.
 """
 from __future__ import annotations
@@ -64,7 +65,8 @@ def run(config: Config) -> B.Result:
                                                      frac=frac),
                layers=layers, ordinary={r: B.stats(v) for r, v in ordinary.items()},
                curves={r: {k: dict(mean=[float(np.nanmean(acc[r][k][l])) for l in layers],
-                                   std=[float(np.nanstd(acc[r][k][l])) for l in layers])
+                                   std=[float(np.nanstd(acc[r][k][l])) for l in layers],
+                                   per_image=[[float(v) for v in acc[r][k][l]] for l in layers])
                            for k in KEYS} for r in rules})
     return B.Result(res)
 

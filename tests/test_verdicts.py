@@ -1,0 +1,165 @@
+"""Verdicts computed from pre-registered criteria and evidence (nfr.verdicts, nfr.evidence)."""
+import copy
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nfr import verdicts as V
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _entry(**part):
+    p = dict(name="p", quantity="q", rule="greater", threshold=0.0)
+    p.update(part)
+    return dict(claim="X1", statement="s", setting="toy", chapter="01_filtering_rules", kind="empirical",
+                unit="a draw", min_n=20, criterion="c", parts=[p])
+
+
+def _units(values, clusters=None, **extra):
+    return [dict(q=float(v), draw=(clusters[i] if clusters else i), **{k: float(e[i]) for k, e in extra.items()})
+            for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize("rule,interval,kw,expected", [
+    ("greater", (0.2, 0.4), dict(threshold=0.1), "confirmed"),
+    ("greater", (-0.1, 0.05), dict(threshold=0.1), "refuted"),
+    ("greater", (0.05, 0.2), dict(threshold=0.1), "inconclusive"),
+    ("less", (0.0, 0.05), dict(threshold=0.1), "confirmed"),
+    ("less", (0.2, 0.3), dict(threshold=0.1), "refuted"),
+    ("within", (-0.01, 0.02), dict(margin=0.05), "confirmed"),
+    ("within", (0.06, 0.1), dict(margin=0.05), "refuted"),
+    ("within", (-0.2, -0.06), dict(margin=0.05), "refuted"),
+    ("within", (0.0, 0.08), dict(margin=0.05), "inconclusive"),
+    ("greater", (math.nan, math.nan), dict(threshold=0.0), "inconclusive"),
+])
+def test_decision_rules(rule, interval, kw, expected):
+    assert V.decide(rule, interval, **kw) == expected
+
+
+def test_parts_combine():
+    assert V.combine(["confirmed", "confirmed"]) == "confirmed"
+    assert V.combine(["refuted", "refuted"]) == "refuted"
+    assert V.combine(["confirmed", "refuted"]) == "partly"
+    assert V.combine(["confirmed", "inconclusive"]) == "partly"
+    assert V.combine(["refuted", "inconclusive"]) == "inconclusive"
+    assert V.combine(["refuted", "inconclusive"], "any_refuted_partly") == "partly"
+
+
+def test_judge_mean_interval_covers_the_truth_and_decides():
+    rng = np.random.default_rng(0)
+    units = _units(rng.normal(0.3, 0.1, 200))
+    j = V.judge(_entry(threshold=0.2), units)
+    lo, hi = j["interval"]
+    assert lo < 0.3 < hi and hi - lo < 0.06
+    assert j["verdict"] == "confirmed" and j["n"] == 200
+    assert V.judge(_entry(threshold=0.4), units)["verdict"] == "refuted"
+    assert V.judge(_entry(threshold=0.3), units)["verdict"] == "inconclusive"
+
+
+def test_too_few_units_are_inconclusive_whatever_the_interval():
+    units = _units(np.linspace(1.0, 1.1, 10))
+    j = V.judge(_entry(threshold=0.0), units)
+    assert j["parts"][0]["verdict"] == "confirmed"
+    assert j["verdict"] == "inconclusive" and "below the minimum 20" in j["too_little_data"]
+
+
+def test_clustered_interval_is_wider_than_the_naive_one():
+    """Units that share a draw are not independent: the interval runs over draws."""
+    rng = np.random.default_rng(1)
+    draw_effect = rng.normal(0, 0.2, 10)
+    values = np.concatenate([d + rng.normal(0, 0.01, 20) for d in draw_effect])
+    clusters = [k for k in range(10) for _ in range(20)]
+    e = _entry()
+    naive = V.judge(e, _units(values))
+    e["cluster"], e["min_clusters"] = "draw", 10
+    clustered = V.judge(e, _units(values, clusters))
+    w = lambda j: j["interval"][1] - j["interval"][0]  # noqa: E731
+    assert clustered["n_clusters"] == 10 and w(clustered) > 3 * w(naive)
+    e["min_clusters"] = 11
+    assert V.judge(e, _units(values, clusters))["verdict"] == "inconclusive"
+
+
+def test_paired_and_groups_statistics():
+    rng = np.random.default_rng(2)
+    a = rng.normal(0, 1, 100)
+    units = _units(a + 0.5, b=a)               # q - b = 0.5 exactly on every unit
+    j = V.judge(_entry(statistic="paired", minus="b", threshold=0.4), units)
+    assert j["effect"] == pytest.approx(0.5) and j["interval"] == [pytest.approx(0.5)] * 2
+    g = [dict(q=float(v), group="wrong") for v in rng.normal(1.0, 0.5, 60)] + \
+        [dict(q=float(v), group="right") for v in rng.normal(0.0, 0.5, 60)]
+    j = V.judge(_entry(statistic="groups", groups=["wrong", "right"], threshold=0.5), g)
+    assert j["verdict"] == "confirmed" and j["parts"][0]["p_value"] < 1e-3
+    assert j["parts"][0]["n"] == {"wrong": 60, "right": 60}
+
+
+def test_nonfinite_units_are_counted_not_averaged():
+    units = _units([0.5] * 30 + [math.nan] * 3)
+    j = V.judge(_entry(), units)
+    assert j["parts"][0]["n_nonfinite"] == 3 and j["effect"] == 0.5
+
+
+def test_malformed_criteria_are_refused():
+    with pytest.raises(V.CriterionError):
+        V.check_criterion("k", _entry(rule="probably"))
+    with pytest.raises(V.CriterionError):
+        V.check_criterion("k", _entry(rule="within", threshold=0.1))
+    with pytest.raises(V.CriterionError):
+        V.check_criterion("k", dict(claim="T5", statement="s", setting="s", chapter="c", kind="not testable here"))
+
+
+def _copy_book(tmp_path) -> Path:
+    (tmp_path / "book" / "data").mkdir(parents=True)
+    shutil.copy(V.criteria_path(ROOT), V.criteria_path(tmp_path))
+    if V.evidence_dir(ROOT).exists():
+        shutil.copytree(V.evidence_dir(ROOT), V.evidence_dir(tmp_path))
+    return tmp_path
+
+
+def test_every_committed_verdict_is_recomputed_and_matches():
+    rows = V.ledger_rows(ROOT)
+    stored = json.loads((ROOT / "book" / "data" / "verdicts.json").read_text())
+    assert [(r["key"], r["verdict"], r["n"]) for r in rows] == [(r["key"], r["verdict"], r["n"]) for r in stored]
+    assert (ROOT / "book" / "data" / "verdicts_table.md").read_text() == V.table_markdown(stored)
+    for r in rows:
+        assert r["verdict"] in V.VERDICTS
+        if r["evidence"]:
+            ev = json.loads((ROOT / r["evidence"]).read_text())
+            assert ev["n"] == len(ev["units"]) == r["n"]
+            for k in ("claim", "setting", "config", "commit", "units", "effect", "interval", "verdict",
+                      "criterion_sha256", "cpu_seconds"):
+                assert k in ev, (r["key"], k)
+
+
+def test_a_criterion_edited_after_its_evidence_fails(tmp_path):
+    root = _copy_book(tmp_path)
+    crit = V.load_criteria(root)
+    key = "TEST/toy"
+    entry = _entry(threshold=0.1)
+    units = _units(np.full(30, 0.5))
+    j = V.judge(entry, units)
+    ev = dict(claim="X1", key=key, setting="toy", units=units, n=30, judgement=j, effect=j["effect"],
+              interval=j["interval"], verdict=j["verdict"], criterion_sha256=V.criterion_sha256(entry))
+    import yaml
+    crit[key] = entry
+    V.criteria_path(root).write_text(yaml.safe_dump(crit, sort_keys=False))
+    V.evidence_path(root, key).parent.mkdir(parents=True, exist_ok=True)
+    V.evidence_path(root, key).write_text(json.dumps(ev))
+    row = [r for r in V.ledger_rows(root) if r["key"] == key][0]
+    assert row["verdict"] == "confirmed" and row["n"] == 30
+    # the threshold moved after the run: the hash no longer matches
+    edited = copy.deepcopy(crit)
+    edited[key]["parts"][0]["threshold"] = 0.6
+    V.criteria_path(root).write_text(yaml.safe_dump(edited, sort_keys=False))
+    with pytest.raises(V.CriterionError, match="sha256"):
+        V.ledger_rows(root)
+    # a verdict typed into the evidence file instead of computed
+    V.criteria_path(root).write_text(yaml.safe_dump(crit, sort_keys=False))
+    ev["judgement"] = dict(j, verdict="refuted")
+    V.evidence_path(root, key).write_text(json.dumps(ev))
+    with pytest.raises(V.CriterionError, match="differs"):
+        V.ledger_rows(root)
