@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from nfr import verdicts
 from nfr.claims import book_root
+from nfr.data import select_indices
 from nfr.engine.attribute import alignment, attribute
 from nfr.engine.weights import randomize
 from nfr.errors import NFRError
@@ -59,6 +60,17 @@ def _get(key: str) -> Setting:
     return SETTINGS[key]
 
 
+#: images in each data set the settings draw from (foolbox's ImageNet samples; the CIFAR-10 test split)
+N_TOTAL = {"samples": 20, "cifar10": 10000}
+
+
+def image_index(data: str, n_images: int, seed: int) -> list[int]:
+    """Data-set indices of the subset the setup draws with ``seed`` (:func:`nfr.data.select_indices`):
+    each unit stores its index, so a live recomputation on fewer images (a subset of the same
+    seeded permutation) is matched image by image."""
+    return select_indices(N_TOTAL[data], n_images, seed)
+
+
 LAWS = ("gaussian", "ring", "uniform")
 NFR3 = ("gbp", "rectgrad", "zplus")
 
@@ -79,7 +91,8 @@ def c10_vgg16(draws, n_images, quiet=True) -> list[dict]:
     s = load_setup(model=cfg["model"], weights="random", data=cfg["data"], n_images=n_images,
                    size=cfg["size"], seed=0, dtype="float32")
     x = s.x
-    units = {(int(k), i): dict(draw=int(k), image=i) for k in draws for i in range(len(x))}
+    idx = image_index(cfg["data"], n_images, 0)
+    units = {(int(k), i): dict(draw=int(k), image=i, index=idx[i]) for k in draws for i in range(len(x))}
     bar = tqdm(total=len(draws) * len(LAWS), desc="C10 evidence (draw x law)", disable=quiet)
     for k in draws:
         for law in LAWS:
@@ -113,8 +126,9 @@ def c11_vgg(draws, n_images, quiet=True) -> list[dict]:
         res = removal.run(removal.Config(model="cifar_vgg16", weights="pretrained", data="cifar10",
                                          n_images=n_images, k=[3], rules=list(NFR3), seed=int(k),
                                          quiet=True, batch_size=100))
+        idx = image_index("cifar10", n_images, int(k))
         for i in range(n_images):
-            u = dict(draw=int(k), image=i)
+            u = dict(draw=int(k), image=i, index=idx[i])
             for r in NFR3:
                 u[f"original_{r}"] = res["original"][r]["per_image"][i]
                 u[f"random_{r}"] = res["random"]["3"][r]["per_image"][i]
@@ -139,8 +153,9 @@ def c16_vgg(draws, n_images, quiet=True) -> list[dict]:
                                        n_images=n_images, steps=[3], rules=list(NFR4) + ["grad"],
                                        seed=int(k), quiet=True, batch_size=100))
         j = res["steps"].index(3)
+        idx = image_index("cifar10", n_images, int(k))
         for i in range(n_images):
-            u = dict(draw=int(k), image=i)
+            u = dict(draw=int(k), image=i, index=idx[i])
             for r in list(NFR4) + ["grad"]:
                 u[f"ssim_{r}"] = res["ssim"][r]["per_image"][i][j]
                 u[f"spearman_{r}"] = res["spearman"][r]["per_image"][i][j]
@@ -165,8 +180,9 @@ def c9_vgg(draws, n_images, quiet=True) -> list[dict]:
                                              levels=[0, 16], rules=list(CASCADE4), seed=int(k), quiet=True,
                                              batch_size=100))
                for w in ("pretrained", "random")}
+        idx = image_index("cifar10", n_images, int(k))
         for i in range(n_images):
-            u = dict(draw=int(k), image=i)
+            u = dict(draw=int(k), image=i, index=idx[i])
             for w, tag in (("pretrained", "trained"), ("random", "random")):
                 for r in CASCADE4:
                     per = res[w]["curves"][r]["per_image"][i]
@@ -186,8 +202,9 @@ def c12_vgg(draws, n_images, quiet=True) -> list[dict]:
         res = activations.run(activations.Config(model="cifar_vgg16", weights="pretrained", data="cifar10",
                                                  n_images=n_images, layers=[1, 15], rules=["gbp", "zplus"],
                                                  seed=int(k), quiet=quiet, batch_size=100))
+        idx = image_index("cifar10", n_images, int(k))
         for i in range(n_images):
-            u = dict(draw=int(k), image=i)
+            u = dict(draw=int(k), image=i, index=idx[i])
             for r in ("gbp", "zplus"):
                 c = res["curves"][r]
                 mx, mn = c["max"]["per_image"], c["min"]["per_image"]
@@ -212,8 +229,9 @@ def c13_resnet56(draws, n_images, quiet=True) -> list[dict]:
                                          seed=int(k), quiet=quiet, batch_size=100))
         wrong = set(res["groups"].get("wrong", []))
         per = res["per_image"]
+        idx = image_index("cifar10", n_images, int(k))
         for i in range(n_images):
-            u = dict(draw=int(k), image=i, group="wrong" if i in wrong else "correct")
+            u = dict(draw=int(k), image=i, index=idx[i], group="wrong" if i in wrong else "correct")
             for m in ("colour", "outside", "alignment"):
                 u[f"{m}_drop"] = per[m][0][i] - per[m][-1][i]
             units.append(u)
@@ -264,7 +282,8 @@ def run(key: str, root: Path | None = None, quiet: bool = False, draws: int | No
 
 
 def recompute(key: str, draws=(0,), n_images: int = 2) -> list[dict]:
-    """The first ``n_images`` units of each of ``draws``, measured again (same code path and seeds)."""
+    """Units of ``n_images`` images of each of ``draws``, measured again (same code path and seeds;
+    the images are a subset of the full run's, matched by their data-set ``index``)."""
     return _get(key).units(list(draws), n_images, True)
 
 
@@ -276,11 +295,17 @@ def check_units(key: str, root: Path | None = None, draws=(0,), n_images: int = 
     ev = verdicts.load_evidence(root, key)
     if ev is None:
         raise NFRError(f"no evidence file for {key}")
-    stored = {(u["draw"], u["image"]): u for u in ev["units"]}
+    stored = {(u["draw"], u["index"]): u for u in ev["units"]}
     n = 0
     for u in recompute(key, draws, n_images):
-        s = stored[(u["draw"], u["image"])]
+        s = stored.get((u["draw"], u["index"]))
+        if s is None:
+            raise NFRError(f"{key}: image {u['index']} of draw {u['draw']} is not in the evidence file")
         for q, v in u.items():
+            if q in ("image", "group") or q == "draw" or q == "index":
+                if q == "group" and v != s[q]:
+                    raise NFRError(f"{key}: image {u['index']} is {v} now, {s[q]} in the evidence file")
+                continue
             if q.startswith("maxabs_"):
                 ok = math.isclose(v, s[q], rel_tol=1e-3)
             else:
