@@ -1,15 +1,18 @@
-"""Check cells and the claims ledger (``book/data/claims.json``), without torch.
+"""Check cells and the chapters' results, without torch.
 
-Two kinds of verdict:
+Two kinds of cell output:
 
 * :func:`check` -- a mathematical statement the book proves (an identity, a theorem as corrected
   here). It prints ``PASS ...`` or ``FAIL ...`` and raises :class:`CheckFailed` on failure, so a
   broken computation fails nbval and the build.
-* :func:`verdict` -- an empirical claim of a paper, judged against a criterion stated before the
-  measurement. It prints the verdict and never raises: a refuted claim is a result, not a bug.
+* :func:`verdict` -- what a chapter's own (small, exploratory) sample says about an empirical claim
+  under the chapter's rule. It prints and never raises. It is NOT the ledger's verdict: that is
+  computed by :mod:`nfr.verdicts` from the pre-registered criteria and the evidence files.
 
-:func:`record` writes a chapter's verdicts into the ledger (format: see ``book/claims.md``) and
-regenerates the Markdown table ``book/data/claims_table.md`` that ``book/claims.md`` includes.
+:func:`record` writes a chapter's rows into ``book/data/chapter_results.json`` (and its table
+``chapter_results_table.md``), then regenerates the claims ledger ``book/data/claims.json`` and
+``claims_table.md`` from criteria + evidence + the chapters' math rows
+(:func:`nfr.verdicts.write_ledger`).
 """
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ import json
 import os
 from pathlib import Path
 
-VERDICTS = ("confirmed", "partly", "refuted", "not testable here")
+from nfr import verdicts as V
+
+VERDICTS = V.VERDICTS
 FIELDS = ("id", "statement", "criterion", "value", "verdict", "chapter", "setting")
 
 
@@ -34,10 +39,14 @@ def check(label: str, value, passed: bool, criterion: str) -> None:
 
 
 def verdict(claim_id: str, value, verdict: str, criterion: str) -> None:
-    """Print ``claim_id: VERDICT (value; criterion)`` for an empirical claim (never raises)."""
+    """Print what the chapter's own sample says under the chapter's rule (never raises).
+
+    The line is labelled exploratory: the ledger's verdict is computed from the pre-registered
+    criterion and its evidence run (:mod:`nfr.verdicts`), not from this word."""
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
-    print(f"{claim_id}: {verdict.upper()} ({value}; criterion: {criterion})")
+    print(f"{claim_id}, this chapter's sample (exploratory): {verdict} by the chapter's rule "
+          f"({value}; rule: {criterion})")
 
 
 def tiny(err: float, floor: float = 1e-12) -> str:
@@ -60,12 +69,14 @@ def book_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-def ledger_path(root: Path | None = None) -> Path:
-    return (root or book_root()) / "book" / "data" / "claims.json"
+def results_path(root: Path | None = None) -> Path:
+    """The chapters' own results: ``book/data/chapter_results.json``."""
+    return V.chapter_results_path(root or book_root())
 
 
 def load(root: Path | None = None) -> list[dict]:
-    path = ledger_path(root)
+    """The chapters' rows (:func:`record`)."""
+    path = results_path(root)
     return json.loads(path.read_text()) if path.exists() else []
 
 
@@ -83,11 +94,11 @@ def _sort_key(e: dict):
 
 
 def table_markdown(entries: list[dict]) -> str:
-    """The ledger as a Markdown table (one row per claim and setting)."""
+    """The chapters' results as a Markdown table (one row per claim and setting)."""
     def cell(s: str) -> str:
         return str(s).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| id | claim | criterion (fixed before measuring) | measured | verdict | setting | chapter |",
+    lines = ["| id | claim | the chapter's rule | measured | the chapter's reading | setting | chapter |",
              "|---|---|---|---|---|---|---|"]
     for e in sorted(entries, key=_sort_key):
         lines.append("| " + " | ".join(cell(e[k]) for k in
@@ -99,9 +110,10 @@ def table_markdown(entries: list[dict]) -> str:
 
 
 def record(chapter: str, entries: list[dict], root: Path | None = None) -> list[dict]:
-    """Replace every ledger row of ``chapter`` by ``entries``; rewrite the JSON and the table.
+    """Replace every row of ``chapter`` in the chapters' results by ``entries``; rewrite that JSON and
+    its table, then regenerate the claims ledger from criteria + evidence (:func:`V.write_ledger`).
 
-    Rows of other chapters are kept, so chapters can run in any order. Returns the whole ledger.
+    Rows of other chapters are kept, so chapters can run in any order. Returns the chapters' rows.
     """
     for e in entries:
         missing = [k for k in FIELDS if k not in e]
@@ -109,9 +121,11 @@ def record(chapter: str, entries: list[dict], root: Path | None = None) -> list[
             raise ValueError(f"bad ledger entry {e.get('id')}: missing {missing} or chapter != {chapter!r}")
     rows = [e for e in load(root) if e["chapter"] != chapter] + [dict(e) for e in entries]
     rows.sort(key=_sort_key)
-    path = ledger_path(root)
+    path = results_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
-    (path.parent / "claims_table.md").write_text(table_markdown(rows))
+    (path.parent / "chapter_results_table.md").write_text(table_markdown(rows))
+    if V.criteria_path(path.parents[2]).exists():
+        V.write_ledger(path.parents[2])
     print(f"claims ledger: {len(entries)} verdicts of {chapter} recorded")
     return rows

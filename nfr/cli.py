@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--draws", type=int, default=None, help="weight draws (default: the setting's full size)")
     sp.add_argument("--n-images", type=int, default=None, help="images per draw (default: the setting's full size)")
     sp.add_argument("--ledger", action="store_true", help="recompute every verdict from criteria + evidence "
-                    "and rewrite book/data/verdicts.json and verdicts_table.md")
+                    "and rewrite book/data/claims.json and claims_table.md")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
     sp.set_defaults(out=None)
     return parser
@@ -280,7 +280,7 @@ def _evidence(args) -> int:
     try:
         if args.ledger:
             rows = V.write_ledger(book_root())
-            print(f"evidence: {len(rows)} ledger rows written to book/data/verdicts.json")
+            print(f"evidence: {len(rows)} ledger rows written to book/data/claims.json")
             return 0
         if not args.key:
             raise NFRError(f"name a criterion key; with evidence runs:\n{E.describe()}")

@@ -14,7 +14,8 @@ The empirical rows of the claims ledger are not typed; they are computed here:
 Statistics (per part). ``mean``: the mean of the unit values; ``paired``: units carry two
 quantities (``quantity`` minus ``minus``) on the same unit, and the statistic is the mean
 difference; ``groups``: the difference of the means of two groups of units (``group`` field: first
-listed minus second). Interval: a 95% bootstrap interval (``scipy.stats.bootstrap``, BCa, 9,999
+listed minus second). A part with ``where`` (a dict of unit fields and values) reads only the units
+that match it, e.g. one attack's triggered images. Interval: a 95% bootstrap interval (``scipy.stats.bootstrap``, BCa, 9,999
 resamples, seeded) over units; with ``cluster`` set (e.g. the weight draw), units are first averaged
 within each cluster and the bootstrap runs over clusters, so images that share a draw are not
 counted as independent. Two-group parts also report a permutation test's p-value
@@ -69,6 +70,11 @@ def load_criteria(root: Path) -> dict[str, dict]:
 
     data = yaml.safe_load(criteria_path(root).read_text())
     for key, entry in data.items():
+        if key == "_replaces":
+            unknown = [k for k in entry if k not in data]
+            if unknown:
+                raise CriterionError(f"_replaces names criteria that do not exist: {unknown}")
+            continue
         check_criterion(key, entry)
     return data
 
@@ -194,6 +200,8 @@ def judge_part(part: dict, units: list[dict], cluster: str | None, seed: int = 0
     """Effect, interval, verdict (and n) of one part over ``units``."""
     stat = part.get("statistic", "mean")
     out = dict(name=part["name"])
+    where = part.get("where") or {}
+    units = [u for u in units if all(u.get(k) == v for k, v in where.items())]
     if stat == "groups":
         g1, g2 = part["groups"]
         a = _values([u for u in units if u["group"] == g1], part["quantity"])
@@ -276,30 +284,65 @@ def _close(a, b, tol=1e-9) -> bool:
     return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tol * max(1.0, abs(a), abs(b))
 
 
-def ledger_rows(root: Path) -> list[dict]:
-    """Ledger rows (version 2 fields) of every criterion, verdicts recomputed from the evidence.
+#: claims proved in the book and checked by code that raises when they fail (their rows come from
+#: the chapters' check cells, kind ``math``)
+MATH_IDS = ("C1", "C2", "C3", "C4", "C5", "C6", "T1")
 
-    A criterion without an evidence file is ``inconclusive`` (no evidence at its minimum n yet)."""
-    rows = []
-    for key, entry in load_criteria(root).items():
-        row = dict(key=key, id=entry["claim"], statement=entry["statement"], setting=entry["setting"],
-                   chapter=entry["chapter"], kind=entry["kind"],
-                   criterion=entry.get("criterion") or entry.get("reason"), unit=entry.get("unit"),
-                   n=None, effect=None, interval=None, evidence=None, note=None)
-        if entry["kind"] == "not testable here":
-            row.update(verdict="not testable here", command=entry["command"])
+
+def chapter_results_path(root: Path) -> Path:
+    return Path(root) / "book" / "data" / "chapter_results.json"
+
+
+def _criterion_row(root: Path, key: str, entry: dict) -> dict:
+    row = dict(key=key, id=entry["claim"], statement=entry["statement"], setting=entry["setting"],
+               chapter=entry["chapter"], kind=entry["kind"],
+               criterion=entry.get("criterion") or entry.get("reason"), unit=entry.get("unit"),
+               n=None, effect=None, interval=None, evidence=None, note=None)
+    if entry["kind"] == "not testable here":
+        row.update(verdict="not testable here", command=entry["command"])
+        return row
+    ev = load_evidence(root, key)
+    if ev is None:
+        row.update(verdict="inconclusive", note=f"no evidence run yet (minimum n = {entry['min_n']})")
+    else:
+        j = verify(entry, ev, key)
+        row.update(n=j["n"], effect=j["effect"], interval=j["interval"], verdict=j["verdict"],
+                   parts=j["parts"], note=j["too_little_data"],
+                   evidence=str(evidence_path(root, key).relative_to(root)))
+    return row
+
+
+def ledger_rows(root: Path) -> list[dict]:
+    """The claims ledger: one row per claim and setting, every empirical verdict recomputed.
+
+    * every criterion of ``criteria.yaml``: judged from its evidence file (:func:`verify`), or
+      ``inconclusive`` while it has none, or ``not testable here`` with its reason and command;
+    * the chapters' rows (``chapter_results.json``, written by :func:`nfr.claims.record`) of the
+      claims in :data:`MATH_IDS`: kind ``math``, their verdict from the chapter's check cells;
+    * every other chapter row that no criterion replaces (``_replaces`` in the criteria file: setting
+      prefixes): ``inconclusive``, as its sample has no pre-registered evidence run at the minimum n
+      yet; the note quotes what the chapter measured and how its own rule read it (exploratory).
+    """
+    crit = load_criteria(root)
+    replaces = crit.pop("_replaces", {})
+    rows = [_criterion_row(root, key, entry) for key, entry in crit.items()]
+    p = chapter_results_path(root)
+    chapter_rows = json.loads(p.read_text()) if p.exists() else []
+    for c in chapter_rows:
+        if any(c["setting"].startswith(pre) for key, pres in replaces.items() for pre in pres
+               if crit[key]["claim"] == c["id"]):
+            continue
+        row = dict(key=None, id=c["id"], statement=c["statement"], setting=c["setting"], chapter=c["chapter"],
+                   criterion=c["criterion"], unit=None, n=None, effect=None, interval=None, evidence=None)
+        if c["id"] in MATH_IDS:
+            row.update(kind="math", verdict=c["verdict"], note=f"measured: {c['value']}")
         else:
-            ev = load_evidence(root, key)
-            if ev is None:
-                row.update(verdict="inconclusive",
-                           note=f"no evidence run yet (minimum n = {entry['min_n']})")
-            else:
-                j = verify(entry, ev, key)
-                row.update(n=j["n"], effect=j["effect"], interval=j["interval"], verdict=j["verdict"],
-                           parts=j["parts"], note=j["too_little_data"],
-                           evidence=str(evidence_path(root, key).relative_to(root)))
+            row.update(kind="empirical", verdict="inconclusive",
+                       note=(f"no pre-registered evidence run yet; exploratory, the chapter's sample: "
+                             f"{c['value']} (its own rule read it as {c['verdict']})"))
         rows.append(row)
-    return rows
+    return sorted(rows, key=lambda r: (r["id"][0], int("".join(ch for ch in r["id"] if ch.isdigit()) or 0),
+                                       r["kind"] != "math", r["evidence"] is None, r["setting"]))
 
 
 def _fmt(v, digits=3) -> str:
@@ -332,11 +375,38 @@ def table_markdown(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def runs_markdown(root: Path) -> str:
+    """The evidence runs as a Markdown table for the reproduce page: key, n, CPU minutes, threads,
+    commit and the command that repeats the run."""
+    lines = ["| evidence run | n | CPU min | commit | command |", "|---|---|---|---|---|"]
+    for p in sorted(evidence_dir(root).glob("*.json")):
+        ev = json.loads(p.read_text())
+        lines.append(f"| {ev['key']} | {ev['n']} | {ev['cpu_seconds'] / 60:.1f} | `{ev['commit'][:7]}` | "
+                     f"`python -m nfr evidence {ev['key']}` |")
+    return "\n".join(lines) + "\n"
+
+
+def describe(row: dict) -> str:
+    """A ledger row as the chapters print it: verdict, n, then each part's effect, interval, verdict."""
+    head = f"{row['id']} [{row.get('key') or row['setting'][:40]}]: {row['verdict'].upper()}"
+    if row.get("n") is not None:
+        head += f" (n = {row['n']})"
+    if row.get("note"):
+        head += f"; {row['note']}"
+    lines = [head]
+    for p in row.get("parts") or ():
+        lo, hi = p["interval"]
+        extra = f", p = {p['p_value']:.2g}" if p.get("p_value") is not None else ""
+        lines.append(f"  {p['name']}: {_fmt(p['effect'])} [{_fmt(lo)}, {_fmt(hi)}] {p['verdict']}{extra}")
+    return "\n".join(lines)
+
+
 def write_ledger(root: Path) -> list[dict]:
-    """Recompute every row (:func:`ledger_rows`) and write ``book/data/verdicts.json`` and
-    ``book/data/verdicts_table.md`` (included by the claims page)."""
+    """Recompute every row (:func:`ledger_rows`) and write the ledger ``book/data/claims.json`` and
+    ``book/data/claims_table.md`` (included by the claims page)."""
     rows = ledger_rows(root)
     d = Path(root) / "book" / "data"
-    (d / "verdicts.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=float) + "\n")
-    (d / "verdicts_table.md").write_text(table_markdown(rows))
+    (d / "claims.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=float) + "\n")
+    (d / "claims_table.md").write_text(table_markdown(rows))
+    (d / "evidence_runs.md").write_text(runs_markdown(root))
     return rows

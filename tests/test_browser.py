@@ -158,6 +158,12 @@ return {
              .filter((e) => e.classList.contains("missing") || !e.closest("a")).map((e) => e.textContent).slice(0, 5),
   downloads: Array.from(document.querySelectorAll("a[href$='.ipynb']")).map((a) => a.href),
   title: document.title,
+  // sideways scrolling: the page wider than the window, or a table wider than its container
+  pageWidth: [document.documentElement.scrollWidth, window.innerWidth],
+  wideTables: Array.from(document.querySelectorAll("article table, .bd-article table")).filter((t) => {
+      const box = t.parentElement;
+      return t.getBoundingClientRect().right > window.innerWidth + 1 || (box && box.scrollWidth > box.clientWidth + 1);
+    }).map((t) => (t.innerText || "").slice(0, 60)),
   // an option of a command shown with an en or em dash instead of "--" (typographic "smart"
   // dashes): a reader's copy-paste of the command would fail. All the page's text, code included.
   dashOptions: (document.body.innerText.match(/.{0,40}(^|\s)[\u2013\u2014][a-z][\w-]*/gm) || []).slice(0, 5),
@@ -238,6 +244,15 @@ def test_commands_survive_copy_paste(visits):
     "--" was written): copied from the page, such a command fails."""
     problems = {p: v["dashOptions"] for p, v in visits.items() if v["dashOptions"]}
     assert not problems, _report(problems)
+
+
+def test_claims_page_reads_without_sideways_scrolling(visits):
+    """At 1280 px the ledger's tables wrap inside the page: neither the page nor any table on it
+    scrolls sideways (the issue's reader requirement for the claims page)."""
+    v = visits["book/claims.html"]
+    page, window = v["pageWidth"]
+    assert page <= window, f"the claims page is {page} px wide in a {window} px window"
+    assert not v["wideTables"], f"tables wider than their container: {v['wideTables']}"
 
 
 def test_no_console_errors(visits):

@@ -1,4 +1,4 @@
-"""The claims ledger: format of book/data/claims.json and its rendered table."""
+"""The chapters' results (book/data/chapter_results.json) and the ledger generated from them."""
 import json
 from pathlib import Path
 
@@ -7,10 +7,10 @@ import pytest
 from nfr import claims
 
 ROOT = Path(__file__).resolve().parents[1]
-LEDGER = ROOT / "book" / "data" / "claims.json"
+LEDGER = ROOT / "book" / "data" / "chapter_results.json"
 
 
-def test_ledger_format():
+def test_chapter_results_format():
     rows = json.loads(LEDGER.read_text())
     assert rows, "the ledger is empty"
     chapters = {p.stem for p in (ROOT / "chapters").glob("*.ipynb")}
@@ -27,8 +27,8 @@ def test_ledger_format():
             assert "python -m nfr" in row["setting"] + row["value"], "needs the command that would test it"
 
 
-def test_table_is_in_sync_with_ledger():
-    table = (ROOT / "book" / "data" / "claims_table.md").read_text()
+def test_table_is_in_sync_with_chapter_results():
+    table = (ROOT / "book" / "data" / "chapter_results_table.md").read_text()
     assert table == claims.table_markdown(claims.load(ROOT)), "run the chapter again: table and JSON drifted"
 
 
@@ -38,7 +38,7 @@ def test_record_replaces_only_its_chapter(tmp_path):
     claims.record("b", [e("C3", "b")], root=tmp_path)
     rows = claims.record("a", [e("C1", "a")], root=tmp_path)
     assert [(r["id"], r["chapter"]) for r in rows] == [("C1", "a"), ("C3", "b")]
-    assert (tmp_path / "book" / "data" / "claims_table.md").read_text().count("| C") == 2
+    assert (tmp_path / "book" / "data" / "chapter_results_table.md").read_text().count("| C") == 2
     with pytest.raises(ValueError):
         claims.record("a", [e("C9", "b")], root=tmp_path)
     with pytest.raises(ValueError):
@@ -51,5 +51,6 @@ def test_check_raises_and_verdict_does_not(capsys):
         claims.check("x", 2, False, "== 1")
     claims.verdict("C0", "v", "refuted", "crit")
     out = capsys.readouterr().out
-    assert "PASS x = 1 == 1" in out and "FAIL x = 2" in out and "C0: REFUTED" in out
+    assert "PASS x = 1 == 1" in out and "FAIL x = 2" in out
+    assert "C0, this chapter's sample (exploratory): refuted by the chapter's rule" in out
     assert claims.tiny(1e-17) == "< 1e-12" and claims.tiny(3e-5) == "3.0e-05"

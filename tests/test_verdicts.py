@@ -97,6 +97,16 @@ def test_paired_and_groups_statistics():
     assert j["parts"][0]["n"] == {"wrong": 60, "right": 60}
 
 
+def test_where_selects_the_units_of_a_part():
+    units = [dict(q=1.0, attack="a") for _ in range(30)] + [dict(q=-1.0, attack="b") for _ in range(5)]
+    e = _entry(where={"attack": "b"})
+    e["min_n_part"] = 10
+    j = V.judge(e, units)
+    assert j["parts"][0]["n"] == 5 and j["effect"] == -1.0
+    assert j["verdict"] == "inconclusive"          # 5 units of attack b: below min_n_part
+    assert V.judge(_entry(where={"attack": "a"}), units)["verdict"] == "confirmed"
+
+
 def test_nonfinite_units_are_counted_not_averaged():
     units = _units([0.5] * 30 + [math.nan] * 3)
     j = V.judge(_entry(), units)
@@ -122,9 +132,15 @@ def _copy_book(tmp_path) -> Path:
 
 def test_every_committed_verdict_is_recomputed_and_matches():
     rows = V.ledger_rows(ROOT)
-    stored = json.loads((ROOT / "book" / "data" / "verdicts.json").read_text())
-    assert [(r["key"], r["verdict"], r["n"]) for r in rows] == [(r["key"], r["verdict"], r["n"]) for r in stored]
-    assert (ROOT / "book" / "data" / "verdicts_table.md").read_text() == V.table_markdown(stored)
+    stored = json.loads((ROOT / "book" / "data" / "claims.json").read_text())
+    assert [(r["key"], r["verdict"], r["n"]) for r in rows] == [(r["key"], r["verdict"], r["n"]) for r in stored], \
+        "run `python -m nfr evidence --ledger`: the ledger differs from the one computed from criteria + evidence"
+    keys = {r["key"] for r in rows if r["key"]}
+    for p in V.evidence_dir(ROOT).glob("*.json"):
+        assert json.loads(p.read_text())["key"] in keys, f"{p.name} has no criterion"
+    assert {r["verdict"] for r in rows} <= set(V.VERDICTS)
+    assert (ROOT / "book" / "data" / "claims_table.md").read_text() == V.table_markdown(stored)
+    assert (ROOT / "book" / "data" / "evidence_runs.md").read_text() == V.runs_markdown(ROOT)
     for r in rows:
         assert r["verdict"] in V.VERDICTS
         if r["evidence"]:
