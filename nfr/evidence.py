@@ -121,9 +121,13 @@ def c10_vgg16(draws, n_images, quiet=True) -> list[dict]:
          "the experiment's --seed, which also draws the draw's image subset", target="pred")
 def c11_vgg(draws, n_images, quiet=True) -> list[dict]:
     """Per (draw, image): alignment of the map w/o B after randomizing vs removing the top 3 layers."""
+    return _c11("cifar_vgg16", draws, n_images, quiet)
+
+
+def _c11(model, draws, n_images, quiet) -> list[dict]:
     units = []
     for k in tqdm(list(draws), desc="C11 evidence (draws)", disable=quiet):
-        res = removal.run(removal.Config(model="cifar_vgg16", weights="pretrained", data="cifar10",
+        res = removal.run(removal.Config(model=model, weights="pretrained", data="cifar10",
                                          n_images=n_images, k=[3], rules=list(NFR3), seed=int(k),
                                          quiet=True, batch_size=100))
         idx = image_index("cifar10", n_images, int(k))
@@ -147,9 +151,13 @@ NFR4 = ("gbp", "rectgrad", "zplus", "dtd")
 def c16_vgg(draws, n_images, quiet=True) -> list[dict]:
     """Per (draw, image): SSIM and Spearman between the original map and the map after the top 3
     layers are randomized (sanity check)."""
+    return _c16("cifar_vgg16", draws, n_images, quiet)
+
+
+def _c16(model, draws, n_images, quiet) -> list[dict]:
     units = []
     for k in tqdm(list(draws), desc="C16 evidence (draws)", disable=quiet):
-        res = sanity.run(sanity.Config(model="cifar_vgg16", weights="pretrained", data="cifar10",
+        res = sanity.run(sanity.Config(model=model, weights="pretrained", data="cifar10",
                                        n_images=n_images, steps=[3], rules=list(NFR4) + ["grad"],
                                        seed=int(k), quiet=True, batch_size=100))
         j = res["steps"].index(3)
@@ -161,6 +169,23 @@ def c16_vgg(draws, n_images, quiet=True) -> list[dict]:
                 u[f"spearman_{r}"] = res["spearman"][r]["per_image"][i][j]
             units.append(u)
     return units
+
+
+@setting("C11/cifar_resnet56-trained", draws=10, n_images=100, model="cifar_resnet56", weights="pretrained",
+         data="cifar10", k=3, rules=list(NFR3), randomization="gaussian, He scale, biases zero; draw = the "
+         "experiment's --seed, which also draws the draw's image subset", target="pred")
+def c11_resnet56(draws, n_images, quiet=True) -> list[dict]:
+    """C11 on the trained CIFAR ResNet-56 (as :func:`c11_vgg`)."""
+    return _c11("cifar_resnet56", draws, n_images, quiet)
+
+
+@setting("C16/cifar_resnet56-trained", draws=10, n_images=100, model="cifar_resnet56", weights="pretrained",
+         data="cifar10", k=3, rules=list(NFR4) + ["grad"], maps="with bottom process, sum |R_c|",
+         randomization="gaussian, He scale, biases zero; draw = the experiment's --seed, which also "
+         "draws the draw's image subset", target="pred")
+def c16_resnet56(draws, n_images, quiet=True) -> list[dict]:
+    """C16 on the trained CIFAR ResNet-56 (as :func:`c16_vgg`)."""
+    return _c16("cifar_resnet56", draws, n_images, quiet)
 
 
 # ----------------------------------------------------------------------------- C9 on the trained VGG16 layout
