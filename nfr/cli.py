@@ -182,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("key", nargs="?", help="the criterion's key, e.g. C10/vgg16-random-224 (omit with --ledger)")
     sp.add_argument("--draws", type=int, default=None, help="weight draws (default: the setting's full size)")
     sp.add_argument("--n-images", type=int, default=None, help="images per draw (default: the setting's full size)")
+    sp.add_argument("--first-draw", type=int, default=0, help="first weight draw (a repetition with other "
+                    "seeds: e.g. 10 runs draws 10..19)")
+    sp.add_argument("--file", default=None, metavar="JSON", help="write the evidence here instead of "
+                    "book/data/evidence/<key>.json (a repetition that must not replace the ledger's run)")
     sp.add_argument("--ledger", action="store_true", help="recompute every verdict from criteria + evidence "
                     "and rewrite book/data/claims.json and claims_table.md")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -285,7 +289,8 @@ def _evidence(args) -> int:
         if not args.key:
             raise NFRError(f"name a criterion key; with evidence runs:\n{E.describe()}")
         t0 = time.time()
-        ev = E.run(args.key, quiet=args.quiet, draws=args.draws, n_images=args.n_images)
+        ev = E.run(args.key, quiet=args.quiet, draws=args.draws, n_images=args.n_images,
+                   first_draw=args.first_draw, out=args.file)
     except NFRError as e:
         print(f"nfr evidence: error: {e}", file=sys.stderr)
         return 2

@@ -279,9 +279,10 @@ def _clean(v):
 
 
 def run(key: str, root: Path | None = None, quiet: bool = False, draws: int | None = None,
-        n_images: int | None = None) -> dict:
-    """Measure every unit of ``key`` (full size unless ``draws`` / ``n_images`` say otherwise),
-    judge them against the criterion and write the evidence file. Returns the evidence dict."""
+        n_images: int | None = None, first_draw: int = 0, out: Path | None = None) -> dict:
+    """Measure every unit of ``key`` (full size unless ``draws`` / ``n_images`` say otherwise; draws
+    ``first_draw .. first_draw + draws - 1``), judge them against the criterion and write the
+    evidence file (``out``: elsewhere, e.g. a repetition with other seeds). Returns the evidence."""
     root = Path(root or book_root())
     st = _get(key)
     criteria = verdicts.load_criteria(root)
@@ -290,17 +291,18 @@ def run(key: str, root: Path | None = None, quiet: bool = False, draws: int | No
     entry = criteria[key]
     nd, ni = draws or st.draws, n_images or st.n_images
     t0 = time.process_time()
-    units = st.units(list(range(nd)), ni, quiet)
+    units = st.units(list(range(first_draw, first_draw + nd)), ni, quiet)
     cpu = time.process_time() - t0
     units = [{k: _clean(v) for k, v in u.items()} for u in units]
     j = verdicts.judge(entry, [{k: (math.nan if v is None else v) for k, v in u.items()} for u in units])
     ev = dict(claim=entry["claim"], key=key, setting=entry["setting"],
-              config=dict(st.config, draws=nd, n_images_per_draw=ni, draw_seeds="see nfr.evidence"),
+              config=dict(st.config, draws=nd, first_draw=first_draw, n_images_per_draw=ni,
+                          draw_seeds="see nfr.evidence"),
               commit=_commit(root), n=len(units), unit=entry["unit"], units=units, effect=j["effect"],
               interval=j["interval"], verdict=j["verdict"], judgement=j, judge_seed=0,
               criterion_sha256=verdicts.criterion_sha256(entry), cpu_seconds=round(cpu, 1),
               torch_threads=torch.get_num_threads())
-    path = verdicts.evidence_path(root, key)
+    path = Path(out) if out else verdicts.evidence_path(root, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(ev, indent=1, default=float) + "\n")
     return ev

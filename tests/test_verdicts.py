@@ -179,3 +179,27 @@ def test_a_criterion_edited_after_its_evidence_fails(tmp_path):
     V.evidence_path(root, key).write_text(json.dumps(ev))
     with pytest.raises(V.CriterionError, match="differs"):
         V.ledger_rows(root)
+
+
+def test_evidence_cli_runs_judges_and_refuses(tmp_path, capsys):
+    from nfr import cli, evidence
+    assert cli.main(["evidence"]) == 2
+    assert cli.main(["evidence", "C99/nothing"]) == 2
+    assert "no evidence run for 'C99/nothing'" in capsys.readouterr().err
+    out = tmp_path / "c16.json"
+    assert cli.main(["evidence", "C16/cifar_vgg16-trained", "--draws", "2", "--n-images", "3",
+                     "--first-draw", "5", "--file", str(out), "--quiet"]) == 0
+    ev = json.loads(out.read_text())
+    assert ev["n"] == 6 and {u["draw"] for u in ev["units"]} == {5, 6}
+    assert ev["verdict"] == "inconclusive" and "below the minimum 1000" in ev["judgement"]["too_little_data"]
+    assert ev["criterion_sha256"] == V.criterion_sha256(V.load_criteria(ROOT)["C16/cifar_vgg16-trained"])
+    # the units are those the live recomputation measures: same code path, same seeds
+    again = {u["index"]: u for u in evidence.recompute("C16/cifar_vgg16-trained", draws=(5,), n_images=3)}
+    for u in ev["units"][:3]:
+        assert u["ssim_gbp"] == pytest.approx(again[u["index"]]["ssim_gbp"], abs=1e-6)
+
+
+def test_every_evidence_setting_has_a_criterion():
+    from nfr import evidence
+    crit = V.load_criteria(ROOT)
+    assert set(evidence.SETTINGS) <= set(crit)
