@@ -33,6 +33,7 @@ from nfr.errors import NFRError
 from nfr.experiments import activations, cascade, failure, removal, sanity
 from nfr.metrics import colour_fidelity
 from nfr.setup import load_setup
+from nfr import backdoors, train
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,34 @@ def c13_resnet56(draws, n_images, quiet=True) -> list[dict]:
     return units
 
 
+# ----------------------------------------------------------------------------- C15: backdoors
+BACKDOORS = ("badnet", "dynamic", "inputaware", "wanet")
+
+
+@setting("C15/resnet20-backdoors", draws=1, n_images=700, models="resnet20_<attack> (bundled)",
+         data="jpeg test split", rule="gbp", dtype="float64", target_class=0,
+         images="the seeded subset of n_images test images minus those of the target class")
+def c15_backdoors(draws, n_images, quiet=True) -> list[dict]:
+    """Per attack and test image (true class not the target): KIS of the GBP map of its triggered
+    copy, whether the trigger fires (decided class = target), and KIS of the clean image (chapter 10's
+    computation, in float64)."""
+    units = []
+    for k in draws:
+        xt, yt, _ = train.load_data("jpeg", "test", n_images, int(k))
+        idx = select_indices(N_TOTAL["cifar10"], n_images, int(k))
+        keep = torch.nonzero(yt != 0)[:, 0]
+        x = xt[keep].double() / 255
+        for a in tqdm(BACKDOORS, desc="C15 evidence (attacks)", disable=quiet):
+            model, atk = train.load_bundled(f"resnet20_{a}")
+            model, atk = model.double(), atk.to(torch.float64)
+            r = backdoors.analyze(model.net, atk, x, seed=int(k))
+            for j, i in enumerate(keep.tolist()):
+                units.append(dict(draw=int(k), image=i, index=idx[i], attack=a,
+                                  fired=bool(r["poisoned_pred"][j] == atk.target),
+                                  kis_poisoned=float(r["poisoned_kis"][j]), kis_clean=float(r["clean_kis"][j])))
+    return units
+
+
 # ----------------------------------------------------------------------------- running and checking
 def _commit(root: Path) -> str:
     try:
@@ -322,15 +351,15 @@ def check_units(key: str, root: Path | None = None, draws=(0,), n_images: int = 
     ev = verdicts.load_evidence(root, key)
     if ev is None:
         raise NFRError(f"no evidence file for {key}")
-    stored = {(u["draw"], u["index"]): u for u in ev["units"]}
+    stored = {(u["draw"], u["index"], u.get("attack")): u for u in ev["units"]}
     n = 0
     for u in recompute(key, draws, n_images):
-        s = stored.get((u["draw"], u["index"]))
+        s = stored.get((u["draw"], u["index"], u.get("attack")))
         if s is None:
             raise NFRError(f"{key}: image {u['index']} of draw {u['draw']} is not in the evidence file")
         for q, v in u.items():
-            if q in ("image", "group") or q == "draw" or q == "index":
-                if q == "group" and v != s[q]:
+            if q in ("image", "group", "draw", "index", "attack", "fired"):
+                if q in ("group", "fired") and v != s[q]:
                     raise NFRError(f"{key}: image {u['index']} is {v} now, {s[q]} in the evidence file")
                 continue
             if q.startswith("maxabs_"):
