@@ -88,14 +88,22 @@ def law_seed(draw: int, law: str) -> int:
 def c10_vgg16(draws, n_images, quiet=True) -> list[dict]:
     """Per (draw, photo): alignment and chroma alignment of GBP / RectGrad / z+ (w/o B) after every
     weight layer of VGG16 is redrawn from each law (He scale, biases zero), and max |R| (overflow)."""
-    cfg = SETTINGS["C10/vgg16-random-224"].config
-    s = load_setup(model=cfg["model"], weights="random", data=cfg["data"], n_images=n_images,
-                   size=cfg["size"], seed=0, dtype="float32")
-    x = s.x
-    idx = image_index(cfg["data"], n_images, 0)
-    units = {(int(k), i): dict(draw=int(k), image=i, index=idx[i]) for k in draws for i in range(len(x))}
-    bar = tqdm(total=len(draws) * len(LAWS), desc="C10 evidence (draw x law)", disable=quiet)
+    return _c10("C10/vgg16-random-224", draws, n_images, quiet)
+
+
+def _c10(key, draws, n_images, quiet) -> list[dict]:
+    """The C10 units of setting ``key``: the same photos for every draw of the ImageNet samples (there
+    are 20), each draw's own seeded subset for CIFAR-10."""
+    cfg = SETTINGS[key].config
+    units = []
+    bar = tqdm(total=len(draws) * len(LAWS), desc=f"{key} evidence (draw x law)", disable=quiet)
     for k in draws:
+        img_seed = 0 if cfg["data"] == "samples" else int(k)
+        s = load_setup(model=cfg["model"], weights=cfg.get("weights", "random"), data=cfg["data"],
+                       n_images=n_images, size=cfg.get("size"), seed=img_seed, dtype="float32")
+        x = s.x
+        idx = image_index(cfg["data"], n_images, img_seed)
+        mine = [dict(draw=int(k), image=i, index=idx[i]) for i in range(len(x))]
         for law in LAWS:
             m = randomize(s.model, law, law_seed(k, law), scale=cfg["scale"], bias=cfg["bias"])
             with torch.no_grad():
@@ -105,15 +113,24 @@ def c10_vgg16(draws, n_images, quiet=True) -> list[dict]:
                 a = alignment(R.double(), x.double()).cpu().numpy()
                 col = colour_fidelity(R.double(), x.double())
                 mx = R.abs().flatten(1).max(1).values.double().cpu().numpy()
-                for i in range(len(x)):
-                    u = units[(int(k), i)]
+                for i, u in enumerate(mine):
                     u[f"{r}_{law}"] = float(a[i])
                     u[f"chroma_{r}_{law}"] = float(col["chroma"][i])
                     u[f"maxabs_{r}_{law}"] = float(mx[i])
             del m
             bar.update(1)
+        units += mine
     bar.close()
-    return list(units.values())
+    return units
+
+
+@setting("C10/cifar_resnet56-redrawn", draws=10, n_images=100, model="cifar_resnet56", weights="pretrained",
+         data="cifar10", laws=list(LAWS), rules=list(NFR3), scale="he", bias="zero",
+         level="N = L (all 56 weight layers redrawn; trained BatchNorm kept)",
+         target="class predicted by each randomized network", maps="R w/o B")
+def c10_resnet56(draws, n_images, quiet=True) -> list[dict]:
+    """C10 on the CIFAR ResNet-56 with every weight layer redrawn and its trained BatchNorm kept."""
+    return _c10("C10/cifar_resnet56-redrawn", draws, n_images, quiet)
 
 
 # ----------------------------------------------------------------------------- C11, C16 on the trained VGG16 layout
@@ -200,10 +217,14 @@ CASCADE4 = ("gbp", "rectgrad", "zplus", "activation")
 def c9_vgg(draws, n_images, quiet=True) -> list[dict]:
     """Per (draw, image): alignment at cascade levels 0 and L = 16 of the trained network and of its
     random twin (draw = the twin's initialisation seed)."""
+    return _c9("cifar_vgg16", 16, draws, n_images, quiet)
+
+
+def _c9(model, L, draws, n_images, quiet) -> list[dict]:
     units = []
     for k in tqdm(list(draws), desc="C9 evidence (draws)", disable=quiet):
-        res = {w: cascade.run(cascade.Config(model="cifar_vgg16", weights=w, data="cifar10", n_images=n_images,
-                                             levels=[0, 16], rules=list(CASCADE4), seed=int(k), quiet=True,
+        res = {w: cascade.run(cascade.Config(model=model, weights=w, data="cifar10", n_images=n_images,
+                                             levels=[0, L], rules=list(CASCADE4), seed=int(k), quiet=True,
                                              batch_size=100))
                for w in ("pretrained", "random")}
         idx = image_index("cifar10", n_images, int(k))
@@ -215,6 +236,15 @@ def c9_vgg(draws, n_images, quiet=True) -> list[dict]:
                     u[f"{tag}_{r}_N0"], u[f"{tag}_{r}_NL"] = per[0], per[1]
             units.append(u)
     return units
+
+
+@setting("C9/cifar_resnet56-trained-vs-random", draws=10, n_images=100, model="cifar_resnet56", data="cifar10",
+         levels=[0, 56], rules=list(CASCADE4), target="pred",
+         twin="cifar_resnet56 --weights random: its initialisation under the draw's seed (the draw's "
+              "seed also draws the image subset)")
+def c9_resnet56(draws, n_images, quiet=True) -> list[dict]:
+    """C9 on the trained CIFAR ResNet-56 and its random twin (as :func:`c9_vgg`)."""
+    return _c9("cifar_resnet56", 56, draws, n_images, quiet)
 
 
 # ----------------------------------------------------------------------------- C12 on the trained VGG16 layout
