@@ -110,9 +110,10 @@ def check_criterion(key: str, entry: dict) -> None:
             raise CriterionError(f"criterion {key}, part {p['name']}: a paired part needs 'minus'")
         if p.get("statistic") == "groups" and len(p.get("groups", ())) != 2:
             raise CriterionError(f"criterion {key}, part {p['name']}: a groups part needs two groups")
-        if p["rule"] == "within" and "margin" not in p or p["rule"] != "within" and "threshold" not in p:
-            raise CriterionError(f"criterion {key}, part {p['name']}: 'within' needs a margin, "
-                                 "'greater' / 'less' a threshold")
+        bound = "margin" if p["rule"] == "within" else "threshold"
+        if not isinstance(p.get(bound), (int, float)) or isinstance(p.get(bound), bool):
+            raise CriterionError(f"criterion {key}, part {p['name']}: rule {p['rule']!r} needs a number "
+                                 f"as its {bound}, got {p.get(bound)!r}")
 
 
 # ----------------------------------------------------------------------------- statistics
