@@ -324,9 +324,13 @@ def c15_backdoors(draws, n_images, quiet=True) -> list[dict]:
 
 # ----------------------------------------------------------------------------- running and checking
 def _commit(root: Path) -> str:
+    """The checkout's commit when the run starts, with ``+dirty`` if ``nfr/`` has uncommitted changes."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                               check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "nfr"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -349,6 +353,7 @@ def run(key: str, root: Path | None = None, quiet: bool = False, draws: int | No
         raise NFRError(f"{key} has no criterion in {verdicts.criteria_path(root)}: write it before the run")
     entry = criteria[key]
     nd, ni = draws or st.draws, n_images or st.n_images
+    commit = _commit(root)
     t0 = time.process_time()
     units = st.units(list(range(first_draw, first_draw + nd)), ni, quiet)
     cpu = time.process_time() - t0
@@ -357,7 +362,7 @@ def run(key: str, root: Path | None = None, quiet: bool = False, draws: int | No
     ev = dict(claim=entry["claim"], key=key, setting=entry["setting"],
               config=dict(st.config, draws=nd, first_draw=first_draw, n_images_per_draw=ni,
                           draw_seeds="see nfr.evidence"),
-              commit=_commit(root), n=len(units), unit=entry["unit"], units=units, effect=j["effect"],
+              commit=commit, n=len(units), unit=entry["unit"], units=units, effect=j["effect"],
               interval=j["interval"], verdict=j["verdict"], judgement=j, judge_seed=0,
               criterion_sha256=verdicts.criterion_sha256(entry), cpu_seconds=round(cpu, 1),
               torch_threads=torch.get_num_threads())

@@ -384,6 +384,24 @@ def runs_markdown(root: Path) -> str:
         ev = json.loads(p.read_text())
         lines.append(f"| {ev['key']} | {ev['n']} | {ev['cpu_seconds'] / 60:.1f} | `{ev['commit'][:7]}` | "
                      f"`python -m nfr evidence {ev['key']}` |")
+    reps = sorted((evidence_dir(root) / "repeats").glob("*.json"))
+    if reps:
+        crit = load_criteria(root)
+        lines += ["", "Repetitions with other seeds (other weight draws or image subsets), judged by the "
+                  "same criteria; they do not enter the ledger:", "",
+                  "| evidence run | draws | n | verdict (ledger run) | verdict (repetition) | first part "
+                  "[95% interval] | command |", "|---|---|---|---|---|---|---|"]
+        for p in reps:
+            ev = json.loads(p.read_text())
+            main = load_evidence(root, ev["key"])
+            j = verify(crit[ev["key"]], ev, ev["key"])
+            c = ev["config"]
+            first = c.get("first_draw", 0)
+            lo, hi = j["interval"]
+            lines.append(f"| {ev['key']} | {first}..{first + c['draws'] - 1} | {ev['n']} | "
+                         f"{main['verdict'] if main else 'n/a'} | {j['verdict']} | {_fmt(j['effect'])} "
+                         f"[{_fmt(lo)}, {_fmt(hi)}] | `python -m nfr evidence {ev['key']} --first-draw {first} "
+                         f"--file {p.relative_to(root)}` |")
     return "\n".join(lines) + "\n"
 
 
