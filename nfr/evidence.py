@@ -14,6 +14,7 @@ seed ``1000 * k + i``, so the laws never share a draw (Gaussian and ring used to
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import subprocess
@@ -118,6 +119,7 @@ def _c10(key, draws, n_images, quiet) -> list[dict]:
                     u[f"chroma_{r}_{law}"] = float(col["chroma"][i])
                     u[f"maxabs_{r}_{law}"] = float(mx[i])
             del m
+            gc.collect()                  # a VGG16 copy per law: free it before the next is drawn
             bar.update(1)
         units += mine
     bar.close()
