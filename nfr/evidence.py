@@ -213,12 +213,12 @@ CASCADE4 = ("gbp", "rectgrad", "zplus", "activation")
 
 
 @setting("C9/cifar_vgg16-trained-vs-random", draws=10, n_images=100, model="cifar_vgg16", data="cifar10",
-         levels=[0, 16], rules=list(CASCADE4), target="pred",
+         levels=[0, 8, 16], rules=list(CASCADE4), target="pred",
          twin="cifar_vgg16 --weights random: its initialisation under the draw's seed (the draw's seed "
               "also draws the image subset, the same images for the trained network and the twin)")
 def c9_vgg(draws, n_images, quiet=True) -> list[dict]:
-    """Per (draw, image): alignment at cascade levels 0 and L = 16 of the trained network and of its
-    random twin (draw = the twin's initialisation seed)."""
+    """Per (draw, image): alignment at cascade levels 0, L/2 = 8 and L = 16 of the trained network and
+    of its random twin (draw = the twin's initialisation seed)."""
     return _c9("cifar_vgg16", 16, draws, n_images, quiet)
 
 
@@ -226,8 +226,8 @@ def _c9(model, L, draws, n_images, quiet) -> list[dict]:
     units = []
     for k in tqdm(list(draws), desc="C9 evidence (draws)", disable=quiet):
         res = {w: cascade.run(cascade.Config(model=model, weights=w, data="cifar10", n_images=n_images,
-                                             levels=[0, L], rules=list(CASCADE4), seed=int(k), quiet=True,
-                                             batch_size=100))
+                                             levels=[0, L // 2, L], rules=list(CASCADE4), seed=int(k),
+                                             quiet=True, batch_size=100))
                for w in ("pretrained", "random")}
         idx = image_index("cifar10", n_images, int(k))
         for i in range(n_images):
@@ -235,13 +235,13 @@ def _c9(model, L, draws, n_images, quiet) -> list[dict]:
             for w, tag in (("pretrained", "trained"), ("random", "random")):
                 for r in CASCADE4:
                     per = res[w]["curves"][r]["per_image"][i]
-                    u[f"{tag}_{r}_N0"], u[f"{tag}_{r}_NL"] = per[0], per[1]
+                    u[f"{tag}_{r}_N0"], u[f"{tag}_{r}_NH"], u[f"{tag}_{r}_NL"] = per
             units.append(u)
     return units
 
 
 @setting("C9/cifar_resnet56-trained-vs-random", draws=10, n_images=100, model="cifar_resnet56", data="cifar10",
-         levels=[0, 56], rules=list(CASCADE4), target="pred",
+         levels=[0, 28, 56], rules=list(CASCADE4), target="pred",
          twin="cifar_resnet56 --weights random: its initialisation under the draw's seed (the draw's "
               "seed also draws the image subset)")
 def c9_resnet56(draws, n_images, quiet=True) -> list[dict]:
