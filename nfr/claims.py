@@ -39,14 +39,20 @@ def check(label: str, value, passed: bool, criterion: str) -> None:
 
 
 def verdict(claim_id: str, value, verdict: str, criterion: str) -> None:
-    """Print what the chapter's own sample says under the chapter's rule (never raises).
+    """Print a chapter's reading of a claim (never raises).
 
-    The line is labelled exploratory: the ledger's verdict is computed from the pre-registered
-    criterion and its evidence run (:mod:`nfr.verdicts`), not from this word."""
+    For the claims the book proves (:data:`nfr.verdicts.MATH_IDS`) the line is the verdict of the
+    chapter's check cells: ``ID: VERDICT (value; criterion: ...)``. For an empirical claim it is
+    labelled exploratory: what the chapter's own sample shows under the chapter's rule; the ledger's
+    verdict is computed from the pre-registered criterion and its evidence run (:mod:`nfr.verdicts`)."""
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
-    print(f"{claim_id}, this chapter's sample (exploratory): {verdict} by the chapter's rule "
-          f"({value}; rule: {criterion})")
+    head = claim_id.replace("(", " ").split()[0]
+    if head in V.MATH_IDS:
+        print(f"{claim_id}: {verdict.upper()} ({value}; criterion: {criterion})")
+    else:
+        print(f"{claim_id}, this chapter's sample (exploratory): {verdict} by the chapter's rule "
+              f"({value}; rule: {criterion})")
 
 
 def tiny(err: float, floor: float = 1e-12) -> str:

@@ -53,4 +53,6 @@ def test_check_raises_and_verdict_does_not(capsys):
     out = capsys.readouterr().out
     assert "PASS x = 1 == 1" in out and "FAIL x = 2" in out
     assert "C0, this chapter's sample (exploratory): refuted by the chapter's rule" in out
+    claims.verdict("C2 RectGrad is an NFR", "v", "refuted", "crit")          # a claim the book proves
+    assert "C2 RectGrad is an NFR: REFUTED (v; criterion: crit)" in capsys.readouterr().out
     assert claims.tiny(1e-17) == "< 1e-12" and claims.tiny(3e-5) == "3.0e-05"
