@@ -27,7 +27,6 @@ import functools
 import html.parser
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading

@@ -139,7 +139,6 @@ def test_table1_maps_alphabeta_has_its_bottom_process():
     """Regression: table1_maps re-implemented the bottom process and returned alphabeta's map
     w/o B as its "B" map. Now B = the engine's own output with bottom=True, for every method."""
     import torch
-    import torch.nn as nn
 
     from nfr import deep
     from nfr.engine.attribute import attribute
