@@ -25,7 +25,9 @@ def _src(cell):
 def test_title_label_and_claim(nb):
     first = _src(nb["cells"][0])
     assert re.match(r"\(ch-[\w-]+\)=\n# \d+\. ", first), "first cell: (ch-slug)= label then '# N. Title'"
-    assert "\n**" in first, "a bold one-sentence claim follows the title"
+    opening = first.split("\n\n")[1]
+    assert "?" in opening and not opening.startswith("**"), \
+        "the chapter opens with its question (why it matters, then what it will show), not a bold results block"
 
 
 def test_imports_cell_is_removed(nb):
