@@ -199,6 +199,21 @@ def test_evidence_cli_runs_judges_and_refuses(tmp_path, capsys):
         assert u["ssim_gbp"] == pytest.approx(again[u["index"]]["ssim_gbp"], abs=1e-6)
 
 
+def test_live_check_passes_on_the_evidence_and_fails_on_a_changed_value(tmp_path):
+    from nfr import evidence
+    from nfr.errors import NFRError
+    key = "C16/cifar_vgg16-trained"
+    ev = V.load_evidence(ROOT, key)
+    assert evidence.check_units(key, ROOT, n_images=1) > 0
+    dest = V.evidence_path(tmp_path, key)
+    dest.parent.mkdir(parents=True)
+    for u in ev["units"]:
+        u["ssim_gbp"] -= 2 * evidence.CHECK_ATOL
+    dest.write_text(json.dumps(ev))
+    with pytest.raises(NFRError, match="no longer produces this evidence"):
+        evidence.check_units(key, tmp_path, n_images=1)
+
+
 def test_every_evidence_setting_has_a_criterion():
     from nfr import evidence
     crit = V.load_criteria(ROOT)
