@@ -23,6 +23,24 @@ def strip(nb) -> None:
             cell.metadata.pop(key, None)
 
 
+def timing(nb, name: str = "", top: int = 5) -> str:
+    """The run's wall time and its slowest code cells (from the execution timestamps nbclient
+    records, before :func:`strip` removes them)."""
+    from datetime import datetime
+
+    def t(s):
+        return datetime.fromisoformat(s.replace("Z", "+00:00"))
+    cells = []
+    for i, c in enumerate(nb.cells):
+        e = c.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in e and "shell.execute_reply" in e:
+            d = (t(e["shell.execute_reply"]) - t(e["iopub.execute_input"])).total_seconds()
+            cells.append((d, i, "".join(c.source).split("\n")[0][:60]))
+    total = sum(d for d, _, _ in cells)
+    slow = "".join(f"\n  {d:7.1f} s  cell {i}: {src}" for d, i, src in sorted(cells, reverse=True)[:top])
+    return f"{name}: {total:.0f} s in {len(cells)} code cells; slowest:{slow}"
+
+
 def rerun(path: str | Path, timeout: int = 600) -> None:
     import nbformat
     from nbclient import NotebookClient
@@ -31,6 +49,7 @@ def rerun(path: str | Path, timeout: int = 600) -> None:
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
+    print(timing(nb, path.name))
     strip(nb)
     nbformat.write(nb, path)
     print(f"re-executed {path}")
