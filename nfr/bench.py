@@ -54,22 +54,10 @@ def _noinplace(model):
     return m
 
 
-def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=True,
-        warmup=True, size=224, device="cpu", batch=4):
-    """Run the benchmark and write the JSON; returns the result dict.
-
-    ``device``: where the model and inputs live ("cpu" or "cuda"; CUDA timings synchronise
-    before and after each call); ``batch``: the batch size (4 is the benchmark's setting).
-    """
-    from tqdm import tqdm
-
-    dev = torch.device(device)
-    model = _model(small, seed).to(dev)
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn((batch, 3, 32, 32) if small else (batch, 3, size, size), generator=g).to(dev)
-    target = torch.arange(1, batch + 1).to(dev)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    L = len(canonical(model).nfr_layers)
+def _jobs(model, x, target, L: int, small: bool, dev) -> dict:
+    """The timed calls: the plain gradient, every engine rule, the full cascade, and Captum's
+    Guided Backprop and Zennit's EpsilonPlusFlat where those libraries are installed."""
+    batch = len(x)
 
     def plain():
         xg = x.detach().requires_grad_(True)
@@ -100,11 +88,21 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
         jobs["zennit_epsilon_plus_flat"] = zen
     except ImportError:
         pass
+    return jobs
 
-    load_before = os.getloadavg()[0]
-    if warmup:
-        for name, fn in tqdm(jobs.items(), desc="warm-up", disable=not progress):
-            fn()
+
+def _sandwich(jobs: dict, repeats: int, seed: int, sync, progress: bool):
+    """Time every job ``repeats`` rounds (sandwich design, see below); returns the raw times per
+    job and the per-round ratios to the plain gradient.
+
+    Sandwich design: in every round the methods run in a seeded random order with a plain-
+    gradient run before the first, between every two and after the last; a method's ratio
+    for that round is its time over the mean of the two plain runs around it (a drift that
+    is linear over the three runs cancels). This machine's noise comes in bursts of seconds:
+    the engine's own "grad" rule, which does the plain gradient's work, reads 0.9 to 1.36
+    against a single adjacent plain run.
+    """
+    from tqdm import tqdm
 
     def clock(fn):
         sync()
@@ -113,12 +111,7 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
         sync()
         return time.perf_counter() - t
 
-    # Sandwich design: in every round the methods run in a seeded random order with a plain-
-    # gradient run before the first, between every two and after the last; a method's ratio
-    # for that round is its time over the mean of the two plain runs around it (a drift that
-    # is linear over the three runs cancels). This machine's noise comes in bursts of seconds:
-    # the engine's own "grad" rule, which does the plain gradient's work, reads 0.9 to 1.36
-    # against a single adjacent plain run.
+    plain = jobs["plain_gradient"]
     samples = {name: [] for name in jobs}
     paired = {name: [] for name in jobs if name != "plain_gradient"}
     order = random.Random(seed)
@@ -134,25 +127,67 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
             samples[name].append(tm)
             paired[name].append(tm / (0.5 * (before + after)))
             before = after
-    times = {name: statistics.median(v) for name, v in samples.items()}
-    ratios = {"plain_gradient": 1.0, **{k: statistics.median(v) for k, v in paired.items()}}
+    return samples, paired
 
-    def quartiles(v):
-        if len(v) < 2:
-            return [v[0], v[0]]
-        q = statistics.quantiles(v, n=4, method="inclusive")
-        return [q[0], q[2]]
 
-    pmin = min(samples["plain_gradient"])
-    ratio_of_minima = {k: min(v) / pmin for k, v in samples.items()}
+def _quartiles(v) -> list:
+    if len(v) < 2:
+        return [v[0], v[0]]
+    q = statistics.quantiles(v, n=4, method="inclusive")
+    return [q[0], q[2]]
 
+
+def _cascade_memory(model, x, target, dev) -> tuple[int, int]:
+    """Peak resident memory of the process (bytes) and tracemalloc's peak over one full cascade."""
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     tracemalloc.start()
     engine.cascade(model, x, target, "gbp")
     _, tm_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, tm_peak  # Linux: KiB
+
+
+def _print_table(res: dict, out) -> None:
+    times, ratios, targets = res["seconds"], res["ratio_to_plain_gradient"], res["targets"]
+    print(f"{'method':28s} {'seconds':>9s} {'ratio':>7s} {'quartiles':>13s} {'min/min':>8s} "
+          f"{'target':>7s}")
+    for k in times:
+        t = targets.get(k)
+        qs = res["ratio_quartiles"].get(k, [1.0, 1.0])
+        print(f"{k:28s} {times[k]:9.3f} {ratios[k]:7.2f} {qs[0]:6.2f}-{qs[1]:<6.2f} "
+              f"{res['ratio_of_minima'][k]:8.2f} {'' if t is None else f'{t:7.2f}'}")
+    rss, tm_peak = res["cascade_peak_rss_bytes"], res["cascade_tracemalloc_peak_bytes"]
+    print(f"cascade peak RSS {rss / 2 ** 30:.2f} GiB (tracemalloc {tm_peak / 2 ** 20:.1f} MiB); "
+          f"L = {res['layers_L']}; wrote {out}")
+
+
+def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=True,
+        warmup=True, size=224, device="cpu", batch=4):
+    """Run the benchmark and write the JSON; returns the result dict.
+
+    ``device``: where the model and inputs live ("cpu" or "cuda"; CUDA timings synchronise
+    before and after each call); ``batch``: the batch size (4 is the benchmark's setting).
+    """
+    from tqdm import tqdm
+
+    dev = torch.device(device)
+    model = _model(small, seed).to(dev)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn((batch, 3, 32, 32) if small else (batch, 3, size, size), generator=g).to(dev)
+    target = torch.arange(1, batch + 1).to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    L = len(canonical(model).nfr_layers)
+    jobs = _jobs(model, x, target, L, small, dev)
+    load_before = os.getloadavg()[0]
+    if warmup:
+        for name, fn in tqdm(jobs.items(), desc="warm-up", disable=not progress):
+            fn()
+    samples, paired = _sandwich(jobs, repeats, seed, sync, progress)
+    times = {name: statistics.median(v) for name, v in samples.items()}
+    ratios = {"plain_gradient": 1.0, **{k: statistics.median(v) for k, v in paired.items()}}
+    pmin = min(samples["plain_gradient"])
+    rss, tm_peak = _cascade_memory(model, x, target, dev)
     targets = {"gbp": 1.05, "rectgrad": 1.05, "activation": 1.05, "zplus": 1.6, "dtd": 1.6,
                "cascade_gbp_all_levels": 0.4 * (L + 1)}
     res = {"model": "tiny-cnn" if small else "vgg16 (torchvision, weights=None)",
@@ -167,8 +202,8 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
                         "order per round",
            "ratio_to_plain_gradient": ratios, "targets": targets,
            "ratio_per_round": paired,
-           "ratio_quartiles": {k: quartiles(v) for k, v in paired.items()},
-           "ratio_of_minima": ratio_of_minima,
+           "ratio_quartiles": {k: _quartiles(v) for k, v in paired.items()},
+           "ratio_of_minima": {k: min(v) / pmin for k, v in samples.items()},
            "cascade_peak_rss_bytes": rss, "cascade_tracemalloc_peak_bytes": tm_peak,
            "meets_targets": {k: ratios[k] <= v for k, v in targets.items() if k in ratios}}
     res["meets_targets"]["peak_memory_below_8GB"] = rss < 8 * 2 ** 30
@@ -176,15 +211,7 @@ def run(small=False, repeats=11, out="book/data/bench.json", seed=0, progress=Tr
         res["cascade_cuda_peak_allocated_bytes"] = torch.cuda.max_memory_allocated(dev)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(res, indent=2))
-    print(f"{'method':28s} {'seconds':>9s} {'ratio':>7s} {'quartiles':>13s} {'min/min':>8s} "
-          f"{'target':>7s}")
-    for k in times:
-        t = targets.get(k)
-        qs = quartiles(paired[k]) if k in paired else [1.0, 1.0]
-        print(f"{k:28s} {times[k]:9.3f} {ratios[k]:7.2f} {qs[0]:6.2f}-{qs[1]:<6.2f} "
-              f"{ratio_of_minima[k]:8.2f} {'' if t is None else f'{t:7.2f}'}")
-    print(f"cascade peak RSS {rss / 2 ** 30:.2f} GiB (tracemalloc {tm_peak / 2 ** 20:.1f} MiB); "
-          f"L = {L}; wrote {out}")
+    _print_table(res, out)
     return res
 
 

@@ -21,6 +21,11 @@ LABELS = {"grad": "Grad", "grad_x_input": "Grad x Input", "gbp": "GBP", "rectgra
           "gradcam": "GradCAM", "cameras": "CAMERAS", "trgbp": "TR-GBP"}
 
 
+def _arr(a) -> np.ndarray:
+    """A tensor (detached, on the CPU) or array as a float64 NumPy array."""
+    return np.asarray(a.detach().cpu().double() if hasattr(a, "detach") else a, dtype=float)
+
+
 def to_image(x) -> np.ndarray:
     """An image (3, H, W) with values in [0, 1] (tensor or array) as an (H, W, 3) float array."""
     a = np.asarray(x.detach().cpu().double() if hasattr(x, "detach") else x, dtype=float)
@@ -162,3 +167,231 @@ def score_histograms(res: dict, keys, *, titles: dict | None = None, bins: int =
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------ the chapters' figures
+def map_table(raw, rows: dict, methods, labels=None, size: float = 1.35, pct: float = 99.5):
+    """Table I of Zheng et al. as a grid: one row per entry of ``rows`` (``{row label: {method: map}}``, each
+    map (3, H, W) or [1, 3, H, W]), one column per method, the photo ``raw`` (3, H, W) first
+    (``raw`` may be a dict keyed like ``rows``). Maps are shown with :func:`rgb_map` at the ``pct`` percentile (99.5: a few large values of a sparse map do not hide the rest)."""
+    plt = _plt()
+    labels = labels or {}
+    nr, nc = len(rows), 1 + len(methods)
+    fig, axes = plt.subplots(nr, nc, figsize=(size * nc, size * nr + 0.3), squeeze=False)
+    for i, (name, maps) in enumerate(rows.items()):
+        ph = raw[name] if isinstance(raw, dict) else raw
+        axes[i, 0].imshow(to_image(ph))
+        axes[i, 0].set_ylabel(name, fontsize=7)
+        for j, m in enumerate(methods, 1):
+            R = _arr(maps[m])
+            axes[i, j].imshow(rgb_map(R[0] if R.ndim == 4 else R, pct))
+            if i == 0:
+                axes[i, j].set_title(labels.get(m, m), fontsize=8)
+        if i == 0:
+            axes[i, 0].set_title("photo", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def cascade_panels(results: dict, rules, labels=None, size=(3.3, 2.7)):
+    """Fig 2a of Zheng et al.: one panel per network, alignment alpha(r_0^N, x) against the cascade level N,
+    mean +- std over images per rule. ``results[name]`` is the dict returned by
+    :mod:`nfr.experiments.cascade` (``levels`` and ``curves[rule]["mean" | "std"]``)."""
+    plt = _plt()
+    labels = labels or {}
+    fig, axes = plt.subplots(1, len(results), figsize=(size[0] * len(results), size[1]), squeeze=False)
+    for ax, (name, res) in zip(axes[0], results.items()):
+        lv = np.asarray(res["levels"])
+        for r in rules:
+            m, s = np.asarray(res["curves"][r]["mean"]), np.asarray(res["curves"][r]["std"])
+            ax.plot(lv, m, marker="o", ms=2, lw=1, label=labels.get(r, r))
+            ax.fill_between(lv, m - s, m + s, alpha=0.15)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("substituted layers N")
+        ax.set_ylim(-0.25, 1.02)
+    axes[0, 0].set_ylabel(r"alignment $\alpha(r_0^N, x)$")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def weight_stats_panels(stats: dict, size=(4.2, 2.7)):
+    """Fig 2b,c of Zheng et al.: per layer, (b) mean +- std of the pairwise cosine between neurons' weights
+    and (c) the mean +- std of the neurons' weight norms divided by the layer's mean norm.
+    ``stats[name]`` is a list of per-layer dicts of :func:`nfr.engine.weights.weight_stats`."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size[0], size[1]))
+    for k, (name, st) in enumerate(stats.items()):
+        idx = np.array([d["index"] for d in st], dtype=float) + 0.15 * (k - (len(stats) - 1) / 2)
+        cm, cs = np.array([d["cos_mean"] for d in st]), np.array([d["cos_std"] for d in st])
+        cv = np.array([d["norm_cv"] for d in st])
+        axes[0].errorbar(idx, cm, yerr=cs, fmt="o", ms=2, lw=0.8, capsize=1.5, label=name)
+        axes[1].errorbar(idx, np.ones_like(cv), yerr=cv, fmt="o", ms=2, lw=0.8, capsize=1.5, label=name)
+    axes[0].axhline(0, color="k", lw=0.5)
+    axes[0].set_ylabel("pairwise cosine (mean ± std)")
+    axes[1].set_ylabel("norm / layer mean (1 ± CV)")
+    for ax, t in zip(axes, ("(b) orthogonality", "(c) norm equality")):
+        ax.set_xlabel("layer l")
+        ax.set_title(t, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def panel_curves(x, panels: dict, *, xlabel: str, ylabel: str, size=(3.3, 2.8), sharey=True):
+    """One panel per key of ``panels`` ({title: {label: array [len(x), N]}}); mean line and 1-std band."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(size[0] * len(panels), size[1]),
+                             squeeze=False, sharey=sharey)
+    for ax, (title, lines) in zip(axes[0], panels.items()):
+        for label, arr in lines.items():
+            a = np.asarray(arr, dtype=float).reshape(len(x), -1)
+            m, s = np.nanmean(a, 1), np.nanstd(a, 1)
+            ax.plot(x, m, marker="o", ms=3, label=label)
+            ax.fill_between(x, m - s, m + s, alpha=0.2)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
+    axes[0, 0].set_ylabel(ylabel)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def map_grid(rows: dict, *, size: float = 1.7):
+    """A grid of images: ``rows`` = {row title: {column title: (H, W, 3) image or (3, H, W) signed map}}."""
+    plt = _plt()
+    ncols = max(len(r) for r in rows.values())
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(size * ncols, size * len(rows) + 0.2),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, (rt, cols) in enumerate(rows.items()):
+        for j, (ct, im) in enumerate(cols.items()):
+            im = _arr(im)
+            axes[i, j].imshow(rgb_map(im) if im.shape[0] == 3 and im.ndim == 3 else np.clip(im, 0, 1))
+            axes[i, j].set_title(f"{rt}: {ct}" if j else f"{rt}\n{ct}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def rank_panels(spec_v: dict, spec_c: dict, LV: int, LC: int):
+    """Fig (ch. 7): effective rank and minority-sign fraction along depth (:func:`nfr.profiles.relevance_spectrum` outputs)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(11, 2.9))
+    for r, v in spec_v.items():
+        axes[0].plot(range(LV + 1), v["erank"], marker="o", ms=3, label=r)
+        axes[1].plot(range(LV + 1), v["mixed"], marker="o", ms=3, label=r)
+    for r, v in spec_c.items():
+        axes[2].plot(range(LC + 1), v["erank"], marker=".", ms=3, label=r)
+    for ax, t in zip(axes, ("VGG16 random: effective rank", "VGG16 random: fraction of minority signs",
+                            "ResNet-56 trained: effective rank")):
+        ax.set_title(t, fontsize=9)
+        ax.set_xlabel("layer l (0 = input)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def removal_bars(rem: dict, rules, k: int = 3):
+    """Fig 5 of Zheng et al. as bars: original / random top k / removal top k per rule, one panel per setting
+    (``rem`` = {setting: :func:`nfr.experiments.removal` result})."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(rem), figsize=(4.5 * len(rem), 2.9), sharey=True, squeeze=False)
+    for ax, (name, rr) in zip(axes[0], rem.items()):
+        xs = np.arange(len(rules))
+        for i, (key, lab) in enumerate((("original", "original"), ("random", f"random top {k}"),
+                                        ("removal", f"removal top {k}"))):
+            st = [rr[key][r] if key == "original" else rr[key][str(k)][r] for r in rules]
+            ax.bar(xs + (i - 1) * 0.27, [v["mean"] for v in st], 0.27, yerr=[v["std"] for v in st],
+                   capsize=2, label=lab)
+        ax.set_xticks(xs, [{"gbp": "GBP", "rectgrad": "RectGrad", "zplus": "LRP(z+)"}.get(r, r) for r in rules])
+        ax.set_title(name, fontsize=9)
+    axes[0, 0].set_ylabel(r"alignment $\alpha(r_0, x)$")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def activation_panels(act: dict):
+    """Fig 6 of Zheng et al.: alignment of the max / min 10% starts and their cosine to the ordinary map, per
+    setting and rule (``act`` = {setting: :func:`nfr.experiments.activations` result})."""
+    plt = _plt()
+    n = sum(len(a["curves"]) for a in act.values())
+    fig, axes = plt.subplots(1, n, figsize=(3.25 * n, 2.9), squeeze=False)
+    names = {"max": "alpha max 10%", "min": "alpha min 10%"}
+    j = 0
+    for name, a in act.items():
+        for r, c in a["curves"].items():
+            ax = axes[0, j]
+            for k, st in (("max", "-o"), ("min", "-s"), ("cos_to_ordinary_max", ":^"), ("cos_to_ordinary_min", ":v")):
+                ax.plot(a["layers"], c[k]["mean"], st, ms=3,
+                        label=names.get(k, k.replace("cos_to_ordinary_", "cos to ordinary, ")))
+            ax.axhline(a["ordinary"][r]["mean"], color="k", lw=0.7, ls="--")
+            ax.set_title(f"{name}: {r}", fontsize=8)
+            ax.set_xlabel("start layer l")
+            j += 1
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def sanity_panels(san: dict, labels: dict):
+    """Sanity-check curves: SSIM and Spearman to the original map against the number of randomized top
+    layers, per setting (``san`` = {setting: :func:`nfr.experiments.sanity` result})."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2 * len(san), figsize=(3.25 * 2 * len(san), 2.9), sharey=True, squeeze=False)
+    for j, (name, sr) in enumerate(san.items()):
+        for i, key in enumerate(("ssim", "spearman")):
+            ax = axes[0, 2 * j + i]
+            for r, c in sr[key].items():
+                ax.plot(sr["steps"], c["mean"], marker="o", ms=3, label=labels.get(r, r))
+            ax.set_title(f"{name}: {key}", fontsize=9)
+            ax.set_xlabel("top k layers randomized")
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------ tables
+class Table:
+    """A table of numbers for a notebook: an HTML table in the rendered book (``_repr_html_``) and
+    aligned plain text elsewhere (``str``). ``rows[name][col]`` is a number, a (mean, std) pair or a
+    string; numbers are written with ``fmt`` (round them to what their spread supports)."""
+
+    def __init__(self, rows: dict, cols, fmt: str = "{:.3f}", *, caption: str | None = None,
+                 labels: dict | None = None):
+        self.rows, self.cols, self.fmt, self.caption = rows, list(cols), fmt, caption
+        self.labels = labels or {}
+
+    def _cell(self, v) -> str:
+        if isinstance(v, str):
+            return v
+        if isinstance(v, (tuple, list)) and len(v) == 2:
+            return f"{self.fmt.format(v[0])} ± {self.fmt.format(v[1])}"
+        return self.fmt.format(v)
+
+    def _head(self, c) -> str:
+        return str(self.labels.get(c, c))
+
+    def __str__(self) -> str:
+        cells = [[str(r)] + [self._cell(d[c]) for c in self.cols] for r, d in self.rows.items()]
+        head = [""] + [self._head(c).replace("\n", " ") for c in self.cols]
+        width = [max(len(row[k]) for row in cells + [head]) for k in range(len(head))]
+        line = lambda row: "  ".join(v.ljust(w) if k == 0 else v.rjust(w)  # noqa: E731
+                                     for k, (v, w) in enumerate(zip(row, width)))
+        return "\n".join([line(head)] + [line(row) for row in cells])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from html import escape
+        cap = f"<caption>{escape(self.caption)}</caption>" if self.caption else ""
+        head = "".join(f"<th>{escape(self._head(c))}</th>" for c in self.cols)
+        body = "".join("<tr><th>" + escape(str(r)) + "</th>"
+                       + "".join(f"<td>{escape(self._cell(d[c]))}</td>" for c in self.cols) + "</tr>"
+                       for r, d in self.rows.items())
+        return (f'<table class="nfr-table">{cap}<thead><tr><th></th>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table>")

@@ -21,6 +21,11 @@ def graph():
     return I.scan()
 
 
+def test_no_function_body_over_80_lines(graph):
+    """Functions stay readable: at most 80 lines of code each (docstrings not counted)."""
+    assert graph.code[0][0] <= 80, graph.code[:3]
+
+
 def test_no_import_cycles(graph):
     assert graph.cycles() == []
 

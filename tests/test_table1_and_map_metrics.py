@@ -1,5 +1,5 @@
-"""Tests for nfr.deep: Table I maps against nfr.attribute, similarity, edge/centre energy, and the
-cascade-trend criteria, each on a hand-checkable case."""
+"""Table I maps (nfr.experiments.table1.maps) against nfr.attribute; similarity, edge/centre energy and the
+cascade-trend criteria (nfr.metrics); the display table (nfr.plotting.Table), each on a hand-checkable case."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +7,8 @@ import torch.nn as nn
 
 import nfr
 from nfr import NFRError
-from nfr import deep
+from nfr import metrics, plotting
+from nfr.experiments import table1
 
 DT = torch.float64
 
@@ -17,87 +18,89 @@ from _nets import X, small_cnn as _net  # noqa: E402
 
 def test_table1_maps_match_attribute_with_and_without_bottom():
     m = _net()
-    maps = deep.table1_maps(m, X, 1, layer=2, low=-3.0, high=3.0)
-    assert set(maps) == set(deep.TABLE1_METHODS)
-    for r in deep.TABLE1_METHODS:
+    maps = table1.maps(m, X, 1, layer=2, low=-3.0, high=3.0)
+    assert set(maps) == set(table1.METHODS)
+    for r in table1.METHODS:
         kw = {"layer": 2} if r == "activation" else ({"low": -3.0, "high": 3.0} if r == "dtd" else {})
         for key, b in (("B", True), ("w/o B", False)):
             ref = nfr.attribute(m, X, 1, r, bottom=b, **kw)
             assert torch.allclose(maps[r][key], ref, rtol=1e-12, atol=1e-14), (r, key)
     with pytest.raises(NFRError):
-        deep.table1_maps(m, X, 1, methods=("activation",))
+        table1.maps(m, X, 1, methods=("activation",))
 
 
 def test_map_cosine_is_alignment():
     a = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(2), dtype=DT)
-    assert np.allclose(deep.map_cosine(a, X), nfr.alignment(a, X).numpy(), atol=1e-12)
-    assert deep.map_cosine(torch.zeros_like(a), X).tolist() == [0.0, 0.0, 0.0]
-    assert np.allclose(deep.map_cosine(-2 * X, X), -1.0)
+    assert np.allclose(metrics.map_cosine(a, X), nfr.alignment(a, X).numpy(), atol=1e-12)
+    assert metrics.map_cosine(torch.zeros_like(a), X).tolist() == [0.0, 0.0, 0.0]
+    assert np.allclose(metrics.map_cosine(-2 * X, X), -1.0)
 
 
 def test_similarity_matrix_symmetric_with_unit_diagonal():
     a = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(3), dtype=DT)
-    s = deep.similarity({"x": X, "2x": 2 * X, "a": a})
+    s = metrics.similarity({"x": X, "2x": 2 * X, "a": a})
     assert s["names"] == ["x", "2x", "a"]
     for k in ("cosine", "ssim"):
         assert np.allclose(s[k], s[k].T) and np.allclose(np.diag(s[k]), 1.0)
     assert np.isclose(s["cosine"][0, 1], 1.0) and np.isclose(s["ssim"][0, 1], 1.0)  # scale-free
     assert abs(s["cosine"][0, 2]) < 0.5 and s["ssim"][0, 2] < 0.9
     assert s["per_image"]["ssim"].shape == (3, 3, 3)
-    g = deep.group_similarity(s, ["x", "2x"], control="a")
+    g = metrics.group_similarity(s, ["x", "2x"], control="a")
     assert g["cosine"][0] == pytest.approx(1.0)
     assert g["cosine"][1] == pytest.approx((s["cosine"][2, 0] + s["cosine"][2, 1]) / 2)
     with pytest.raises(NFRError):
-        deep.group_similarity(s, ["x"], control="a")
+        metrics.group_similarity(s, ["x"], control="a")
 
 
 def test_edge_mask_finds_a_vertical_step():
     raw = torch.zeros(1, 3, 20, 20, dtype=DT)
     raw[..., 10:] = 1.0                       # a vertical edge between columns 9 and 10
-    m = deep.edge_mask(raw, q=0.9)
+    m = metrics.edge_mask(raw, q=0.9)
     assert m.shape == (1, 20, 20)
     assert m[0, :, 9:11].all() and not m[0, :, :8].any() and not m[0, :, 12:].any()
     with pytest.raises(NFRError):
-        deep.edge_mask(raw[:, :1])
+        metrics.edge_mask(raw[:, :1])
 
 
 def test_edge_and_centre_fractions_by_hand():
     raw = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(4), dtype=DT)
     even = torch.ones(2, 3, 16, 16, dtype=DT)
-    mask = deep.edge_mask(raw)
-    assert np.allclose(deep.edge_fraction(even, mask), mask.reshape(2, -1).mean(1))
+    mask = metrics.edge_mask(raw)
+    assert np.allclose(metrics.edge_fraction(even, mask), mask.reshape(2, -1).mean(1))
     on = torch.tensor(mask, dtype=DT)[:, None].expand(2, 3, 16, 16)
-    assert np.allclose(deep.edge_fraction(on, mask), 1.0)
-    assert np.allclose(deep.centre_fraction(even), 0.25)          # 8 x 8 box of 16 x 16
+    assert np.allclose(metrics.edge_fraction(on, mask), 1.0)
+    assert np.allclose(metrics.centre_fraction(even), 0.25)          # 8 x 8 box of 16 x 16
     centre = torch.zeros_like(even)
     centre[..., 4:12, 4:12] = -1.0                                  # |R| counts, sign does not
-    assert np.allclose(deep.centre_fraction(centre), 1.0)
-    prof = deep.location_profile(even, raw)
+    assert np.allclose(metrics.centre_fraction(centre), 1.0)
+    prof = metrics.location_profile(even, raw)
     assert np.allclose(prof["edges"], 1.0) and np.allclose(prof["centre"], 1.0)
-    assert np.isnan(deep.edge_fraction(torch.zeros_like(even), mask)).all()
+    assert np.isnan(metrics.edge_fraction(torch.zeros_like(even), mask)).all()
 
 
 def test_cascade_trend_and_dominance():
-    t = deep.cascade_trend([0.1, 0.1, 0.3, 0.2, 0.6])
+    t = metrics.cascade_trend([0.1, 0.1, 0.3, 0.2, 0.6])
     assert t["rise"] == pytest.approx(0.5) and t["max_drop"] == pytest.approx(0.1)
     assert 0.8 < t["spearman"] < 1.0
-    assert deep.cascade_trend([0, 1, 2, 3])["spearman"] == pytest.approx(1.0)
+    assert metrics.cascade_trend([0, 1, 2, 3])["spearman"] == pytest.approx(1.0)
     act, rule = [0.1, 0.5, 0.2, 1.0], [0.1, 0.4, 0.3, 0.9]
-    assert deep.activation_dominance(act, rule) == pytest.approx(0.5)   # levels 1, 2
-    assert deep.activation_dominance(act, rule, levels=[1]) == 1.0
+    assert metrics.activation_dominance(act, rule) == pytest.approx(0.5)   # levels 1, 2
+    assert metrics.activation_dominance(act, rule, levels=[1]) == 1.0
     with pytest.raises(NFRError):
-        deep.cascade_trend([1.0])
+        metrics.cascade_trend([1.0])
 
 
-def test_rgb_map_and_table_text():
+def test_rgb_map_and_table():
     R = torch.zeros(3, 4, 4, dtype=DT)
     R[0, 0, 0], R[1, 1, 1] = 10.0, -1.0
-    img = deep.rgb_map(R, pct=100)
+    img = plotting.rgb_map(R, pct=100)
     assert img.shape == (4, 4, 3) and img[0, 0, 0] == 1.0 and img[2, 2, 2] == 0.5
     assert img[1, 1, 1] == pytest.approx(0.45)
-    assert np.allclose(deep.rgb_map(torch.zeros(3, 2, 2)), 0.5)
-    t = deep.table_text({"a": {"x": 0.12345, "y": (1.0, 0.5)}}, ["x", "y"])
-    assert "0.123" in t and "1.000 ± 0.500" in t
+    assert np.allclose(plotting.rgb_map(torch.zeros(3, 2, 2)), 0.5)
+    t = plotting.Table({"a": {"x": 0.12345, "y": (1.0, 0.5)}, "b<c": {"x": 2, "y": "n/a"}}, ["x", "y"])
+    assert "0.123" in str(t) and "1.000 ± 0.500" in str(t) and str(t).count("\n") == 2
+    html = t._repr_html_()
+    assert html.count("<tr>") == 3 and "<td>1.000 ± 0.500</td>" in html and "b&lt;c" in html
 
 
 def test_cascade_experiment_on_a_level_subset_matches_all_levels():
@@ -140,7 +143,6 @@ def test_table1_maps_alphabeta_has_its_bottom_process():
     w/o B as its "B" map. Now B = the engine's own output with bottom=True, for every method."""
     import torch
 
-    from nfr import deep
     from nfr.engine.attribute import attribute
     g = torch.Generator().manual_seed(3)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
@@ -151,7 +153,7 @@ def test_table1_maps_alphabeta_has_its_bottom_process():
     x = torch.rand(2, 3, 6, 6, generator=g, dtype=torch.float64)
     t = torch.tensor([1, 3])
     methods = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "alphabeta")
-    maps = deep.table1_maps(net, x, t, methods)
+    maps = table1.maps(net, x, t, methods)
     for m in methods:
         assert torch.allclose(maps[m]["B"], attribute(net, x, t, m, bottom=True), rtol=1e-12, atol=1e-14), m
         assert torch.allclose(maps[m]["w/o B"], attribute(net, x, t, m, bottom=False), rtol=1e-12, atol=1e-14), m

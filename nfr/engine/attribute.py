@@ -414,6 +414,41 @@ def _representatives(rule, layers, levels):
     return rep
 
 
+def _check_levels(levels) -> None:
+    """``levels`` of :func:`cascade`: None or a list (or 1D tensor) of ints."""
+    if levels is None:
+        return
+    if isinstance(levels, (numbers.Number, str, torch.Tensor)) and not (
+            isinstance(levels, torch.Tensor) and levels.dim() == 1):
+        raise NFRError(f"levels must be a list of ints, got {levels!r}")
+    for n in levels:
+        if isinstance(n, torch.Tensor) and n.dim() == 0 and not n.is_floating_point() \
+                and n.dtype != torch.bool:
+            continue
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise NFRError(f"levels must hold ints (cascade level N = number of top layers "
+                           f"using the rule), got {n!r}")
+
+
+def _level_below_cut(n: int, L: int, rule: str, out, xg, seed, sess, tapg: dict):
+    """r_0 of cascade level ``n`` (0 < n < L, or n = 0, or any n for "activation"): the raw
+    backward from the cut at layer L - n + 1, started from the relevance the rule chain left at
+    its taps (``tapg``); None where nothing reaches the input."""
+    if n == 0:
+        return torch.autograd.grad(out, xg, seed, retain_graph=True)[0]
+    if rule == "activation":
+        l = L - n
+        if l == 0:
+            return xg.detach().clone()
+        A = sess.output(l)
+        return torch.autograd.grad(A, xg, A.detach(), retain_graph=True, allow_unused=True)[0]
+    pairs = [(t, gt) for t, gt in tapg[L - n + 1] if gt is not None]
+    if not pairs:
+        return None
+    return torch.autograd.grad([t for t, _ in pairs], xg, [gt for _, gt in pairs],
+                               retain_graph=True, allow_unused=True)[0]
+
+
 def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=None, high=None,
             eps=0.0, alpha=1.0, beta=0.0, output=None, forward_kwargs=None):
     """Cascade substitution (the alignment paper's Definition 3, eq 19): ``[len(levels), *x.shape]``.
@@ -434,17 +469,7 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
     check_x(model, x)
     _check_alpha_beta(alpha, beta)
     x = x.detach()
-    if levels is not None:
-        if isinstance(levels, (numbers.Number, str, torch.Tensor)) and not (
-                isinstance(levels, torch.Tensor) and levels.dim() == 1):
-            raise NFRError(f"levels must be a list of ints, got {levels!r}")
-        for n in levels:
-            if isinstance(n, torch.Tensor) and n.dim() == 0 and not n.is_floating_point() \
-                    and n.dtype != torch.bool:
-                continue
-            if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-                raise NFRError(f"levels must hold ints (cascade level N = number of top layers "
-                               f"using the rule), got {n!r}")
+    _check_levels(levels)
     if rule == "dtd":
         low, high = _dtd_box(x, low, high)
     gm = canonical(model, taps=True, output=output, forward_kwargs=forward_kwargs)
@@ -471,13 +496,13 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
         with torch.enable_grad():
             out = _check_output(run_forward(gm, xg))
             seed = onehot(out, target, x.shape[0])
-            by_level = {}
+            by_level, tapg = {}, {}
             if rule != "activation" and any(0 < n for n in levels):
                 sess.set(full)
                 splits = sorted({L - n + 1 for n in levels if 0 < n < L})
                 inputs = [xg] + [t for k in splits for t in taps.get(k, [])]
                 g = torch.autograd.grad(out, inputs, seed, retain_graph=True, allow_unused=True)
-                tapg, i = {}, 1
+                i = 1
                 for k in splits:
                     ts = taps.get(k, [])
                     tapg[k] = list(zip(ts, g[i:i + len(ts)]))
@@ -486,27 +511,9 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
                     by_level[L] = g[0] if g[0] is not None else torch.zeros_like(x)
             sess.set(raw)
             for n in sorted(set(levels), reverse=True):
-                if n in by_level:
-                    continue
-                if n == 0:
-                    r = torch.autograd.grad(out, xg, seed, retain_graph=True)[0]
-                elif rule == "activation":
-                    l = L - n
-                    if l == 0:
-                        r = x.detach().clone()
-                    else:
-                        A = sess.output(l)
-                        r = torch.autograd.grad(A, xg, A.detach(), retain_graph=True,
-                                                allow_unused=True)[0]
-                else:
-                    pairs = [(t, gt) for t, gt in tapg[L - n + 1] if gt is not None]
-                    if not pairs:
-                        r = None
-                    else:
-                        r = torch.autograd.grad([t for t, _ in pairs], xg,
-                                                [gt for _, gt in pairs], retain_graph=True,
-                                                allow_unused=True)[0]
-                by_level[n] = r if r is not None else torch.zeros_like(x)
+                if n not in by_level:
+                    r = _level_below_cut(n, L, rule, out, xg, seed, sess, tapg)
+                    by_level[n] = r if r is not None else torch.zeros_like(x)
         for i, n in enumerate(asked):
             r = by_level[rep[n]].detach()
             if bottom and not (rule == "dtd" and n == L):

@@ -522,6 +522,78 @@ def _select_output(graph: fx.Graph, output, model_name: str):
         graph.erase_node(node)
 
 
+def _is_meta(node: fx.Node, ins: list, meta: set) -> bool:
+    """Shape arithmetic, size reads, asserts, and anything computed only from such nodes."""
+    op, tgt = node.op, node.target
+    return ((op == "call_method" and tgt in _SIZE_METHODS)
+            or (op == "call_function" and tgt is getattr and len(node.args) > 1
+                and node.args[1] in _SIZE_ATTRS)
+            or (op == "call_function" and tgt in _ASSERTS)
+            or (op in ("call_function", "call_method") and bool(ins) and all(i in meta for i in ins)))
+
+
+def _rewrite_module(graph: fx.Graph, node: fx.Node, mod: nn.Module, modules: dict, new_name) -> None:
+    """A ``call_module`` node: ReLU/ReLU6 -> Gate, Conv2d/Linear -> Weighted, BatchNorm merged
+    into the layer before it, pass-through modules kept; anything else is refused."""
+    if isinstance(mod, (nn.ReLU, nn.ReLU6)) or (
+            isinstance(mod, nn.Hardtanh) and mod.min_val == 0 and mod.max_val == 6):
+        name = new_name("gate", node.target)
+        modules[name] = Gate(None if isinstance(mod, nn.ReLU) else 6.0)
+        node.target = name
+    elif isinstance(mod, (nn.Conv2d, nn.Linear)):
+        if isinstance(mod, nn.Conv2d) and mod.weight.dim() != 4:
+            raise NFRError(f"unsupported {_describe(node, mod)}")
+        name = new_name("w", node.target)
+        modules[name] = _wrap_weight(mod, node)
+        node.target = name
+    elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        prev = node.args[0] if node.args else None
+        ok = (isinstance(prev, fx.Node) and prev.op == "call_module"
+              and isinstance(modules.get(prev.target), Weighted) and len(prev.users) == 1
+              and len(node.args) == 1 and not node.kwargs)
+        if not ok:
+            raise NFRError(f"BatchNorm at {_describe(node, mod)} does not directly follow a "
+                           "Conv2d/Linear (e.g. a pre-activation network); it cannot be "
+                           "merged exactly. Use a network with conv -> BN -> ReLU order")
+        modules[prev.target] = _merge_bn(modules[prev.target], mod, node)
+        node.replace_all_uses_with(prev)
+        graph.erase_node(node)
+    elif isinstance(mod, _PASS_MODULES):
+        modules[node.target] = mod
+    else:
+        raise NFRError(f"unsupported layer at {_describe(node, mod)}: it touches the data "
+                       f"in a way the rules do not define; {_advice(type(mod).__name__)}")
+
+
+def _rewrite_call(graph: fx.Graph, node: fx.Node, modules: dict, new_name) -> None:
+    """A ``call_function`` / ``call_method`` node: ReLU forms -> Gate, additions -> the add
+    module, pass-through operations kept; anything else is refused."""
+    tgt = node.target
+    if node.op == "call_function":
+        if tgt in _RELU_FUNCTIONS or tgt in _RELU6_FUNCTIONS or (
+                tgt is F.hardtanh and _const_hardtanh(node)):
+            name = new_name("gate", getattr(tgt, "__name__", "relu"))
+            modules[name] = Gate(None if tgt in _RELU_FUNCTIONS else 6.0)
+            _to_module(graph, node, name, node.args[:1])
+        elif tgt in _ADD_FUNCTIONS:
+            _add(graph, node, modules, new_name)
+        elif tgt in _PASS_FUNCTIONS or (tgt is F.pad and _zero_pad(node)):
+            pass
+        else:
+            nm = getattr(tgt, "__name__", str(tgt))
+            raise NFRError(f"unsupported operation at {_describe(node)}: it touches the data "
+                           f"in a way the rules do not define; {_advice(nm)}")
+    elif tgt in ("relu", "relu_"):
+        name = new_name("gate", tgt)
+        modules[name] = Gate(None)
+        _to_module(graph, node, name, node.args[:1])
+    elif tgt in ("add", "add_", "__add__", "__iadd__"):
+        _add(graph, node, modules, new_name)
+    elif tgt not in _PASS_METHODS:
+        raise NFRError(f"unsupported tensor method at {_describe(node)}: it touches the "
+                       f"data in a way the rules do not define; {_advice(str(tgt))}")
+
+
 def _build(model: nn.Module, modules: dict, output=None, forward_kwargs=None) -> fx.GraphModule:
     """Trace ``model`` and rewrite its graph; ``modules`` gets the new module table."""
     check_eval(model)
@@ -539,89 +611,22 @@ def _build(model: nn.Module, modules: dict, output=None, forward_kwargs=None) ->
         counter[kind] += 1
         return f"nfr_{kind}{counter[kind]}_{str(hint).replace('.', '_')}"
 
-    def inputs(node):
-        found = []
-        fx.node.map_arg((node.args, node.kwargs), found.append)
-        return found
-
     for node in list(graph.nodes):
         op = node.op
         if op == "placeholder":
             if node is not first:
                 meta.add(node)    # an argument fixed by concrete_args (forward_kwargs / default)
             continue
-        if op == "output":
-            continue
-        if op == "get_attr":
-            continue  # constants/parameters; only a problem if consumed by a data op (checked there)
-        tgt = node.target
-        ins = inputs(node)
-        if (op == "call_method" and tgt in _SIZE_METHODS) or (
-                op == "call_function" and tgt is getattr and len(node.args) > 1
-                and node.args[1] in _SIZE_ATTRS) or (
-                op == "call_function" and tgt in _ASSERTS) or (
-                op in ("call_function", "call_method") and ins and all(i in meta for i in ins)):
+        if op in ("output", "get_attr"):
+            continue  # constants/parameters: only a problem if consumed by a data op (checked there)
+        ins = []
+        fx.node.map_arg((node.args, node.kwargs), ins.append)
+        if _is_meta(node, ins, meta):
             meta.add(node)        # shape arithmetic: passes, whatever it computes
-            continue
-        if op == "call_module":
-            mod = old[node.target]
-            if isinstance(mod, (nn.ReLU, nn.ReLU6)) or (
-                    isinstance(mod, nn.Hardtanh) and mod.min_val == 0 and mod.max_val == 6):
-                name = new_name("gate", node.target)
-                modules[name] = Gate(None if isinstance(mod, nn.ReLU) else 6.0)
-                node.target = name
-            elif isinstance(mod, (nn.Conv2d, nn.Linear)):
-                if isinstance(mod, nn.Conv2d) and mod.weight.dim() != 4:
-                    raise NFRError(f"unsupported {_describe(node, mod)}")
-                name = new_name("w", node.target)
-                modules[name] = _wrap_weight(mod, node)
-                node.target = name
-            elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                prev = node.args[0] if node.args else None
-                ok = (isinstance(prev, fx.Node) and prev.op == "call_module"
-                      and isinstance(modules.get(prev.target), Weighted) and len(prev.users) == 1
-                      and len(node.args) == 1 and not node.kwargs)
-                if not ok:
-                    raise NFRError(f"BatchNorm at {_describe(node, mod)} does not directly follow a "
-                                   "Conv2d/Linear (e.g. a pre-activation network); it cannot be "
-                                   "merged exactly. Use a network with conv -> BN -> ReLU order")
-                modules[prev.target] = _merge_bn(modules[prev.target], mod, node)
-                node.replace_all_uses_with(prev)
-                graph.erase_node(node)
-            elif isinstance(mod, _PASS_MODULES):
-                modules[node.target] = mod
-            else:
-                raise NFRError(f"unsupported layer at {_describe(node, mod)}: it touches the data "
-                               f"in a way the rules do not define; {_advice(type(mod).__name__)}")
-            continue
-        if op == "call_function":
-            if tgt in _RELU_FUNCTIONS or tgt in _RELU6_FUNCTIONS or (
-                    tgt is F.hardtanh and _const_hardtanh(node)):
-                name = new_name("gate", getattr(tgt, "__name__", "relu"))
-                modules[name] = Gate(None if tgt in _RELU_FUNCTIONS else 6.0)
-                _to_module(graph, node, name, node.args[:1])
-            elif tgt in _ADD_FUNCTIONS:
-                _add(graph, node, modules, new_name)
-            elif tgt in _PASS_FUNCTIONS:
-                pass
-            elif tgt is F.pad and _zero_pad(node):
-                pass
-            else:
-                nm = getattr(tgt, "__name__", str(tgt))
-                raise NFRError(f"unsupported operation at {_describe(node)}: it touches the data "
-                               f"in a way the rules do not define; {_advice(nm)}")
-        elif op == "call_method":
-            if tgt in ("relu", "relu_"):
-                name = new_name("gate", tgt)
-                modules[name] = Gate(None)
-                _to_module(graph, node, name, node.args[:1])
-            elif tgt in ("add", "add_", "__add__", "__iadd__"):
-                _add(graph, node, modules, new_name)
-            elif tgt in _PASS_METHODS:
-                pass
-            else:
-                raise NFRError(f"unsupported tensor method at {_describe(node)}: it touches the "
-                               f"data in a way the rules do not define; {_advice(str(tgt))}")
+        elif op == "call_module":
+            _rewrite_module(graph, node, old[node.target], modules, new_name)
+        else:
+            _rewrite_call(graph, node, modules, new_name)
     graph.lint()
     return graph
 

@@ -206,18 +206,21 @@ class Config(B.RunConfig):
     stride: int = option(1, "convolution stride", minimum=1)
 
 
-@B.experiment("nie", "TR-GBP paper Sec. 3.2 / Fig 2: reconstruction theorem on random three-layer CNNs")
-def run(config: Config) -> B.Result:
-    device, seed, data = config.device, config.seed, config.data
-    if device not in ("cpu", "cuda"):
-        raise NFRError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
+KEYS = ("cos_x", "cos_E", "scale", "ratio_printed", "ratio_derived", "ratio_sd_pred", "ratio_E",
+        "border_centre", "pred_coverage", "pred_expectation", "residual_x", "residual_E",
+        "residual_E_pred")
+
+
+def _checked(config: Config) -> tuple:
+    """The validated grid: (size, filters, kernel, seeds, stride, c)."""
+    if config.device not in ("cpu", "cuda"):
+        raise NFRError(f"device must be 'cpu' or 'cuda', got {config.device!r}")
+    if config.device == "cuda" and not torch.cuda.is_available():
         raise NFRError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")
     size = int(config.size)
     filters = sorted({int(n) for n in config.filters})
     kernel = sorted({int(k) for k in config.kernel})
     seeds, stride, c = int(config.seeds), int(config.stride), float(config.c)
-    channels = config.channels
     if not filters or filters[0] < 1:
         raise NFRError(f"--filters must be positive integers, got {filters}")
     if seeds < 1 or stride < 1 or not c > 0:
@@ -226,65 +229,80 @@ def run(config: Config) -> B.Result:
         raise NFRError(f"filter sides {kernel} need 1 <= k and a centre beyond the border band of "
                        f"width k - 1 in a {size} x {size} image (2 (k - 1) < size); use a larger "
                        f"--size or smaller --kernel")
+    return size, filters, kernel, seeds, stride, c
+
+
+def _predictions(x: np.ndarray, N: int, k: int, c: float, stride: int) -> dict:
+    """What the theory predicts for image ``x`` with N filters of side k: the expectation E, the
+    interior mask, the constants (printed and derived), the predicted spread and border ratios."""
+    cin = x.shape[0]
+    p = cin * k * k
+    shape = x.shape if cin > 1 else x.shape[1:]
+    x2 = x.reshape(shape)
+    nrm = np.linalg.norm(ref.patches(x2, k, stride), axis=0)
+    E = ref.expected_gbp(x2, k, N, c=c, stride=stride).reshape(x.shape)
+    cov = ref.coverage(shape, k, stride).reshape(x.shape)
+    full = cov == cov.max()
+    kmax = float(cov.max())
+    sx = float((x[full] ** 2).sum())
+    # effective patch norm: the C0 for which c^2 p N / (2 pi C0) is the least-squares
+    # factor of E s on x over the interior (= the common norm when all patches share it)
+    sE = float((E[full] * x[full]).sum() / sx) if sx > 0 else float("nan")
+    C0 = ref.derived_constant(c, p, N, 1.0) / sE if sE > 0 else float("nan")
+    pc, dc = ref.paper_constant(c, p, N, C0), ref.derived_constant(c, p, N, C0)
+    cst = dict(C0=C0, C0_mean=float(nrm.mean()), C0_min=float(nrm.min()), C0_max=float(nrm.max()),
+               constant_printed=pc, constant_derived=dc,
+               cos_Ex=float((E * x).sum() / (np.linalg.norm(E) * np.linalg.norm(x))))
+    sd = math.sqrt((math.pi * C0 * math.sqrt(kmax) / (p * math.sqrt(N * sx))) ** 2
+                   + _norm_var(p) / N) if sx > 0 else float("nan")
+    return dict(p=p, E=E, full=full, sx=sx, pc=pc, dc=dc, cst=cst, sd=sd,
+                noise_pred=ref.noise_prediction(x2, k, stride) / math.sqrt(N),
+                pred_cov=border_centre_ratio(cov, k - 1), pred_E=border_centre_ratio(E, k - 1))
+
+
+def _measure(acc: dict, s: np.ndarray, x: np.ndarray, pr: dict, k: int) -> None:
+    """Append one draw's measures (map ``s`` of image ``x``, predictions ``pr``) to ``acc``."""
+    E, full, sx = pr["E"], pr["full"], pr["sx"]
+    scale = float((s[full] * x[full]).sum() / sx) if sx > 0 else float("nan")
+    ns = np.linalg.norm(s)
+    acc["cos_x"].append(float((s * x).sum() / (ns * np.linalg.norm(x))) if ns else float("nan"))
+    acc["cos_E"].append(float((s * E).sum() / (ns * np.linalg.norm(E))) if ns else float("nan"))
+    acc["scale"].append(scale)
+    acc["ratio_printed"].append(scale / pr["pc"])
+    acc["ratio_derived"].append(scale / pr["dc"])
+    acc["ratio_sd_pred"].append(pr["sd"])
+    acc["ratio_E"].append(float((s * E).sum() / (E * E).sum()))
+    acc["border_centre"].append(border_centre_ratio(s, k - 1))
+    acc["pred_coverage"].append(pr["pred_cov"])
+    acc["pred_expectation"].append(pr["pred_E"])
+    acc["residual_x"].append(float(np.linalg.norm(s / scale - x) / np.linalg.norm(x))
+                             if scale else float("nan"))
+    acc["residual_E"].append(float(np.linalg.norm(s - E) / np.linalg.norm(E)))
+    acc["residual_E_pred"].append(pr["noise_pred"])
+
+
+@B.experiment("nie", "TR-GBP paper Sec. 3.2 / Fig 2: reconstruction theorem on random three-layer CNNs")
+def run(config: Config) -> B.Result:
+    size, filters, kernel, seeds, stride, c = _checked(config)
+    seed, data, channels = config.seed, config.data, config.channels
     xs, names = nie_images(data, config.n_images or None, size, channels, seed)
-    dev = torch.device(device)
-    keys = ("cos_x", "cos_E", "scale", "ratio_printed", "ratio_derived", "ratio_sd_pred", "ratio_E",
-            "border_centre", "pred_coverage", "pred_expectation", "residual_x", "residual_E",
-            "residual_E_pred")
+    dev = torch.device(config.device)
     settings, example = [], None
     grid = [(N, k) for k in kernel for N in filters]
     for N, k in tqdm(grid, desc="nie (N, k)", disable=config.quiet, leave=False):
-        acc = {key: [] for key in keys}
+        acc = {key: [] for key in KEYS}
         consts = {}
         for ii, x in enumerate(xs):
-            cin = x.shape[0]
-            p = cin * k * k
-            shape = x.shape if cin > 1 else x.shape[1:]
-            x2 = x.reshape(shape)
-            nrm = np.linalg.norm(ref.patches(x2, k, stride), axis=0)
-            E = ref.expected_gbp(x2, k, N, c=c, stride=stride).reshape(x.shape)
-            cov = ref.coverage(shape, k, stride).reshape(x.shape)
-            full = cov == cov.max()
-            kmax = float(cov.max())
-            sx = float((x[full] ** 2).sum())
-            # effective patch norm: the C0 for which c^2 p N / (2 pi C0) is the least-squares
-            # factor of E s on x over the interior (= the common norm when all patches share it)
-            sE = float((E[full] * x[full]).sum() / sx) if sx > 0 else float("nan")
-            C0 = ref.derived_constant(c, p, N, 1.0) / sE if sE > 0 else float("nan")
-            pc, dc = ref.paper_constant(c, p, N, C0), ref.derived_constant(c, p, N, C0)
-            cst = dict(C0=C0, C0_mean=float(nrm.mean()),
-                       C0_min=float(nrm.min()), C0_max=float(nrm.max()),
-                       constant_printed=pc, constant_derived=dc,
-                       cos_Ex=float((E * x).sum() / (np.linalg.norm(E) * np.linalg.norm(x))))
-            consts["p"] = p
-            for key, v in cst.items():
+            pr = _predictions(x, N, k, c, stride)
+            consts["p"] = pr["p"]
+            for key, v in pr["cst"].items():
                 consts.setdefault(key, []).append(v)
-            sd = math.sqrt((math.pi * C0 * math.sqrt(kmax) / (p * math.sqrt(N * sx))) ** 2
-                           + _norm_var(p) / N) if sx > 0 else float("nan")
-            noise_pred = ref.noise_prediction(x2, k, stride) / math.sqrt(N)
-            pred_cov = border_centre_ratio(cov, k - 1)
-            pred_E = border_centre_ratio(E, k - 1)
             xt = torch.from_numpy(x).to(dev)
             for si in range(seeds):
                 s = draw_gbp(xt, N, k, c, stride, _seed_for(seed, ii, si, N, k)).cpu().numpy()
-                scale = float((s[full] * x[full]).sum() / sx) if sx > 0 else float("nan")
-                ns = np.linalg.norm(s)
-                acc["cos_x"].append(float((s * x).sum() / (ns * np.linalg.norm(x))) if ns else float("nan"))
-                acc["cos_E"].append(float((s * E).sum() / (ns * np.linalg.norm(E))) if ns else float("nan"))
-                acc["scale"].append(scale)
-                acc["ratio_printed"].append(scale / pc)
-                acc["ratio_derived"].append(scale / dc)
-                acc["ratio_sd_pred"].append(sd)
-                acc["ratio_E"].append(float((s * E).sum() / (E * E).sum()))
-                acc["border_centre"].append(border_centre_ratio(s, k - 1))
-                acc["pred_coverage"].append(pred_cov)
-                acc["pred_expectation"].append(pred_E)
-                acc["residual_x"].append(float(np.linalg.norm(s / scale - x) / np.linalg.norm(x))
-                                         if scale else float("nan"))
-                acc["residual_E"].append(float(np.linalg.norm(s - E) / np.linalg.norm(E)))
-                acc["residual_E_pred"].append(noise_pred)
+                _measure(acc, s, x, pr, k)
                 if example is None or (k == kernel[0] and N == filters[-1] and ii == 0 and si == 0):
-                    example = dict(N=N, k=k, x=x, s=s, E=E)
+                    example = dict(N=N, k=k, x=x, s=s, E=pr["E"])
         settings.append(dict(N=N, k=k, **consts, **{key: B.stats(v) for key, v in acc.items()}))
 
     def mean(N, k, key):
@@ -300,7 +318,7 @@ def run(config: Config) -> B.Result:
                        for k in kernel})
     cfg = dict(data=str(data), n_images=len(xs), inputs=names, size=size, channels=channels, c=c,
                stride=stride, filters=filters, kernel=kernel, seeds=seeds, seed=int(seed),
-               device=device, Z=1.0)
+               device=config.device, Z=1.0)
     result = dict(experiment="nie", config=cfg, settings=settings, t4=t4)
     return B.Result(result, arrays=dict(example=example))
 

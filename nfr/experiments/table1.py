@@ -11,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nfr.distributed import gather
-from nfr.engine.attribute import alignment, attribute
+from nfr.engine.attribute import alignment, attribute, bottom_process
+from nfr.errors import NFRError
 from nfr.experiments import base as B
 from nfr.experiments.base import option
 from nfr.setup import load_setup
 
 RULES = ("grad_x_input", "gbp", "rectgrad", "zplus", "dtd", "activation")
+#: the columns of Table I of Zheng et al. (the raw gradient as the control)
+METHODS = ("grad",) + RULES
 
 
 @dataclass
@@ -36,24 +39,49 @@ def run(config: Config) -> B.Result:
     show = {r: {} for r in rules}
     k = min(config.n_show, len(s.x))
     for sl in B.batches(s, config.batch_size, not config.quiet, "table1", shard=True):
+        M = maps(s.model, s.x[sl], s.target[sl], rules, layer=layer, low=s.low, high=s.high)
         for r in rules:
-            for b in (True, False):
-                kw = dict(bottom=b)
-                if r == "activation":
-                    kw["layer"] = layer
-                if r == "dtd":
-                    kw.update(low=s.low, high=s.high)
-                R = attribute(s.model, s.x[sl], s.target[sl], r, **kw)
-                key = "with_bottom" if b else "without_bottom"
-                al[r][key] += alignment(R, s.x[sl]).tolist()
+            for key, b in (("with_bottom", "B"), ("without_bottom", "w/o B")):
+                R = M[r][b]
+                al[r][key] += alignment(R, s.x[sl].cpu()).tolist()
                 for i in range(sl.start, min(sl.stop, k)):
-                    show[r].setdefault(key, []).append(R[i - sl.start].cpu())
+                    show[r].setdefault(key, []).append(R[i - sl.start])
     al = {r: {key: gather(v) for key, v in d.items()} for r, d in al.items()}
     show = {r: {key: gather(show[r].get(key, [])) for key in d} for r, d in al.items()}
     res = dict(experiment="table1", config=dict(s.config, rules=rules, activation_layer=layer, L=L),
                methods=rules, labels={r: B.LABELS[r] for r in rules},
                alignment={r: {key: B.stats(v) for key, v in d.items()} for r, d in al.items()})
     return B.Result(res, arrays=dict(raw=s.raw[:k], show=show))
+
+
+def maps(model, x, target, methods=METHODS, *, layer=None, low=None, high=None):
+    """Every method's map with ("B") and without ("w/o B") the bottom process (Table I of Zheng et al.).
+
+    Returns ``{method: {"B": R, "w/o B": r}}`` (CPU tensors shaped like ``x``). The map w/o B is
+    ``attribute(..., bottom=False)``: r_0 for grad, grad_x_input, gbp, rectgrad and
+    activation, c_0 for zplus and alphabeta, and for dtd c_1 passed through layer 1 by the raw
+    gradient. The map with B is the method's ordinary output, the engine's own
+    :func:`nfr.engine.attribute.bottom_process` applied to the map w/o B (x * c_0 for zplus and
+    alphabeta, relu(x * r_0) for rectgrad, ...); dtd's bottom process is the z^B rule at layer 1
+    (box [``low``, ``high``]), the one method that needs a second backward pass. ``layer`` is the
+    start layer of ``activation`` (1..L).
+    """
+    out = {}
+    for m in methods:
+        kw = {}
+        if m == "activation":
+            if layer is None:
+                raise NFRError("table1.maps: method 'activation' needs layer= (1..L)")
+            kw["layer"] = int(layer)
+        if m == "dtd":
+            kw.update(low=low, high=high)
+        r0 = attribute(model, x, target, m, bottom=False, **kw)
+        if m == "dtd":
+            R = attribute(model, x, target, m, bottom=True, **kw)
+        else:
+            R = bottom_process(m, x, r0)
+        out[m] = {"B": R.detach().cpu(), "w/o B": r0.detach().cpu()}
+    return out
 
 
 def figures(result: B.Result) -> dict:

@@ -7,10 +7,10 @@ import cycles between modules, imports that run back up the layers, imports of a
 Layers, top to bottom (a module may import only from its own layer or below; see
 ``tests/test_architecture.py``)::
 
-    cli, tools, bench, claims, evidence, deep, theories   the command line, the book's helpers, evidence runs
+    cli, tools, bench, claims, evidence          the command line, the book's ledger, evidence runs
     experiments                                  one module per experiment
     setup, train                                 model + data loading; training
-    kis, predictable, trgbp, baselines, failure, backdoors     methods and their measures
+    kis, predictable, trgbp, baselines, failure, backdoors, spectrum   methods and their measures
     metrics, data, models, interop, distributed  measures, data, models, other libraries
     engine                                       the torch engine
     reference, plotting                          the NumPy specification; drawing
@@ -32,10 +32,10 @@ LAYERS = {
     "reference": 2, "plotting": 2,
     "engine": 3,
     "metrics": 4, "data": 4, "models": 4, "interop": 4, "distributed": 4, "resources": 4,
-    "kis": 5, "predictable": 5, "trgbp": 5, "baselines": 5, "failure": 5, "backdoors": 5,
+    "kis": 5, "predictable": 5, "trgbp": 5, "baselines": 5, "failure": 5, "backdoors": 5, "spectrum": 5,
     "setup": 6, "train": 6,
     "experiments": 7,
-    "cli": 8, "tools": 8, "bench": 8, "claims": 8, "evidence": 8, "deep": 8, "theories": 8,
+    "cli": 8, "tools": 8, "bench": 8, "claims": 8, "evidence": 8,
     "__main__": 9, "__init__": 9,
 }
 
@@ -46,6 +46,7 @@ class ImportGraph:
     private: list = field(default_factory=list)        # (module, line, imported module, name):
     # a _private name of another module, or anything of a _private module
     functions: list = field(default_factory=list)      # (lines, module, qualified name)
+    code: list = field(default_factory=list)           # (lines without the docstring, module, name)
 
     @property
     def modules(self):
@@ -180,8 +181,17 @@ def scan(root: Path = PACKAGE) -> ImportGraph:
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = (node.end_lineno or node.lineno) - node.lineno + 1
                 g.functions.append((n, mod, node.name))
+                g.code.append((n - _docstring_lines(node), mod, node.name))
     g.functions.sort(reverse=True)
+    g.code.sort(reverse=True)
     return g
+
+
+def _docstring_lines(node) -> int:
+    first = node.body[0] if node.body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        return (first.end_lineno or first.lineno) - first.lineno + 1
+    return 0
 
 
 def report(g: ImportGraph | None = None) -> dict:
@@ -193,6 +203,7 @@ def report(g: ImportGraph | None = None) -> dict:
         "private_imports": len(g.private),
         "imports_inside_functions": len(g.local_imports()),
         "largest_functions": [f"{m}.{f} ({n} lines)" for n, m, f in g.functions[:5]],
+        "largest_function_bodies": [f"{m}.{f} ({n} lines without its docstring)" for n, m, f in g.code[:5]],
     }
 
 
@@ -209,6 +220,7 @@ def main(argv=None) -> int:
         print(f"  {m}:{line} {t}.{name}")
     print(f"nfr imports inside functions: {r['imports_inside_functions']}")
     print("largest functions: " + "; ".join(r["largest_functions"]))
+    print("largest function bodies: " + "; ".join(r["largest_function_bodies"]))
     return 0
 
 
