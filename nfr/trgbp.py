@@ -27,7 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nfr.engine.attribute import attribute, check_x, run_forward, onehot, Session, composite_for
+from nfr.engine.attribute import attribute, check_x, onehot, run_forward
+from nfr.engine.composites import Session, composite_for
 from nfr.engine.canonize import canonical
 from nfr.engine.weights import he_std, randomize, weight_layers
 from nfr.errors import NFRError

@@ -274,7 +274,7 @@ def test_cascade_levels_equal_composites():
     for rule in ("gbp", "rectgrad", "zplus", "dtd"):
         C = nfr.cascade(model, x, 2, rule, low=-3.0, high=3.0)
         assert C.shape == (L + 1, 2, 3, 8, 8)
-        from nfr.engine.attribute import composite_for
+        from nfr.engine.composites import composite_for
         for n in range(L + 1):
             comp = composite_for(rule, L, bottom=False, upto=n)
             want = nfr.attribute(model, x, 2, "grad", bottom=False, composite=comp)
@@ -320,7 +320,7 @@ def _resnet_like():
 
 
 def test_cascade_on_residual_net_equals_composites():
-    from nfr.engine.attribute import composite_for
+    from nfr.engine.composites import composite_for
     model = _resnet_like()
     x = torch.randn(2, 3, 6, 6, generator=_gen(22), dtype=DT)
     L = 6

@@ -3,7 +3,8 @@
 Notation of Zheng, Sang and Xu, "Unifying Perplexing Behaviors in Modified BP Attributions
 through Alignment Perspective" (the alignment paper; Section III-A) and the project conventions: L weight layers, A_0 = x,
 Z_l = W_l^T A_{l-1} + b_l, A_l = relu(Z_l), M_l = diag(1(Z_l > 0)), f = Z_L, r_L = e_k and
-r_{l-1} = F_l(W_l M_l) r_l. What each rule returns is Table I of Zheng et al. (see :func:`attribute`).
+r_{l-1} = F_l(W_l M_l) r_l. What each rule returns is Table I of Zheng et al. (see :func:`attribute`). Which layer rule every layer uses (a composite) and how
+it is installed on the graph: :mod:`nfr.engine.composites`.
 
 Every call works on a private canonical copy of the model's graph (:mod:`nfr.engine.canonize`)
 that shares the caller's parameters read-only: the caller's model is never modified (no hooks are
@@ -17,11 +18,11 @@ import re
 import torch
 import torch.nn as nn
 
-from nfr.engine.canonize import Gate, Tap, Weighted, canonical, check_eval
-from nfr.engine.rules import RuleState
+from nfr.engine.canonize import Tap, canonical, check_eval
+from nfr.engine.composites import Session, bottom_process, composite_for
 from nfr.errors import NFRError
 
-__all__ = ["attribute", "cascade", "alignment", "bottom_process", "RULES", "CASCADE_RULES", "composite_for"]
+__all__ = ["attribute", "cascade", "alignment", "RULES", "CASCADE_RULES"]
 
 RULES = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "alphabeta", "dtd", "activation",
          "activation_max", "activation_min")
@@ -159,84 +160,6 @@ def _dtd_box(x, low, high):
         raise NFRError(f"the DTD box has low > high at {int(bad.sum())} entries; the z^B rule "
                        "needs low <= high (low <= x <= high for a meaningful map)")
     return lo, hi
-
-
-# ----------------------------------------------------------------------------- composites
-def composite_for(rule: str, L: int, *, bottom: bool = True, upto: int | None = None,
-                  below: str = "grad") -> dict:
-    """Map layer index l = 1..L to a layer rule ("grad", "gbp", "rectgrad", "zplus", "alphabeta",
-    "zbox").
-
-    ``rule`` applies to layers l > L - ``upto`` (``upto=None``: all L layers), the raw gradient
-    below: this is cascade substitution (Definition 3, eq 19) at level N = ``upto``. For "dtd"
-    layer 1 is "zbox" (``bottom=True``) or the raw gradient (``bottom=False``, "R w/o B").
-    For the activation rules the layers at and below the start layer use ``below``.
-    """
-    base = {"grad": "grad", "grad_x_input": "grad", "gbp": "gbp", "rectgrad": "rectgrad",
-            "zplus": "zplus", "alphabeta": "alphabeta", "dtd": "zplus", "activation": below, "activation_max": below,
-            "activation_min": below}[rule]
-    n = L if upto is None else upto
-    comp = {l: (base if l > L - n else "grad") for l in range(1, L + 1)}
-    if rule == "dtd" and n >= L:
-        comp[1] = "zbox" if bottom else "grad"
-    return comp
-
-
-class Session:
-    """Install RuleStates on a canonical GraphModule; ``close()`` removes them (in finally)."""
-
-    def __init__(self, gm, comps, *, q, eps, low, high, keep=(), alpha=1.0, beta=0.0):
-        self.gm = gm
-        self.layers = gm.nfr_layers
-        self.gates, self.weights = {}, {}
-        modes = {l.index: {c[l.index] for c in comps} for l in self.layers}
-        for lay in self.layers:
-            used = modes[lay.index]
-            w = gm.get_submodule(lay.weight)
-            st = RuleState(custom=bool(used & {"zplus", "alphabeta", "zbox"}), q=q, eps=eps,
-                           low=low, high=high, gated=bool(lay.gates), keep=lay.index in keep and
-                           not lay.gates, extra={"alpha": alpha, "beta": beta})
-            w.nfr_state = st
-            self.weights[lay.index] = st
-            gs = []
-            for i, gname in enumerate(lay.gates):
-                gst = RuleState(custom=bool(used & {"gbp", "rectgrad"}), q=q,
-                                keep=(i == 0 and lay.index in keep))
-                gm.get_submodule(gname).nfr_state = gst
-                gs.append(gst)
-            self.gates[lay.index] = gs
-        # gates before the first layer (index 0) get a plain state too (raw gradient)
-        for m in gm.modules():
-            if isinstance(m, Gate) and m.nfr_state is None:
-                m.nfr_state = RuleState()
-
-    def set(self, comp):
-        for l, st in self.weights.items():
-            r = comp[l]
-            st.mode = r if r in ("zplus", "alphabeta", "zbox") else "grad"
-            for g in self.gates[l]:
-                g.mode = r if r in ("gbp", "rectgrad") else "grad"
-
-    def output(self, l):
-        st = self.gates[l][0] if self.gates[l] else self.weights[l]
-        return st.output
-
-    def close(self):
-        for m in self.gm.modules():
-            if isinstance(m, (Gate, Weighted, Tap)):
-                m.nfr_state = None
-
-
-def bottom_process(rule, x, r):
-    """The bottom process B of ``rule`` applied to its map w/o B ``r`` (r_0, or c_0 for the LRP
-    rules): x * r for grad_x_input, zplus, alphabeta (and dtd's raw-gradient form); relu(x * r)
-    for rectgrad; r itself for grad, gbp and activation. (dtd's own bottom process is the z^B rule
-    at layer 1, which :func:`attribute` runs with ``bottom=True``.)"""
-    if rule in ("grad_x_input", "zplus", "alphabeta", "dtd"):
-        return x * r
-    if rule == "rectgrad":
-        return torch.relu(x * r)
-    return r
 
 
 def _restrict(A, which, frac):

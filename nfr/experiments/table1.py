@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nfr.distributed import gather
-from nfr.engine.attribute import alignment, attribute, bottom_process
+from nfr.engine.attribute import alignment, attribute
+from nfr.engine.composites import bottom_process
 from nfr.errors import NFRError
 from nfr.experiments import base as B
 from nfr.experiments.base import option
@@ -61,7 +62,7 @@ def maps(model, x, target, methods=METHODS, *, layer=None, low=None, high=None):
     ``attribute(..., bottom=False)``: r_0 for grad, grad_x_input, gbp, rectgrad and
     activation, c_0 for zplus and alphabeta, and for dtd c_1 passed through layer 1 by the raw
     gradient. The map with B is the method's ordinary output, the engine's own
-    :func:`nfr.engine.attribute.bottom_process` applied to the map w/o B (x * c_0 for zplus and
+    :func:`nfr.engine.composites.bottom_process` applied to the map w/o B (x * c_0 for zplus and
     alphabeta, relu(x * r_0) for rectgrad, ...); dtd's bottom process is the z^B rule at layer 1
     (box [``low``, ``high``]), the one method that needs a second backward pass. ``layer`` is the
     start layer of ``activation`` (1..L).

@@ -1,0 +1,94 @@
+"""Composites: which layer rule each weight layer l = 1..L uses, and how a composite is installed.
+
+A rule of :func:`nfr.engine.attribute.attribute` ("gbp", "dtd", ...) is a *composite* of layer
+rules ("grad", "gbp", "rectgrad", "zplus", "alphabeta", "zbox"), one per weight layer
+(:func:`composite_for`; cascade substitution is a composite with the raw gradient below a cut).
+:class:`Session` installs the rule states of one or more composites on a canonical graph
+(:mod:`nfr.engine.canonize`) and removes them again; :func:`bottom_process` is the step B that
+turns a map w/o B into the method's map (Table I of Zheng et al.).
+"""
+from __future__ import annotations
+
+import torch
+
+from nfr.engine.canonize import Gate, Tap, Weighted
+from nfr.engine.rules import RuleState
+
+__all__ = ["composite_for", "Session", "bottom_process"]
+
+
+def composite_for(rule: str, L: int, *, bottom: bool = True, upto: int | None = None,
+                  below: str = "grad") -> dict:
+    """Map layer index l = 1..L to a layer rule ("grad", "gbp", "rectgrad", "zplus", "alphabeta",
+    "zbox").
+
+    ``rule`` applies to layers l > L - ``upto`` (``upto=None``: all L layers), the raw gradient
+    below: this is cascade substitution (Definition 3, eq 19) at level N = ``upto``. For "dtd"
+    layer 1 is "zbox" (``bottom=True``) or the raw gradient (``bottom=False``, "R w/o B").
+    For the activation rules the layers at and below the start layer use ``below``.
+    """
+    base = {"grad": "grad", "grad_x_input": "grad", "gbp": "gbp", "rectgrad": "rectgrad",
+            "zplus": "zplus", "alphabeta": "alphabeta", "dtd": "zplus", "activation": below, "activation_max": below,
+            "activation_min": below}[rule]
+    n = L if upto is None else upto
+    comp = {l: (base if l > L - n else "grad") for l in range(1, L + 1)}
+    if rule == "dtd" and n >= L:
+        comp[1] = "zbox" if bottom else "grad"
+    return comp
+
+
+class Session:
+    """Install RuleStates on a canonical GraphModule; ``close()`` removes them (in finally)."""
+
+    def __init__(self, gm, comps, *, q, eps, low, high, keep=(), alpha=1.0, beta=0.0):
+        self.gm = gm
+        self.layers = gm.nfr_layers
+        self.gates, self.weights = {}, {}
+        modes = {l.index: {c[l.index] for c in comps} for l in self.layers}
+        for lay in self.layers:
+            used = modes[lay.index]
+            w = gm.get_submodule(lay.weight)
+            st = RuleState(custom=bool(used & {"zplus", "alphabeta", "zbox"}), q=q, eps=eps,
+                           low=low, high=high, gated=bool(lay.gates), keep=lay.index in keep and
+                           not lay.gates, extra={"alpha": alpha, "beta": beta})
+            w.nfr_state = st
+            self.weights[lay.index] = st
+            gs = []
+            for i, gname in enumerate(lay.gates):
+                gst = RuleState(custom=bool(used & {"gbp", "rectgrad"}), q=q,
+                                keep=(i == 0 and lay.index in keep))
+                gm.get_submodule(gname).nfr_state = gst
+                gs.append(gst)
+            self.gates[lay.index] = gs
+        # gates before the first layer (index 0) get a plain state too (raw gradient)
+        for m in gm.modules():
+            if isinstance(m, Gate) and m.nfr_state is None:
+                m.nfr_state = RuleState()
+
+    def set(self, comp):
+        for l, st in self.weights.items():
+            r = comp[l]
+            st.mode = r if r in ("zplus", "alphabeta", "zbox") else "grad"
+            for g in self.gates[l]:
+                g.mode = r if r in ("gbp", "rectgrad") else "grad"
+
+    def output(self, l):
+        st = self.gates[l][0] if self.gates[l] else self.weights[l]
+        return st.output
+
+    def close(self):
+        for m in self.gm.modules():
+            if isinstance(m, (Gate, Weighted, Tap)):
+                m.nfr_state = None
+
+
+def bottom_process(rule, x, r):
+    """The bottom process B of ``rule`` applied to its map w/o B ``r`` (r_0, or c_0 for the LRP
+    rules): x * r for grad_x_input, zplus, alphabeta (and dtd's raw-gradient form); relu(x * r)
+    for rectgrad; r itself for grad, gbp and activation. (dtd's own bottom process is the z^B rule
+    at layer 1, which :func:`attribute` runs with ``bottom=True``.)"""
+    if rule in ("grad_x_input", "zplus", "alphabeta", "dtd"):
+        return x * r
+    if rule == "rectgrad":
+        return torch.relu(x * r)
+    return r
