@@ -86,7 +86,7 @@ def bottom_process(rule, x, r):
     """The bottom process B of ``rule`` applied to its map w/o B ``r`` (r_0, or c_0 for the LRP
     rules): x * r for grad_x_input, zplus, alphabeta (and dtd's raw-gradient form); relu(x * r)
     for rectgrad; r itself for grad, gbp and activation. (dtd's own bottom process is the z^B rule
-    at layer 1, which :func:`attribute` runs with ``bottom=True``.)"""
+    at layer 1, which :func:`nfr.engine.attribute.attribute` runs with ``bottom=True``.)"""
     if rule in ("grad_x_input", "zplus", "alphabeta", "dtd"):
         return x * r
     if rule == "rectgrad":
