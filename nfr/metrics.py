@@ -246,15 +246,13 @@ def colour_fidelity(R, x) -> dict:
 def map_cosine(a, b) -> np.ndarray:
     """Cosine <a_i, b_i> / (||a_i|| ||b_i||) per sample i over all non-batch axes (0 if a norm is 0).
 
-    With b = x this is the input alignment alpha of Definition 1 (``nfr.alignment``), in float64.
+    With b = x this is the input alignment alpha of Definition 1 (``nfr.alignment``), in float64
+    (the computation of :func:`colour_fidelity`'s cosines).
     """
     A, B = _np(a), _np(b)
     if A.shape != B.shape:
         raise NFRError(f"map_cosine: shapes differ, {A.shape} and {B.shape}")
-    A, B = A.reshape(len(A), -1), B.reshape(len(B), -1)
-    den = np.linalg.norm(A, axis=1) * np.linalg.norm(B, axis=1)
-    num = (A * B).sum(1)
-    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return _cosines(A, B)
 
 
 def _ssim_batch(a, b) -> np.ndarray:

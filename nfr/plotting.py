@@ -28,15 +28,14 @@ def _arr(a) -> np.ndarray:
 
 def to_image(x) -> np.ndarray:
     """An image (3, H, W) with values in [0, 1] (tensor or array) as an (H, W, 3) float array."""
-    a = np.asarray(x.detach().cpu().double() if hasattr(x, "detach") else x, dtype=float)
-    return a.clip(0, 1).transpose(1, 2, 0)
+    return _arr(x).clip(0, 1).transpose(1, 2, 0)
 
 
 def rgb_map(R, pct: float = 100.0) -> np.ndarray:
     """A signed (3, H, W) map as an (H, W, 3) RGB image: 0 is grey, R / (2 v) + 1/2 clipped to
     [0, 1], with v the ``pct`` percentile of |R| (100: the maximum, as Zheng et al. show maps; a lower
     ``pct`` keeps a few large values of a sparse map from hiding the rest). Accepts a tensor."""
-    a = np.asarray(R.detach().cpu().double() if hasattr(R, "detach") else R, dtype=float)
+    a = _arr(R)
     v = float(np.percentile(np.abs(a), pct)) or float(np.abs(a).max()) or 1.0
     return np.clip(a / (2 * v) + 0.5, 0, 1).transpose(1, 2, 0)
 
@@ -278,7 +277,7 @@ def map_grid(rows: dict, *, size: float = 1.7):
 
 
 def rank_panels(spec_v: dict, spec_c: dict, LV: int, LC: int):
-    """Fig (ch. 7): effective rank and minority-sign fraction along depth (:func:`nfr.profiles.relevance_spectrum` outputs)."""
+    """Fig (ch. 7): effective rank and minority-sign fraction along depth (:func:`nfr.spectrum.relevance_spectrum` outputs)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(11, 2.9))
     for r, v in spec_v.items():
@@ -307,7 +306,7 @@ def removal_bars(rem: dict, rules, k: int = 3):
             st = [rr[key][r] if key == "original" else rr[key][str(k)][r] for r in rules]
             ax.bar(xs + (i - 1) * 0.27, [v["mean"] for v in st], 0.27, yerr=[v["std"] for v in st],
                    capsize=2, label=lab)
-        ax.set_xticks(xs, [{"gbp": "GBP", "rectgrad": "RectGrad", "zplus": "LRP(z+)"}.get(r, r) for r in rules])
+        ax.set_xticks(xs, [LABELS.get(r, r) for r in rules])
         ax.set_title(name, fontsize=9)
     axes[0, 0].set_ylabel(r"alignment $\alpha(r_0, x)$")
     axes[0, 0].legend(fontsize=7)
