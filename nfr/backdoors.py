@@ -65,7 +65,23 @@ def _n_poison(n: int, rate: float) -> int:
 
 
 class Attack:
-    """Base class: an all-to-one backdoor with target class ``target`` and poisoning ``rate``."""
+    """Base class: an all-to-one backdoor with target class ``target`` and poisoning ``rate``.
+
+    Parameters
+    ----------
+    target : int
+        The target class. Default 0.
+    rate : float
+        Fraction of each training batch that is poisoned, in [0, 1]. Default 0.1.
+    seed : int
+        Seed of the attack's own random draws when no generator is given (and of a subclass's
+        fixed trigger). Default 0.
+
+    Raises
+    ------
+    NFRError
+        If ``rate`` is not in [0, 1].
+    """
 
     name = "none"
 
@@ -83,7 +99,22 @@ class Attack:
 
     # -- shared ------------------------------------------------------------------------------
     def poison(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None):
-        """Trigger on the first round(rate * N) images and label ``target`` there; the rest unchanged."""
+        """Trigger on the first round(rate * N) images and label ``target`` there; the rest unchanged.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Raw images (N, 3, H, W) in [0, 1].
+        y : torch.Tensor
+            (N,) labels.
+        generator : torch.Generator, optional
+            Passed to ``apply``.
+
+        Returns
+        -------
+        x, y : torch.Tensor
+            The poisoned batch (the inputs themselves when round(rate * N) is 0).
+        """
         n = _n_poison(len(x), self.rate)
         if n == 0:
             return x, y
@@ -92,16 +123,51 @@ class Attack:
         return xp, yp
 
     def training_batch(self, x, y, generator=None):
-        """(x', y', aux_loss) for one training step; by default ``poison`` and no extra loss."""
+        """(x', y', aux_loss) for one training step; by default ``poison`` and no extra loss.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Raw images (N, 3, H, W) in [0, 1].
+        y : torch.Tensor
+            (N,) labels.
+        generator : torch.Generator, optional
+            Source of the random choices.
+
+        Returns
+        -------
+        x, y : torch.Tensor
+            The batch the classifier is trained on.
+        aux_loss : torch.Tensor or None
+            An extra loss term to add (None here).
+        """
         xp, yp = self.poison(x, y, generator)
         return xp, yp, None
 
     def parameters(self):
-        """Trainable parameters updated together with the classifier (none by default)."""
+        """Trainable parameters updated together with the classifier (none by default).
+
+        Returns
+        -------
+        list of torch.nn.Parameter
+            The parameters (an empty list here).
+        """
         return []
 
     def prepare(self, x_train: torch.Tensor, generator=None, progress: bool = False) -> None:
-        """Anything to do before training (InputAware pre-trains its mask generator)."""
+        """Anything to do before training (InputAware pre-trains its mask generator).
+
+        Does nothing here.
+
+        Parameters
+        ----------
+        x_train : torch.Tensor
+            The training images (N, 3, H, W), uint8 or float in [0, 1].
+        generator : torch.Generator, optional
+            Source of the random choices.
+        progress : bool
+            Show progress. Default False.
+        """
 
     def train(self, mode: bool = True):
         return self
@@ -116,8 +182,20 @@ class Attack:
         pass
 
     def to(self, dtype: torch.dtype) -> "Attack":
-        """Convert the attack's floating-point tensors and generator networks to ``dtype`` (in
-        place, e.g. ``torch.float64`` to compute triggers beside a float64 model); returns self."""
+        """Convert the attack's floating-point tensors and generator networks to ``dtype``.
+
+        In place, e.g. ``torch.float64`` to compute triggers beside a float64 model.
+
+        Parameters
+        ----------
+        dtype : torch.dtype
+            The new floating-point dtype.
+
+        Returns
+        -------
+        Attack
+            ``self``.
+        """
         for k, v in vars(self).items():
             if isinstance(v, torch.Tensor) and v.is_floating_point():
                 setattr(self, k, v.to(dtype))
@@ -131,7 +209,15 @@ class Attack:
 
 # --------------------------------------------------------------------------------------------
 class BadNet(Attack):
-    """Gu et al. 2017: a fixed ``size`` x ``size`` checkerboard patch at the bottom-right corner."""
+    """Gu et al. 2017: a fixed ``size`` x ``size`` checkerboard patch at the bottom-right corner.
+
+    Parameters
+    ----------
+    target, rate, seed
+        As for :class:`Attack`.
+    size : int
+        Side of the patch in pixels. Default 3.
+    """
 
     name = "badnet"
 
@@ -159,6 +245,15 @@ class Dynamic(Attack):
     Pattern: p = sigmoid(4 * MLP(z)), z ~ U[0, 1)^noise_dim, MLP = Linear(noise_dim, 64) - ReLU -
     Linear(64, 3 * size^2) with weights drawn from ``seed`` and frozen. Location (top-left corner)
     uniform over {0..H-size} x {0..W-size}. The pattern replaces the pixels it covers.
+
+    Parameters
+    ----------
+    target, rate, seed
+        As for :class:`Attack`; ``seed`` also draws the MLP's weights.
+    size : int
+        Side of the pattern in pixels. Default 5.
+    noise_dim : int
+        Dimension of the noise z. Default 16.
     """
 
     name = "dynamic"
@@ -173,7 +268,20 @@ class Dynamic(Attack):
         self.b2 = torch.randn(3 * size * size, generator=g) * 0.5
 
     def patterns(self, n: int, generator=None) -> torch.Tensor:
-        """n patterns (n, 3, size, size) in (0, 1) from uniform noise."""
+        """n patterns (n, 3, size, size) in (0, 1) from uniform noise.
+
+        Parameters
+        ----------
+        n : int
+            Number of patterns.
+        generator : torch.Generator, optional
+            Draws the noise (a generator seeded with the attack's ``seed`` when None).
+
+        Returns
+        -------
+        torch.Tensor
+            (n, 3, size, size) in the dtype of the MLP's weights.
+        """
         z = torch.rand(n, self.noise_dim, generator=_gen(generator, self.seed)).to(self.w1.dtype)
         h = torch.relu(z @ self.w1 + self.b1) @ self.w2 + self.b2
         return torch.sigmoid(4 * h).reshape(n, 3, self.size, self.size)
@@ -231,7 +339,21 @@ def diversity_loss(x1: torch.Tensor, x2: torch.Tensor, g1: torch.Tensor, g2: tor
     """Nguyen and Tran 2020's diversity loss: mean over pairs of ||x1 - x2||_2 / ||g1 - g2||_2.
 
     Norms over all non-batch dims, per pair; minimising it pushes different inputs to different
-    triggers. ``eps`` guards against identical patterns (0 distance).
+    triggers.
+
+    Parameters
+    ----------
+    x1, x2 : torch.Tensor
+        The two inputs of each pair, (N, ...).
+    g1, g2 : torch.Tensor
+        The patterns (or masks) generated from ``x1`` and ``x2``, (N, ...).
+    eps : float
+        Added to the pattern distance; guards against identical patterns (0 distance). Default 1e-8.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss, a scalar.
     """
     dx = (x1 - x2).flatten(1).norm(dim=1)
     dg = (g1 - g2).flatten(1).norm(dim=1)
@@ -246,6 +368,23 @@ class InputAware(Attack):
     (default 1) weighs the diversity loss of g. The mask generator m is trained first by
     :meth:`prepare` with L_div(m) + lambda_norm * relu(mean(m) - mask_density) (defaults 1, 100,
     0.032, as in the authors' code), then frozen. ``region`` returns m(x) > 0.5.
+
+    Parameters
+    ----------
+    target, rate, seed
+        As for :class:`Attack`; ``seed`` also seeds the initialisation of both generators.
+    cross_rate : float
+        Fraction of each training batch in the cross-trigger mode. Default 0.1.
+    lambda_div : float
+        Weight of the diversity loss of g. Default 1.
+    mask_density : float
+        Mean mask value above which the mask-density loss acts. Default 0.032.
+    lambda_norm : float
+        Weight of the mask-density loss. Default 100.
+    mask_steps : int
+        Adam steps of the mask generator's pre-training. Default 200.
+    channels : int
+        Width c of both generators (3 -> c -> 2c at half resolution -> c -> out). Default 16.
     """
 
     name = "inputaware"
@@ -271,7 +410,20 @@ class InputAware(Attack):
         return list(self.pattern_net.parameters())
 
     def trigger(self, x_src: torch.Tensor, x_dst: torch.Tensor) -> torch.Tensor:
-        """x_dst with the trigger generated from x_src: (1 - m(x_src)) x_dst + m(x_src) g(x_src)."""
+        """x_dst with the trigger generated from x_src: (1 - m(x_src)) x_dst + m(x_src) g(x_src).
+
+        Parameters
+        ----------
+        x_src : torch.Tensor
+            Images (N, 3, H, W) the mask and the pattern are generated from.
+        x_dst : torch.Tensor
+            Images (N, 3, H, W) the trigger is applied to.
+
+        Returns
+        -------
+        torch.Tensor
+            The triggered images (N, 3, H, W).
+        """
         m = self.mask_net(x_src)
         return (1 - m) * x_dst + m * self.pattern_net(x_src)
 
@@ -283,7 +435,22 @@ class InputAware(Attack):
             return self.mask_net(x) > 0.5
 
     def prepare(self, x_train, generator=None, progress=False, batch_size=64):
-        """Pre-train the mask generator: diversity loss + mask-density loss, ``mask_steps`` Adam steps."""
+        """Pre-train the mask generator: diversity loss + mask-density loss, ``mask_steps`` Adam steps.
+
+        Adam with lr 0.01, betas (0.5, 0.9); the mask generator is frozen afterwards.
+
+        Parameters
+        ----------
+        x_train : torch.Tensor
+            The training images (N, 3, H, W), uint8 or float in [0, 1]; each step draws two
+            batches from them, with replacement.
+        generator : torch.Generator, optional
+            Draws the batches (a generator seeded with the attack's ``seed`` when None).
+        progress : bool
+            Unused (no progress is shown).
+        batch_size : int
+            Images per batch (two batches per step). Default 64.
+        """
         g = _gen(generator, self.seed)
         opt = torch.optim.Adam(self.mask_net.parameters(), lr=1e-2, betas=(0.5, 0.9))
         self.mask_net.train()
@@ -302,9 +469,28 @@ class InputAware(Attack):
             p.requires_grad_(False)
 
     def training_batch(self, x, y, generator=None):
-        """First rate*N images: own trigger, label target; next cross_rate*N: another image's trigger,
+        """The batch of one training step: poisoned, cross-trigger and clean images.
+
+        First rate*N images: own trigger, label target; next cross_rate*N: another image's trigger,
         own label; rest clean. aux_loss = lambda_div * L_div(g) on the poisoned images vs. the
-        images whose triggers the cross samples borrow."""
+        images whose triggers the cross samples borrow.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Raw images (N, 3, H, W) in [0, 1].
+        y : torch.Tensor
+            (N,) labels.
+        generator : torch.Generator, optional
+            Draws the partner images (a generator seeded with the attack's ``seed`` when None).
+
+        Returns
+        -------
+        x, y : torch.Tensor
+            The batch the classifier is trained on.
+        aux_loss : torch.Tensor
+            lambda_div * L_div(g), a scalar.
+        """
         n = len(x)
         nb, nc = _n_poison(n, self.rate), _n_poison(n, self.cross_rate)
         nb = min(nb, n)
@@ -341,7 +527,23 @@ class InputAware(Attack):
 
 # --------------------------------------------------------------------------------------------
 class WaNet(Attack):
-    """Nguyen and Tran 2021: warping-based trigger, k x k control grid, strength s, noise mode."""
+    """Nguyen and Tran 2021: warping-based trigger, k x k control grid, strength s, noise mode.
+
+    Parameters
+    ----------
+    target, rate, seed
+        As for :class:`Attack`; ``seed`` also draws the warping field.
+    k : int
+        Side of the control grid. Default 4.
+    s : float
+        Strength of the warp. Default 0.5.
+    grid_rescale : float
+        Factor applied to the sampling grid before clamping. Default 1.
+    cross_ratio : float
+        The noise mode takes a further ``cross_ratio * rate`` of each training batch. Default 2.
+    size : int
+        Side H = W of the images. Default 32.
+    """
 
     name = "wanet"
 
@@ -358,7 +560,13 @@ class WaNet(Attack):
         self.identity_grid = torch.stack((yy, xx), 2)[None]
 
     def grid(self) -> torch.Tensor:
-        """The backdoor sampling grid (1, H, W, 2)."""
+        """The backdoor sampling grid (1, H, W, 2).
+
+        Returns
+        -------
+        torch.Tensor
+            clamp((identity + s * noise / H) * grid_rescale, -1, 1), of shape (1, H, W, 2).
+        """
         g = (self.identity_grid + self.s * self.noise_grid / self.size) * self.grid_rescale
         return torch.clamp(g, -1, 1)
 
@@ -367,7 +575,20 @@ class WaNet(Attack):
         return F.grid_sample(x, grid, align_corners=True)
 
     def apply_noise(self, x, generator=None):
-        """Noise mode: the backdoor grid plus uniform noise in [-1, 1] / H per pixel (labels kept)."""
+        """Noise mode: the backdoor grid plus uniform noise in [-1, 1] / H per pixel (labels kept).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Raw images (N, 3, size, size) in [0, 1].
+        generator : torch.Generator, optional
+            Draws the noise (a generator seeded with the attack's ``seed`` when None).
+
+        Returns
+        -------
+        torch.Tensor
+            The warped images, shaped like ``x``.
+        """
         g = _gen(generator, self.seed)
         ins = torch.rand(len(x), self.size, self.size, 2, generator=g) * 2 - 1
         grid = torch.clamp(self.grid() + ins / self.size, -1, 1).to(x)
@@ -397,7 +618,26 @@ ATTACKS = {"badnet": BadNet, "dynamic": Dynamic, "inputaware": InputAware, "wane
 
 
 def make_attack(name: str, **kw) -> Attack | None:
-    """An attack by name ('none' gives None); keyword arguments go to its constructor."""
+    """An attack by name ('none' gives None); keyword arguments go to its constructor.
+
+    Parameters
+    ----------
+    name : str or None
+        A key of ``ATTACKS`` (``"badnet"``, ``"dynamic"``, ``"inputaware"``, ``"wanet"``), or
+        ``"none"``, ``"clean"`` or None for no attack.
+    **kw
+        Keyword arguments of the attack's constructor.
+
+    Returns
+    -------
+    Attack or None
+        The attack, or None for no attack.
+
+    Raises
+    ------
+    NFRError
+        If ``name`` is not a known attack.
+    """
     if name in (None, "none", "clean"):
         return None
     if name not in ATTACKS:
@@ -411,16 +651,51 @@ def as_float(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tenso
 
 
 def model_dtype(model) -> torch.dtype:
-    """The dtype of a model's first floating-point parameter (float32 for a model without any)."""
+    """The dtype of a model's first floating-point parameter (float32 for a model without any).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+
+    Returns
+    -------
+    torch.dtype
+        The dtype.
+    """
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
 @torch.no_grad()
 def attack_success_rate(model, attack: Attack, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
                         seed: int = 0, device="cpu") -> float:
-    """Fraction of images with true label != target that ``model`` classifies as ``target`` after
-    ``attack.apply`` (model takes raw [0, 1] images; see :class:`nfr.train.Normalized`). Images are
-    converted to the model's dtype; the attack must be in the same dtype (:meth:`Attack.to`)."""
+    """Fraction of images with true label != target classified as ``target`` after ``attack.apply``.
+
+    Images are converted to the model's dtype; the attack must be in the same dtype
+    (:meth:`Attack.to`).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier; it takes raw [0, 1] images (see :class:`nfr.train.Normalized`).
+    attack : Attack
+        The attack whose trigger is applied.
+    x : torch.Tensor
+        Images (N, 3, H, W), uint8 (0..255) or float in [0, 1].
+    y : torch.Tensor
+        (N,) true labels.
+    batch_size : int
+        Images per forward pass. Default 256.
+    seed : int
+        Seed of the generator passed to ``attack.apply``. Default 0.
+    device : str or torch.device
+        Where the model runs (the trigger is applied before the batch is moved). Default ``"cpu"``.
+
+    Returns
+    -------
+    float
+        The attack success rate (0 when no image has a label other than the target).
+    """
     keep = y != attack.target
     x, g, dt = x[keep], torch.Generator().manual_seed(seed), model_dtype(model)
     hits = 0
@@ -437,6 +712,18 @@ def trigger_energy(R: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     sum_{(i,j) in mask} e_ij / sum_ij e_ij (nan for an all-zero map). ``mask``: boolean (N, 1, H, W)
     from ``nfr.backdoors.Attack.region``. Compare it with the region's area fraction mask.mean(): a map that
     ignores the trigger puts about that share of its energy there.
+
+    Parameters
+    ----------
+    R : torch.Tensor
+        Attribution maps (N, C, H, W).
+    mask : torch.Tensor
+        The trigger region, boolean (N, 1, H, W).
+
+    Returns
+    -------
+    torch.Tensor
+        (N,) energy fractions.
     """
     e = R.detach().abs().sum(1)
     m = mask[:, 0].to(e.dtype)
@@ -455,9 +742,30 @@ def analyze(net, attack: Attack, x: torch.Tensor, rule: str = "gbp", seed: int =
     by ``seed``): the decided class k = argmax f, the map R = ``nfr.attribute(net, normalize(x), k,
     rule)``, KIS (``nfr.kis.kis`` on the normalised input, eq 20 of Zheng et al.), and, where the attack has a
     region, the energy fraction of R on it (:func:`trigger_energy`; for clean images the same region,
-    as a control) and the region's area fraction. Returns numpy arrays keyed
-    ``{clean,poisoned}_{pred,kis,energy}``, ``area``, plus the maps ``R_clean``, ``R_poisoned`` and
-    images ``x_poisoned`` (torch tensors).
+    as a control) and the region's area fraction.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The classifier, taking normalised input.
+    attack : Attack
+        The attack (put in eval mode).
+    x : torch.Tensor
+        Clean raw images (N, 3, H, W) in [0, 1].
+    rule : str
+        The attribution rule of ``nfr.attribute``. Default ``"gbp"``.
+    seed : int
+        Seed of the generators of ``attack.apply`` and ``attack.region``. Default 0.
+    batch_size : int
+        Images per attribution call. Default 50.
+
+    Returns
+    -------
+    dict
+        Numpy arrays keyed ``{clean,poisoned}_{pred,kis,energy}`` (``energy`` only where the attack
+        has a region) and ``area`` (None without a region); torch tensors ``R_clean``,
+        ``R_poisoned`` (the maps), ``x_poisoned`` (the images) and ``region`` (the boolean mask,
+        or None).
     """
     attack.eval()
     with torch.no_grad():

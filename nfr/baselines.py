@@ -53,20 +53,72 @@ def _safe_copy(model: nn.Module) -> nn.Module:
 
 
 def saliency(model, x, target) -> torch.Tensor:
-    """Simonyan et al. (2014): max_c ``|df_k/dx_c|``."""
+    """Simonyan et al. (2014): max_c ``|df_k/dx_c|``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode classifier (not modified).
+    x : torch.Tensor
+        The input batch (B, C, H, W).
+    target : int or torch.LongTensor
+        The class (one, or one per sample).
+
+    Returns
+    -------
+    torch.Tensor
+        The map (B, H, W).
+    """
     return input_gradient(model, x, target).abs().amax(1)
 
 
 def gbp(model, x, target) -> torch.Tensor:
-    """Guided Backprop (torch engine, ``nfr.attribute(rule="gbp")``), sum_c ``|R_c|``."""
+    """Guided Backprop (torch engine, ``nfr.attribute(rule="gbp")``), sum_c ``|R_c|``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode classifier (not modified).
+    x : torch.Tensor
+        The input batch (B, C, H, W).
+    target : int or torch.LongTensor
+        The class (one, or one per sample).
+
+    Returns
+    -------
+    torch.Tensor
+        The map (B, H, W).
+    """
     return engine.attribute(model, x, target, rule="gbp").abs().sum(1)
 
 
 def integrated_gradients(model, x, target, steps: int = 32, baseline=None,
                          reduce: bool = True) -> torch.Tensor:
-    """Integrated Gradients (Sundararajan et al. 2017) from Captum, zero baseline, Gauss-Legendre
-    with ``steps`` points; sum_c ``|IG_c|`` (``reduce=False``: the signed map, shaped like x).
-    Captum is imported here, when IG is asked for (an optional dependency)."""
+    """Integrated Gradients (Sundararajan et al. 2017) from Captum.
+
+    Zero baseline by default, Gauss-Legendre with ``steps`` points; sum_c ``|IG_c|``. Captum is
+    imported here, when IG is asked for (an optional dependency).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode classifier (not modified).
+    x : torch.Tensor
+        The input batch (B, C, H, W).
+    target : int or torch.LongTensor
+        The class (one, or one per sample).
+    steps : int
+        The number of integration points. Default 32.
+    baseline : torch.Tensor or float, optional
+        The baseline (Captum's ``baselines``); zeros like ``x`` by default.
+    reduce : bool
+        True (default): sum_c ``|IG_c|``; False: the signed map, shaped like x.
+
+    Returns
+    -------
+    torch.Tensor
+        The map (B, H, W), or (B, C, H, W) with ``reduce=False``; detached.
+    """
     from captum.attr import IntegratedGradients
     ig = IntegratedGradients(model)
     b = torch.zeros_like(x) if baseline is None else baseline
@@ -128,7 +180,30 @@ def guided_ig(model, x, target, steps: int = 32, fraction: float = 0.25, max_dis
     An adaptive path from the baseline to x that moves, at each of ``steps`` steps, the features
     with the smallest absolute gradient first (``fraction`` = 0.25 of them at a time), never more
     than ``max_dist`` away from the straight line in alpha. sum(GIG) ~= f_k(x) - f_k(baseline).
-    Returns sum_c ``|GIG_c|`` (B, H, W), or the raw (B, C, H, W) attribution with ``reduce=False``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode classifier (not modified).
+    x : torch.Tensor
+        The input batch (B, C, H, W).
+    target : int or torch.LongTensor
+        The class (one, or one per sample).
+    steps : int
+        The number of path steps. Default 32.
+    fraction : float
+        The quantile of ``|gradient|`` below which features move at each step. Default 0.25.
+    max_dist : float
+        The largest distance, in alpha, from the straight line. Default 0.02.
+    baseline : torch.Tensor or float, optional
+        The path's start, broadcastable to ``x``; zeros by default.
+    reduce : bool
+        True (default): sum over channels of the absolute attribution.
+
+    Returns
+    -------
+    torch.Tensor
+        sum_c ``|GIG_c|`` (B, H, W), or the raw (B, C, H, W) attribution with ``reduce=False``.
     """
     t = class_targets(target, x.shape[0])
     out = torch.empty_like(x)
@@ -155,13 +230,45 @@ def _cam(cls, model, x, target, layer):
 
 
 def fullgrad(model, x, target) -> torch.Tensor:
-    """FullGrad (Srinivas & Fleuret 2019) from ``pytorch_grad_cam`` (min-max normalised per image)."""
+    """FullGrad (Srinivas & Fleuret 2019) from ``pytorch_grad_cam`` (min-max normalised per image).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode classifier (not modified).
+    x : torch.Tensor
+        The input batch (B, C, H, W).
+    target : int or torch.LongTensor
+        The class (one, or one per sample).
+
+    Returns
+    -------
+    torch.Tensor
+        The map (B, H, W), on the CPU, in ``x``'s dtype.
+    """
     from pytorch_grad_cam import FullGrad
     return _cam(FullGrad, model, x, target, None)
 
 
 def gradcam(model, x, target, layer: str) -> torch.Tensor:
-    """GradCAM (Selvaraju et al. 2017) at the module named ``layer`` (from ``pytorch_grad_cam``)."""
+    """GradCAM (Selvaraju et al. 2017) at the module named ``layer`` (from ``pytorch_grad_cam``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode classifier (not modified).
+    x : torch.Tensor
+        The input batch (B, C, H, W).
+    target : int or torch.LongTensor
+        The class (one, or one per sample).
+    layer : str
+        The name of the module whose output GradCAM reads (e.g. ``"layer4"``).
+
+    Returns
+    -------
+    torch.Tensor
+        The map (B, H, W) as ``pytorch_grad_cam`` computes it, on the CPU, in ``x``'s dtype.
+    """
     from pytorch_grad_cam import GradCAM
     return _cam(GradCAM, model, x, target, layer)
 
@@ -173,6 +280,24 @@ def cameras(model, x, target, layer: str, scales=(1.0, 1.5, 2.0, 2.5, 3.0)) -> t
     gradients G^s = df_k/dA^s at module ``layer`` are upsampled to the feature size of the largest
     scale and averaged over scales; the map is relu(sum_c mean_s(A) * mean_s(G)), upsampled to
     H x W (bilinear) and divided by its maximum.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode classifier (not modified).
+    x : torch.Tensor
+        The input batch (B, C, H, W).
+    target : int or torch.LongTensor
+        The class (one, or one per sample).
+    layer : str
+        The name of the module whose activations and gradients are read.
+    scales : tuple of float
+        The input scales s. Default (1.0, 1.5, 2.0, 2.5, 3.0).
+
+    Returns
+    -------
+    torch.Tensor
+        The map (B, H, W), each image divided by its maximum (values in [0, 1]).
     """
     m = _safe_copy(model)
     mod = m.get_submodule(layer)
@@ -232,7 +357,35 @@ METHODS = ("saliency", "gbp", "ig", "gig", "fullgrad", "gradcam", "cameras", "tr
 def attribute_2d(method: str, model, x, target, layer: str | None = None, **kw) -> torch.Tensor:
     """One entry point for every method of ``METHODS`` -> 2D maps (B, H, W).
 
-    ``layer`` names the module used by GradCAM and CAMERAS. "trgbp" is :func:`nfr.trgbp.trgbp`.
+    "trgbp" is :func:`nfr.trgbp.trgbp`.
+
+    Parameters
+    ----------
+    method : str
+        One of ``METHODS``: "saliency", "gbp", "ig", "gig", "fullgrad", "gradcam", "cameras",
+        "trgbp".
+    model : torch.nn.Module
+        An eval-mode classifier (not modified).
+    x : torch.Tensor
+        The input batch (B, C, H, W).
+    target : int or torch.LongTensor
+        The class (one, or one per sample); for "trgbp" None is the predicted class.
+    layer : str, optional
+        Names the module used by GradCAM and CAMERAS (required for them, ignored otherwise).
+    **kw
+        Further keyword arguments of the method's function (e.g. ``steps`` for "ig", ``top``
+        for "trgbp").
+
+    Returns
+    -------
+    torch.Tensor
+        The maps (B, H, W) (for "ig" / "gig" with ``reduce=False``: shaped like x).
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``method`` is not in ``METHODS``, or if "gradcam" or "cameras" is asked for without
+        ``layer``.
     """
     if method not in METHODS:
         raise NFRError(f"unknown method {method!r}; choose one of {METHODS}")

@@ -16,8 +16,28 @@ __all__ = ["option", "check_config"]
 def option(default, help: str, *, choices=None, minimum=None, maximum=None, above=None,
            metavar: str | None = None):
     """A Config field: its default, the help text of its command-line option, and what values are
-    valid (``choices``, or a range: ``minimum`` <= v <= ``maximum``, ``above`` < v; a list option
-    is checked element by element). ``default`` may be a list (copied per instance)."""
+    valid (a list option is checked element by element).
+
+    Parameters
+    ----------
+    default : object
+        The default value; a list is copied per instance (a ``default_factory``).
+    help : str
+        The help text of the command-line option.
+    choices : iterable, optional
+        The valid values.
+    minimum, maximum : float, optional
+        The range ``minimum`` <= v <= ``maximum``.
+    above : float, optional
+        The strict lower bound ``above`` < v.
+    metavar : str, optional
+        The option's placeholder in the command-line help.
+
+    Returns
+    -------
+    dataclasses.Field
+        The field, with the help text and the checks in its ``metadata``.
+    """
     meta = dict(help=help, choices=tuple(choices) if choices else None, minimum=minimum,
                 maximum=maximum, above=above, metavar=metavar)
     if isinstance(default, list):
@@ -26,7 +46,22 @@ def option(default, help: str, *, choices=None, minimum=None, maximum=None, abov
 
 
 def check_config(config) -> None:
-    """Refuse a field value outside its choices or range: NFRError naming the option."""
+    """Refuse a field value outside its choices or range.
+
+    Fields without metadata and values that are None pass; the range is checked only for
+    numbers (not bools).
+
+    Parameters
+    ----------
+    config : object
+        A dataclass instance made of :func:`option` fields.
+
+    Raises
+    ------
+    nfr.NFRError
+        For a value (or an element of a list value) outside its field's choices or range; the
+        message names the option (``--field-name``).
+    """
     for f in fields(config):
         m, value = f.metadata, getattr(config, f.name)
         if not m or value is None:

@@ -66,7 +66,13 @@ SKIMAGE_PHOTOS = ("coffee", "chelsea", "astronaut", "rocket")
 # constants and normalisation
 # --------------------------------------------------------------------------------------------
 def imagenet_classes() -> list[str]:
-    """The 1000 ImageNet class names in torchvision's index order (from torchvision's weights meta)."""
+    """The 1000 ImageNet class names in torchvision's index order (from torchvision's weights meta).
+
+    Returns
+    -------
+    list of str
+        The class names; entry k is the name of class index k.
+    """
     from torchvision.models import VGG16_Weights
     return list(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
 
@@ -135,13 +141,41 @@ def _stats(mean, std, x):
 
 
 def normalize(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """(x - mean_c) / std_c per channel of an NCHW tensor (ImageNet constants by default)."""
+    """(x - mean_c) / std_c per channel of an NCHW tensor (ImageNet constants by default).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Images (N, C, H, W).
+    mean, std : sequence of float
+        Per-channel values, converted to ``x``'s dtype and device. Default ``IMAGENET_MEAN``,
+        ``IMAGENET_STD``.
+
+    Returns
+    -------
+    torch.Tensor
+        The normalised images, shaped like ``x``.
+    """
     m, s = _stats(mean, std, x)
     return (x - m) / s
 
 
 def denormalize(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """Inverse of :func:`normalize`: x * std_c + mean_c."""
+    """Inverse of :func:`normalize`: x * std_c + mean_c.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Normalised images (N, C, H, W).
+    mean, std : sequence of float
+        Per-channel values, converted to ``x``'s dtype and device. Default ``IMAGENET_MEAN``,
+        ``IMAGENET_STD``.
+
+    Returns
+    -------
+    torch.Tensor
+        The raw images, shaped like ``x``.
+    """
     m, s = _stats(mean, std, x)
     return x * s + m
 
@@ -152,6 +186,20 @@ def box_bounds(mean=IMAGENET_MEAN, std=IMAGENET_STD, lo: float = 0.0, hi: float 
 
     low_c = (lo - mean_c) / std_c and high_c = (hi - mean_c) / std_c, the box [lo, hi]^C of raw
     pixel values after :func:`normalize`; DTD's z^B rule (eq 11 of Zheng et al.) takes them as its bounds.
+
+    Parameters
+    ----------
+    mean, std : sequence of float
+        Per-channel values of the normalisation. Default ``IMAGENET_MEAN``, ``IMAGENET_STD``.
+    lo, hi : float
+        The range of raw pixel values. Default 0 and 1.
+    dtype : torch.dtype
+        The dtype of the bounds. Default ``torch.float32``.
+
+    Returns
+    -------
+    low, high : torch.Tensor
+        The bounds, each of shape (1, C, 1, 1).
     """
     m = torch.as_tensor(mean, dtype=dtype).reshape(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=dtype).reshape(1, -1, 1, 1)
@@ -212,7 +260,13 @@ def resource(name: str) -> Path:
 
 
 def cache_dir() -> Path:
-    """Default download folder: ``$NFR_CACHE`` or ``~/.cache/nfr`` (created on demand)."""
+    """Default download folder: ``$NFR_CACHE`` or ``~/.cache/nfr`` (created on demand).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder, which exists on return.
+    """
     d = Path(os.environ.get("NFR_CACHE") or Path.home() / ".cache" / "nfr")
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -234,9 +288,22 @@ def _foolbox_dir() -> Path:
 def load_image(path, size: int | None = None, resize: int | None = None) -> torch.Tensor:
     """One RGB image as a float32 tensor (3, H, W) in [0, 1].
 
-    ``resize``: scale the shorter side to ``resize`` pixels (bicubic); ``size``: then center-crop
-    to size x size (if ``resize`` is None and ``size`` is given, the shorter side is scaled to
-    ``size`` first, so the crop keeps as much of the image as possible).
+    Parameters
+    ----------
+    path : str, pathlib.Path or file object
+        The image file (anything ``PIL.Image.open`` reads); it is converted to RGB.
+    size : int, optional
+        Then center-crop to size x size (if ``resize`` is None and ``size`` is given, the shorter
+        side is scaled to ``size`` first, so the crop keeps as much of the image as possible).
+        None: no crop.
+    resize : int, optional
+        Scale the shorter side to ``resize`` pixels (bicubic). None: no resizing (unless ``size``
+        is given).
+
+    Returns
+    -------
+    torch.Tensor
+        (3, H, W) float32 in [0, 1]; (3, size, size) when ``size`` is given.
     """
     from PIL import Image
     with Image.open(path) as im:
@@ -286,7 +353,25 @@ def foolbox_imagenet(size: int = 224, indices: Sequence[int] | None = None):
 
     Files ``foolbox/data/imagenet_<index>_<label>.jpg`` (512 x 512 JPEG in foolbox 3); each is
     resized to size x size with PIL's bicubic filter, exactly as ``foolbox.utils.samples`` does.
-    ``y`` holds the torchvision class indices. ``indices`` picks a subset of 0..19.
+
+    Parameters
+    ----------
+    size : int
+        Side of the resized square images. Default 224.
+    indices : sequence of int, optional
+        Picks a subset of 0..19, in the given order (all 20 when None).
+
+    Returns
+    -------
+    x : torch.Tensor
+        (N, 3, size, size) float32 in [0, 1].
+    y : torch.Tensor
+        (N,) int64, the torchvision class indices.
+
+    Raises
+    ------
+    NFRError
+        If the pip package foolbox is not installed or its ``data`` folder has no such images.
     """
     from PIL import Image
     files = _foolbox_files("imagenet")
@@ -300,7 +385,25 @@ def foolbox_imagenet(size: int = 224, indices: Sequence[int] | None = None):
 
 
 def foolbox_cifar10(indices: Sequence[int] | None = None):
-    """foolbox's 20 lossless CIFAR-10 test images (``cifar10_<index>_<label>.png``), x (N, 3, 32, 32) in [0, 1]."""
+    """foolbox's 20 lossless CIFAR-10 test images (``cifar10_<index>_<label>.png``), x (N, 3, 32, 32) in [0, 1].
+
+    Parameters
+    ----------
+    indices : sequence of int, optional
+        Picks a subset of 0..19, in the given order (all 20 when None).
+
+    Returns
+    -------
+    x : torch.Tensor
+        (N, 3, 32, 32) float32 in [0, 1].
+    y : torch.Tensor
+        (N,) int64 labels, indices into ``CIFAR10_CLASSES``.
+
+    Raises
+    ------
+    NFRError
+        If the pip package foolbox is not installed or its ``data`` folder has no such images.
+    """
     files = _foolbox_files("cifar10")
     if indices is not None:
         files = [files[i] for i in indices]
@@ -311,8 +414,28 @@ def foolbox_cifar10(indices: Sequence[int] | None = None):
 def skimage_photos(names: Sequence[str] = SKIMAGE_PHOTOS, size: int = 224):
     """scikit-image's bundled photos, shorter side resized to ``size`` (bicubic) then center-cropped.
 
-    Returns ``(x, names)`` with x (N, 3, size, size) in [0, 1]; the photos carry no ImageNet label.
-    Available colour photos include coffee, chelsea (a cat), astronaut, rocket.
+    The photos carry no ImageNet label. Available colour photos include coffee, chelsea (a cat),
+    astronaut, rocket.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Names of functions of ``skimage.data`` (a grayscale image is repeated over the three
+        channels). Default ``SKIMAGE_PHOTOS``.
+    size : int
+        Side of the square crop. Default 224.
+
+    Returns
+    -------
+    x : torch.Tensor
+        (N, 3, size, size) float32 in [0, 1].
+    names : list of str
+        The names, in the order of ``x``.
+
+    Raises
+    ------
+    NFRError
+        If ``skimage.data`` has no function of one of the names.
     """
     import skimage.data
     from PIL import Image
@@ -332,8 +455,30 @@ _IMG_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def imagenet_items(root, labels_file=None) -> list[tuple[Path, int]]:
-    """The ``(path, class index)`` of every image of an ImageNet validation folder, in the order
-    :func:`imagenet_folder` draws its subset from (see there for the two layouts)."""
+    """The ``(path, class index)`` of every image of an ImageNet validation folder.
+
+    In the order :func:`imagenet_folder` draws its subset from (see there for the two layouts).
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The folder: one subfolder per class, or flat image files.
+    labels_file : str or pathlib.Path, optional
+        The labels of the flat layout (default ``root/labels.txt`` or ``root/val.txt``); not read
+        when ``root`` has subfolders.
+
+    Returns
+    -------
+    list of (pathlib.Path, int)
+        Every image (``.jpg``, ``.jpeg``, ``.png``, ``.bmp``, ``.webp``) with its class index, in
+        sorted folder and file order.
+
+    Raises
+    ------
+    NFRError
+        If ``root`` is not a folder, a flat folder has no labels file, the labels file's count or
+        file names do not match the images, or no image is found.
+    """
     root = Path(root)
     if not root.is_dir():
         raise NFRError(f"ImageNet folder {root} does not exist; give the path of an ImageNet "
@@ -380,10 +525,30 @@ def imagenet_folder(root, n: int | None = None, seed: int = 0, size: int = 224,
        (one per image, in sorted filename order). Indices are torchvision's 0-based class indices
        (as in the common ``val.txt``), not the devkit's 1-based ILSVRC2012 ids.
 
-    ``n`` images are drawn with a generator seeded by ``seed`` (all when None). Each image is
-    resized (shorter side to ``resize``, default round(size * 256 / 224)) and center-cropped to
-    ``size``: the standard ImageNet evaluation transform (:func:`imagenet_boxes` maps boxes
-    through the same transform).
+    Each image is resized and center-cropped: the standard ImageNet evaluation transform
+    (:func:`imagenet_boxes` maps boxes through the same transform).
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The folder, in one of the two layouts.
+    n : int, optional
+        Number of images, drawn with a generator seeded by ``seed`` (all when None).
+    seed : int
+        Seed of the subset's generator. Default 0.
+    size : int
+        Side of the center crop. Default 224.
+    resize : int, optional
+        The shorter side is resized to ``resize`` first (default round(size * 256 / 224)).
+    labels_file : str or pathlib.Path, optional
+        The labels of the flat layout (default ``root/labels.txt`` or ``root/val.txt``).
+
+    Returns
+    -------
+    x : torch.Tensor
+        (n, 3, size, size) float32 in [0, 1].
+    y : torch.Tensor
+        (n,) int64 class indices.
     """
     items = imagenet_items(root, labels_file)
     pick = select_indices(len(items), n, seed)
@@ -399,9 +564,17 @@ def sample_boxes(size: int = 224) -> list[dict]:
     """Hand-drawn boxes of 5 of foolbox's 20 ImageNet sample photos (``nfr/resources/ebpg_boxes.json``,
     read its header: determined by eye, about +-8 px, NOT ImageNet annotations).
 
-    Returns one dict per boxed photo: ``index`` (0..19, as :func:`foolbox_imagenet`), ``label``,
-    ``name`` and ``box`` = (y1, y2, x1, x2), half-open, rows first, scaled from the file's
-    224 x 224 pixels to ``size`` (rounded).
+    Parameters
+    ----------
+    size : int
+        Side of the images the boxes are scaled to. Default 224.
+
+    Returns
+    -------
+    list of dict
+        One dict per boxed photo: ``index`` (0..19, as :func:`foolbox_imagenet`), ``label``,
+        ``name`` and ``box`` = (y1, y2, x1, x2), half-open, rows first, scaled from the file's
+        224 x 224 pixels to ``size`` (rounded).
     """
     import json
     from importlib import resources
@@ -417,8 +590,23 @@ def sample_boxes(size: int = 224) -> list[dict]:
 def parse_voc_xml(path) -> dict:
     """One ILSVRC2012 / PASCAL-VOC annotation file, parsed with ``xml.etree``.
 
-    Returns ``{"filename", "width", "height", "objects": [(wnid, xmin, ymin, xmax, ymax), ...]}``
-    with the coordinates as written (the devkit's 1-based, inclusive pixel coordinates).
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The XML file.
+
+    Returns
+    -------
+    dict
+        ``{"filename", "width", "height", "objects": [(wnid, xmin, ymin, xmax, ymax), ...]}``
+        with the coordinates as written (the devkit's 1-based, inclusive pixel coordinates),
+        rounded to int; objects without ``<bndbox>`` are skipped.
+
+    Raises
+    ------
+    NFRError
+        If the file cannot be read or parsed, or has no ``<size>`` with ``<width>`` and
+        ``<height>``.
     """
     import xml.etree.ElementTree as ET
     try:
@@ -440,16 +628,30 @@ def parse_voc_xml(path) -> dict:
 
 
 def map_box(box, width: int, height: int, size: int = 224, resize: int | None = None):
-    """An annotation box through the evaluation transform of :func:`load_image` /
-    :func:`imagenet_folder`, or None when nothing of it is left in the crop.
+    """An annotation box through the evaluation transform of :func:`load_image` / :func:`imagenet_folder`.
 
-    ``box = (xmin, ymin, xmax, ymax)`` in the devkit's convention (1-based, inclusive pixel
-    coordinates: the box covers the continuous interval [xmin - 1, xmax) in 0-based pixel edges).
-    The shorter side is resized to ``resize`` (default round(size * 256 / 224)); the resized
-    image is nw x nh = max(size, round(w r)) x max(size, round(h r)), r = resize / min(w, h), so
-    x scales by nw / w and y by nh / h; the centre crop starts at ((nw - size) // 2,
-    (nh - size) // 2). The mapped box is clipped to the crop and given as the pixels whose centre
-    lies inside it: ``(y1, y2, x1, x2)``, half-open, rows first (:func:`nfr.metrics.energy_in_box`).
+    The shorter side is resized to ``resize``; the resized image is
+    nw x nh = max(size, round(w r)) x max(size, round(h r)), r = resize / min(w, h), so x scales
+    by nw / w and y by nh / h; the centre crop starts at ((nw - size) // 2, (nh - size) // 2). The
+    mapped box is clipped to the crop and given as the pixels whose centre lies inside it.
+
+    Parameters
+    ----------
+    box : sequence of 4 numbers
+        ``(xmin, ymin, xmax, ymax)`` in the devkit's convention (1-based, inclusive pixel
+        coordinates: the box covers the continuous interval [xmin - 1, xmax) in 0-based pixel edges).
+    width, height : int
+        Size w x h of the original image.
+    size : int
+        Side of the centre crop. Default 224.
+    resize : int, optional
+        The shorter side is resized to ``resize`` (default round(size * 256 / 224)).
+
+    Returns
+    -------
+    tuple of int or None
+        ``(y1, y2, x1, x2)``, half-open, rows first (:func:`nfr.metrics.energy_in_box`), or None
+        when nothing of the box is left in the crop.
     """
     import math
     resize = resize if resize is not None else round(size * 256 / 224)
@@ -472,12 +674,33 @@ def imagenet_boxes(xml_path_or_dir, size: int = 224, resize: int | None = None,
                    wnid: str | None = None):
     """ILSVRC2012 validation boxes mapped into the ``size`` x ``size`` crop of :func:`imagenet_folder`.
 
-    ``xml_path_or_dir``: one annotation file ``ILSVRC2012_val_XXXXXXXX.xml`` -> a list of boxes
-    ``(y1, y2, x1, x2)`` (half-open, rows first; see :func:`map_box`); or a folder of them -> a
-    dict {file stem: list of boxes}. ``wnid``: keep only the objects of that class (e.g. the
-    ImageFolder folder name of the image); None keeps all objects of the file. Boxes that vanish
-    in the centre crop are dropped, so a list may be empty; the energy-based pointing game uses
-    the union of an image's boxes (``nfr.predictable.ebpg``).
+    Boxes that vanish in the centre crop are dropped, so a list may be empty; the energy-based
+    pointing game uses the union of an image's boxes (``nfr.predictable.ebpg``).
+
+    Parameters
+    ----------
+    xml_path_or_dir : str or pathlib.Path
+        One annotation file ``ILSVRC2012_val_XXXXXXXX.xml``, or a folder of them (its ``*.xml``
+        files).
+    size : int
+        Side of the centre crop. Default 224.
+    resize : int, optional
+        The shorter side is resized to ``resize`` first (default round(size * 256 / 224)).
+    wnid : str, optional
+        Keep only the objects of that class (e.g. the ImageFolder folder name of the image); None
+        keeps all objects of the file.
+
+    Returns
+    -------
+    list or dict
+        For one file, a list of boxes ``(y1, y2, x1, x2)`` (half-open, rows first; see
+        :func:`map_box`); for a folder, a dict {file stem: list of boxes}.
+
+    Raises
+    ------
+    NFRError
+        If ``xml_path_or_dir`` is neither a folder nor a file (or a file cannot be parsed, through
+        ``parse_voc_xml``).
     """
     p = Path(xml_path_or_dir)
     if p.is_dir():
@@ -502,8 +725,31 @@ def imagenet_boxes(xml_path_or_dir, size: int = 224, resize: int | None = None,
 def cifar10(root=None, split: str = "test", download: bool = False, n: int | None = None, seed: int = 0):
     """CIFAR-10 through ``torchvision.datasets.CIFAR10``, ``(x, y)`` with x (N, 3, 32, 32) in [0, 1].
 
-    ``root`` defaults to ``<cache_dir()>/cifar10``; ``download=True`` fetches the original
-    (lossless) data set there (170 MB). ``n`` images are drawn with a generator seeded by ``seed``.
+    Parameters
+    ----------
+    root : str or pathlib.Path, optional
+        torchvision's data folder; defaults to ``<cache_dir()>/cifar10``.
+    split : str
+        ``"train"`` or ``"test"``. Default ``"test"``.
+    download : bool
+        ``True`` fetches the original (lossless) data set into ``root`` (170 MB). Default False.
+    n : int, optional
+        Number of images, drawn with a generator seeded by ``seed`` (all when None).
+    seed : int
+        Seed of the subset's generator. Default 0.
+
+    Returns
+    -------
+    x : torch.Tensor
+        (n, 3, 32, 32) float32 in [0, 1].
+    y : torch.Tensor
+        (n,) int64 labels, indices into ``CIFAR10_CLASSES``.
+
+    Raises
+    ------
+    NFRError
+        If ``split`` is not ``"train"`` or ``"test"``, or torchvision does not find the data under
+        ``root`` (a ``RuntimeError`` of torchvision, e.g. when ``download`` is False).
     """
     if split not in ("train", "test"):
         raise NFRError(f"split must be 'train' or 'test', got {split!r}")
@@ -591,11 +837,35 @@ def cifar10_test(n: int | None = None, seed: int = 0):
 def cifar10_folder(path, split: str = "test", n: int | None = None, seed: int = 0):
     """CIFAR-10 from a JPEG/PNG folder tree ``<path>/<split>/<class>/<NNNN>.jpg``, ``(x, y)``.
 
-    ``path`` is the folder, or a ``.tar.gz`` of it (read in memory in one pass; nothing is
-    extracted). Class folders must be the ten CIFAR-10 class names; label = index in
-    ``CIFAR10_CLASSES``. ``n`` images are drawn with a generator seeded by ``seed`` (from all
-    classes together), returned in sorted (class, file) order. The test split that ships with nfr
-    is :func:`cifar10_test`.
+    Class folders must be the ten CIFAR-10 class names; label = index in ``CIFAR10_CLASSES``. The
+    test split that ships with nfr is :func:`cifar10_test`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The folder, or a ``.tar.gz`` of it (read in memory in one pass; nothing is extracted). The
+        ``<split>`` folder may also be one level down, in a subfolder of ``path``.
+    split : str
+        ``"train"`` or ``"test"``. Default ``"test"``.
+    n : int, optional
+        Number of images, drawn with a generator seeded by ``seed`` (from all classes together),
+        returned in sorted (class, file) order; all when None.
+    seed : int
+        Seed of the subset's generator. Default 0.
+
+    Returns
+    -------
+    x : torch.Tensor
+        (n, 3, H, W) float32 in [0, 1] (32 x 32 for CIFAR-10).
+    y : torch.Tensor
+        (n,) int64 labels, indices into ``CIFAR10_CLASSES``.
+
+    Raises
+    ------
+    NFRError
+        If ``split`` is not ``"train"`` or ``"test"``, ``path`` is None or does not exist, or the
+        ``<split>`` folder or one of the ten class folders is missing (a tarball must hold exactly
+        the ten).
     """
     if split not in ("train", "test"):
         raise NFRError(f"split must be 'train' or 'test', got {split!r}")

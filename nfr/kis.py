@@ -70,6 +70,19 @@ class LastLinear:
 
     ``self.weight`` (K, D) and ``self.bias`` (K,) are detached copies; ``self(x)`` returns
     ``(A_L, logits)`` with A_L of shape (N, D), computed without gradients.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, in eval mode.
+    x_probe : torch.Tensor, optional
+        An input batch; its first sample is run once to find the last ``nn.Linear`` called.
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``model`` is not an ``nn.Module``, is in train mode, has no ``nn.Linear`` layer, or
+        calls none in the probe forward.
     """
 
     def __init__(self, model: nn.Module, x_probe: torch.Tensor | None = None):
@@ -134,8 +147,24 @@ def _reader(model, x):
 
 
 def features(model, x: torch.Tensor):
-    """``(A_L, W, logits)``: input features A_L(x) (N, D) of the last fully connected layer, its
-    weight W (K, D) and the logits f(x) (N, K). ``model``: an ``nn.Module`` or a :class:`LastLinear`."""
+    """``(A_L, W, logits)``: input features of the last fully connected layer, weight and logits.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or LastLinear
+        The model (its reader is made once per model and state) or a reader.
+    x : torch.Tensor
+        Model inputs (N, C, H, W).
+
+    Returns
+    -------
+    A_L : torch.Tensor
+        The input features A_L(x) (N, D) of the last fully connected layer.
+    W : torch.Tensor
+        Its weight (K, D).
+    logits : torch.Tensor
+        The logits f(x) (N, K).
+    """
     rd = _reader(model, x)
     A, out = rd(x)
     return A, rd.weight, out
@@ -157,8 +186,28 @@ def _change(rd, A, out, A_star, target):
 def decision_change(model, x: torch.Tensor, x_star: torch.Tensor, target=None) -> torch.Tensor:
     """S(x*; x) = 1 - ||v_k * A_L(x*) - v_k * A_L(x)||_1 / ||v_k * A_L(x)||_1 per sample (N,).
 
-    k = ``target`` (an int or N class indices) or, by default, the decided class argmax f(x);
-    v_k = W[k] the last-layer weight row, * elementwise. A sample with v_k * A_L(x) = 0 gets nan.
+    v_k = W[k] the last-layer weight row, * elementwise.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or LastLinear
+        The model or its feature reader.
+    x : torch.Tensor
+        Model inputs (N, C, H, W).
+    x_star : torch.Tensor
+        The substitutes x*, the same shape as ``x``.
+    target : int or torch.LongTensor, optional
+        k (an int or N class indices); by default the decided class argmax f(x).
+
+    Returns
+    -------
+    torch.Tensor
+        S per sample (N,); nan for a sample with v_k * A_L(x) = 0.
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``x_star`` and ``x`` differ in shape.
     """
     if x_star.shape != x.shape:
         raise NFRError(f"x* has shape {tuple(x_star.shape)} but x has {tuple(x.shape)}")
@@ -173,9 +222,29 @@ def kis(model, x: torch.Tensor, R: torch.Tensor, target=None, preprocess=None) -
         S = 1 - ||v_k * A_L(R~) - v_k * A_L(x)||_1 / ||v_k * A_L(x)||_1,
         R~ = (R - min R)(max x - min x) / (max R - min R) + min x   (per sample).
 
-    ``x`` is the model input (normalised) and R~ is rescaled into its range, unless ``preprocess``
-    is given: then ``x`` is the raw image, R~ is rescaled into the raw image's range and both are
-    passed through ``preprocess`` (e.g. ``nfr.data.normalize``) before the model.
+    Parameters
+    ----------
+    model : torch.nn.Module or LastLinear
+        The model or its feature reader.
+    x : torch.Tensor
+        The model input (normalised), (N, C, H, W); R~ is rescaled into its range. With
+        ``preprocess``: the raw image, and R~ is rescaled into the raw image's range.
+    R : torch.Tensor
+        The attribution, the same shape as ``x``.
+    target : int or torch.LongTensor, optional
+        k; by default the decided class argmax f(x).
+    preprocess : callable, optional
+        Applied to both ``x`` and R~ before the model (e.g. ``nfr.data.normalize``).
+
+    Returns
+    -------
+    torch.Tensor
+        S per sample (N,) (nan where v_k * A_L(x) = 0).
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``R`` and ``x`` differ in shape.
     """
     if R.shape != x.shape:
         raise NFRError(f"R has shape {tuple(R.shape)} but x has {tuple(x.shape)}")
@@ -187,8 +256,31 @@ def kis(model, x: torch.Tensor, R: torch.Tensor, target=None, preprocess=None) -
 
 def insertion_input(x: torch.Tensor, R: torch.Tensor, absolute: bool = False,
                     baseline=0.0) -> torch.Tensor:
-    """The Insertion substitute: x where R > mean(R) (``absolute``: ``|R|`` > mean ``|R|``), ``baseline``
-    elsewhere; means per sample over all non-batch elements, masks elementwise."""
+    """The Insertion substitute: x where R > mean(R), ``baseline`` elsewhere.
+
+    Means per sample over all non-batch elements, masks elementwise.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Model inputs (N, ...).
+    R : torch.Tensor
+        The attribution, the same shape as ``x``.
+    absolute : bool
+        True: the mask is ``|R|`` > mean ``|R|``. Default False.
+    baseline : float or torch.Tensor
+        The value outside the mask, broadcastable to ``x``. Default 0.0.
+
+    Returns
+    -------
+    torch.Tensor
+        x*, shaped like ``x``.
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``R`` and ``x`` differ in shape.
+    """
     if R.shape != x.shape:
         raise NFRError(f"R has shape {tuple(R.shape)} but x has {tuple(x.shape)}")
     s = R.abs() if absolute else R
@@ -200,15 +292,62 @@ def insertion_input(x: torch.Tensor, R: torch.Tensor, absolute: bool = False,
 
 def insertion(model, x: torch.Tensor, R: torch.Tensor, target=None, absolute: bool = False,
               baseline=0.0) -> torch.Tensor:
-    """Insertion (``absolute=False``) or Insertion(ABS) score: :func:`decision_change` of
-    :func:`insertion_input` against x, per sample (N,)."""
+    """Insertion (``absolute=False``) or Insertion(ABS) score.
+
+    :func:`decision_change` of :func:`insertion_input` against x, per sample (N,).
+
+    Parameters
+    ----------
+    model : torch.nn.Module or LastLinear
+        The model or its feature reader.
+    x : torch.Tensor
+        Model inputs (N, C, H, W).
+    R : torch.Tensor
+        The attribution, the same shape as ``x``.
+    target : int or torch.LongTensor, optional
+        k; by default the decided class argmax f(x).
+    absolute : bool
+        False (default): Insertion; True: Insertion(ABS).
+    baseline : float or torch.Tensor
+        The value outside the mask, broadcastable to ``x``. Default 0.0.
+
+    Returns
+    -------
+    torch.Tensor
+        The score per sample (N,) (nan where v_k * A_L(x) = 0).
+    """
     return decision_change(model, x, insertion_input(x, R, absolute, baseline), target)
 
 
 def scores(model, x: torch.Tensor, R: torch.Tensor, target=None, baseline=0.0) -> dict:
-    """The three scores of Fig 8 of Zheng et al. for one batch, ``{"kis", "insertion", "insertion_abs"}``
-    (tensors of shape (N,)), with one feature reader and one forward pass on x shared by all
-    three; equal to :func:`kis` and :func:`insertion` (``absolute`` False / True)."""
+    """The three scores of Fig 8 of Zheng et al. for one batch.
+
+    One feature reader and one forward pass on x are shared by all three; equal to :func:`kis`
+    and :func:`insertion` (``absolute`` False / True).
+
+    Parameters
+    ----------
+    model : torch.nn.Module or LastLinear
+        The model or its feature reader.
+    x : torch.Tensor
+        Model inputs (N, C, H, W).
+    R : torch.Tensor
+        The attribution, the same shape as ``x``.
+    target : int or torch.LongTensor, optional
+        k; by default the decided class argmax f(x).
+    baseline : float or torch.Tensor
+        The Insertion baseline, broadcastable to ``x``. Default 0.0.
+
+    Returns
+    -------
+    dict
+        ``{"kis", "insertion", "insertion_abs"}`` (tensors of shape (N,)).
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``R`` and ``x`` differ in shape.
+    """
     if R.shape != x.shape:
         raise NFRError(f"R has shape {tuple(R.shape)} but x has {tuple(x.shape)}")
     rd = _reader(model, x)
@@ -221,17 +360,39 @@ def scores(model, x: torch.Tensor, R: torch.Tensor, target=None, baseline=0.0) -
 
 def evaluate(model, images: torch.Tensor, labels, preprocess=None, *, rule: str = "gbp",
              batch_size: int = 100, variants: bool = False, progress: bool = False) -> dict:
-    """KIS, Insertion and Insertion(ABS) of ``rule``'s attributions for the decided class, on a
-    data set, in batches. Returns NumPy arrays of length N:
+    """KIS, Insertion and Insertion(ABS) of ``rule``'s attributions on a data set, in batches.
 
-    ``label``, ``pred`` (k = argmax f(x)), ``correct`` (pred == label), ``kis``, ``insertion``,
-    ``insertion_abs`` (:func:`scores` with ``baseline=0`` in the model's input space), and with
-    ``variants=True`` also ``kis_image`` (R~ rescaled into the raw image's range, then
-    ``preprocess``ed: :func:`kis` with ``preprocess``) and ``insertion_black`` /
-    ``insertion_abs_black`` (baseline = ``preprocess`` of a black image).
+    The attributions are for the decided class k = argmax f(x):
+    R = ``engine.attribute(model, x, k, rule)`` (for GBP, R = r_0).
 
-    ``images``: raw images (N, C, H, W); the model sees x = ``preprocess(images)`` (identity if
-    None). R = ``engine.attribute(model, x, k, rule)`` (for GBP, R = r_0).
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, in eval mode.
+    images : torch.Tensor
+        Raw images (N, C, H, W); the model sees x = ``preprocess(images)``.
+    labels : numpy.ndarray or torch.Tensor
+        The N true class indices.
+    preprocess : callable, optional
+        Raw images -> model inputs (identity if None).
+    rule : str
+        The rule of ``engine.attribute``. Default "gbp".
+    batch_size : int
+        Images per batch. Default 100.
+    variants : bool
+        Also compute ``kis_image``, ``insertion_black`` and ``insertion_abs_black``. Default False.
+    progress : bool
+        Show a ``tqdm`` progress bar over the batches. Default False.
+
+    Returns
+    -------
+    dict
+        NumPy arrays of length N: ``label``, ``pred`` (k = argmax f(x)), ``correct``
+        (pred == label), ``kis``, ``insertion``, ``insertion_abs`` (:func:`scores` with
+        ``baseline=0`` in the model's input space), and with ``variants=True`` also
+        ``kis_image`` (R~ rescaled into the raw image's range, then ``preprocess``-ed:
+        :func:`kis` with ``preprocess``) and ``insertion_black`` / ``insertion_abs_black``
+        (baseline = ``preprocess`` of a black image).
     """
     prep = preprocess or (lambda t: t)
     rd = _reader(model, prep(images[:1]))
@@ -277,8 +438,24 @@ def roc_auc(score, label) -> float:
         AUC = (sum of the ranks of the positives - n1 (n1 + 1) / 2) / (n1 n0),
 
     ranks 1..n over all samples with ties given their average rank; equivalently the probability
-    that a random positive scores above a random negative, ties counting 1/2. nan if a class is
-    empty. Non-finite scores are not allowed (NFRError).
+    that a random positive scores above a random negative, ties counting 1/2.
+
+    Parameters
+    ----------
+    score : array_like or torch.Tensor
+        The N scores, all finite.
+    label : array_like or torch.Tensor
+        The N labels (1/True = positive).
+
+    Returns
+    -------
+    float
+        The AUC; nan if a class is empty.
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``score`` and ``label`` differ in size, or a score is not finite (nan or inf).
     """
     from scipy.stats import rankdata
     s, y = _np1(score), _np1(label).astype(bool)
@@ -300,7 +477,29 @@ def auc_difference(score_a, score_b, label, n_boot: int = 2000, seed: int = 0,
     Each of ``n_boot`` resamples draws the N samples with replacement (``numpy`` generator seeded by
     ``seed``; resamples with a single class are redrawn) and recomputes both :func:`roc_auc`;
     ``lo`` / ``hi`` are the (1 - level)/2 and (1 + level)/2 percentiles of the differences.
-    Returns ``{"diff", "lo", "hi"}`` (all nan when ``label`` holds a single class).
+
+    Parameters
+    ----------
+    score_a, score_b : array_like or torch.Tensor
+        The two scores of the N samples.
+    label : array_like or torch.Tensor
+        The N labels (1/True = positive).
+    n_boot : int
+        The number of resamples. Default 2000.
+    seed : int
+        Seed of the ``numpy`` generator. Default 0.
+    level : float
+        The interval's coverage. Default 0.95.
+
+    Returns
+    -------
+    dict
+        ``{"diff", "lo", "hi"}`` (floats; all nan when ``label`` holds a single class).
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``score_a``, ``score_b`` and ``label`` differ in length.
     """
     a, b, y = _np1(score_a), _np1(score_b), _np1(label).astype(bool)
     if not (a.shape == b.shape == y.shape):
@@ -327,7 +526,22 @@ def bimodality_coefficient(values) -> float:
     the bias-corrected sample excess kurtosis G2 = (n - 1) / ((n - 2)(n - 3)) * ((n + 1) m4 / m2^2
     - 3 (n - 1)), with central moments m_j = mean((v - mean v)^j). b -> 1/3 for a normal sample,
     5/9 for a uniform one (``BIMODALITY_THRESHOLD``) and 1 for two equal point masses; b > 5/9
-    suggests a bimodal (or very skewed) distribution. nan for a constant sample.
+    suggests a bimodal (or very skewed) distribution.
+
+    Parameters
+    ----------
+    values : array_like or torch.Tensor
+        The sample; non-finite values are dropped.
+
+    Returns
+    -------
+    float
+        b; nan for a constant sample.
+
+    Raises
+    ------
+    nfr.NFRError
+        If fewer than 4 finite values remain.
     """
     v = _np1(values)
     v = v[np.isfinite(v)]
@@ -344,10 +558,30 @@ def bimodality_coefficient(values) -> float:
 
 
 def summary(res: dict, keys=("kis", "insertion", "insertion_abs")) -> dict:
-    """Per score of an :func:`evaluate` result: ``auc`` (:func:`roc_auc` for predicting
-    ``correct``), ``bc`` (:func:`bimodality_coefficient` over all samples), ``neg`` (share of
-    scores below 0) and the medians ``med_correct`` / ``med_wrong``. Samples with a nan score
-    (v_k * A_L(x) = 0) are dropped, per score; ``n`` counts those kept."""
+    """Per score of an :func:`evaluate` result: AUC, bimodality, share below 0 and medians.
+
+    Samples with a nan score (v_k * A_L(x) = 0) are dropped, per score.
+
+    Parameters
+    ----------
+    res : dict
+        An :func:`evaluate` result (the scores and ``correct``).
+    keys : tuple of str
+        The scores to summarise. Default ``("kis", "insertion", "insertion_abs")``.
+
+    Returns
+    -------
+    dict
+        Score name -> ``{"auc", "bc", "neg", "med_correct", "med_wrong", "n"}``: ``auc``
+        (:func:`roc_auc` for predicting ``correct``), ``bc`` (:func:`bimodality_coefficient` over
+        all samples), ``neg`` (share of scores below 0), the medians ``med_correct`` /
+        ``med_wrong`` (nan when a group is empty) and ``n``, the number of samples kept.
+
+    Raises
+    ------
+    nfr.NFRError
+        If a score has fewer than 4 finite values (from :func:`bimodality_coefficient`).
+    """
     out = {}
     for k in keys:
         v, c = np.asarray(res[k], dtype=float), np.asarray(res["correct"], dtype=bool)
@@ -366,9 +600,20 @@ def c14_criterion(summary_: dict, diff_insertion: dict) -> tuple[str, dict]:
     (a) the bimodality coefficient of KIS exceeds 5/9; (b) AUC(KIS) > AUC(Insertion) with the
     bootstrap interval of the difference above 0 (``diff_insertion["lo"] > 0``, from
     :func:`auc_difference`); (c) AUC(Insertion) <= AUC(Insertion(ABS)) <= AUC(KIS).
-    ``summary_`` is a :func:`summary` with keys kis, insertion, insertion_abs. Returns the verdict,
-    "confirmed" if (a), (b) and (c) hold, "refuted" if neither (a) nor (b), else "partly", and the
-    parts ``{"a": bool, "b": bool, "c": bool}``.
+
+    Parameters
+    ----------
+    summary_ : dict
+        A :func:`summary` with keys kis, insertion, insertion_abs.
+    diff_insertion : dict
+        :func:`auc_difference` of KIS and Insertion (its ``"lo"`` is used).
+
+    Returns
+    -------
+    verdict : str
+        "confirmed" if (a), (b) and (c) hold, "refuted" if neither (a) nor (b), else "partly".
+    parts : dict
+        ``{"a": bool, "b": bool, "c": bool}``.
     """
     s = summary_
     parts = {"a": bool(s["kis"]["bc"] > BIMODALITY_THRESHOLD),

@@ -38,8 +38,26 @@ def _np(a) -> np.ndarray:
 def to_2d(R, reduce: str | None = "abs_sum") -> np.ndarray:
     """A (H, W) float64 array from a (H, W) or (C, H, W) map.
 
-    ``reduce="abs_sum"``: sum_c ``|R_c|``; ``"sum"``: sum_c R_c; ``None``: R must already be 2D.
     A (1, C, H, W) batch of one is accepted.
+
+    Parameters
+    ----------
+    R : numpy.ndarray or torch.Tensor
+        The map, (H, W), (C, H, W) or (1, C, H, W).
+    reduce : str or None
+        ``"abs_sum"`` (default): sum_c ``|R_c|``; ``"sum"``: sum_c R_c; ``None``: R must already
+        be 2D.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) float64 map (a 2D ``R`` is not reduced, whatever ``reduce``).
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``R`` is not 2D or 3D (after dropping a batch of one), or if it is 3D and ``reduce``
+        is None or not one of the values above.
     """
     a = _np(R)
     if a.ndim == 4 and a.shape[0] == 1:
@@ -69,7 +87,28 @@ def ssim(a, b, data_range: float | None = None, reduce: str | None = "abs_sum", 
     C1 = (K1 D)^2, C2 = (K2 D)^2, D = ``data_range``, which is always passed explicitly to
     skimage: by default the joint range max(a, b) - min(a, b) of the two 2D maps (1.0 if both are
     constant). For sanity checks normalise both maps first (:func:`normalize_map`) and pass
-    ``data_range=1``. Extra ``kwargs`` go to skimage (e.g. ``win_size``, ``gaussian_weights``).
+    ``data_range=1``.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray or torch.Tensor
+        The two maps, (H, W) or (C, H, W).
+    data_range : float, optional
+        D; by default the joint range of the two 2D maps (1.0 if both are constant).
+    reduce : str or None
+        The reduction of :func:`to_2d`. Default ``"abs_sum"``.
+    **kwargs
+        Extra arguments go to skimage (e.g. ``win_size``, ``gaussian_weights``).
+
+    Returns
+    -------
+    float
+        The SSIM.
+
+    Raises
+    ------
+    nfr.NFRError
+        If the two 2D maps have different shapes (or from :func:`to_2d`).
     """
     from skimage.metrics import structural_similarity
     x, y = to_2d(a, reduce), to_2d(b, reduce)
@@ -89,7 +128,22 @@ def spearman(a, b) -> float:
     """Spearman rank correlation of two maps, flattened: Pearson correlation of their ranks.
 
     Ties get their average rank; without ties this equals 1 - 6 sum d_i^2 / (n (n^2 - 1)),
-    d_i the rank differences. Returns nan if either map is constant.
+    d_i the rank differences.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray or torch.Tensor
+        The two maps, of any shapes with the same number of elements.
+
+    Returns
+    -------
+    float
+        The rank correlation; nan if either map is constant.
+
+    Raises
+    ------
+    nfr.NFRError
+        If the maps have different numbers of elements.
     """
     x, y = _np(a).ravel(), _np(b).ravel()
     if x.shape != y.shape:
@@ -103,8 +157,20 @@ def spearman(a, b) -> float:
 def normalize_map(R, abs: bool = False):  # noqa: A002 - the conventional name
     """Min-max normalisation to [0, 1]: (R - min R) / (max R - min R), over all elements of R.
 
-    ``abs=True`` uses ``|R|`` (sign-insensitive comparison, Adebayo et al. 2018's "absolute" maps).
-    A constant map gives all zeros. Returns the input's kind (NumPy array or torch tensor).
+    A constant map gives all zeros.
+
+    Parameters
+    ----------
+    R : numpy.ndarray or torch.Tensor
+        The map, of any shape.
+    abs : bool
+        True: use ``|R|`` (sign-insensitive comparison, Adebayo et al. 2018's "absolute" maps).
+        Default False.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        The normalised map, of the input's kind (NumPy array, float64, or torch tensor) and shape.
     """
     if hasattr(R, "detach"):
         t = R.abs() if abs else R
@@ -122,6 +188,23 @@ def effective_rank(matrix, eps: float = 0.0) -> float:
     of several classes flattened, as in Sixt et al. 2020's rank-1 convergence argument). It is 1
     for a rank-1 matrix and n for n orthogonal rows of equal norm. Terms with p_i <= eps are
     dropped (0 log 0 = 0). A zero matrix has effective rank 0.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray or torch.Tensor
+        The 2D matrix.
+    eps : float
+        Terms with p_i <= eps are dropped. Default 0.0.
+
+    Returns
+    -------
+    float
+        The effective rank.
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``matrix`` is not 2D.
     """
     m = _np(matrix)
     if m.ndim != 2:
@@ -148,8 +231,26 @@ def border_centre_ratio(R, border: int, reduce: str | None = "abs_sum") -> float
 
     R is reduced to 2D with :func:`to_2d`; border = rows/columns within ``border`` pixels of the
     edge (see module doc). 1 means no preference, < 1 a map concentrated in the centre (e.g. on
-    the object), > 1 one that piles up at the edges (padding artefacts). Centre mean 0 gives inf
-    (or nan if the border mean is 0 too).
+    the object), > 1 one that piles up at the edges (padding artefacts).
+
+    Parameters
+    ----------
+    R : numpy.ndarray or torch.Tensor
+        The map, (H, W) or (C, H, W).
+    border : int
+        The width of the border band in pixels.
+    reduce : str or None
+        The reduction of :func:`to_2d`. Default ``"abs_sum"``.
+
+    Returns
+    -------
+    float
+        The ratio; inf if the centre mean is 0 (or nan if the border mean is 0 too).
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``border`` < 1 or leaves no centre (2 ``border`` >= min(H, W)), or from :func:`to_2d`.
     """
     a = np.abs(to_2d(R, reduce))
     m = border_mask(*a.shape, border)
@@ -165,8 +266,29 @@ def energy_in_box(R, box: tuple[int, int, int, int], positive: bool = True,
 
     Energy = R^+ = max(R, 0) (``positive=True``, the energy-based pointing game of Wang et al.
     2020) or ``|R|``; R is first reduced to 2D with :func:`to_2d` (plain channel sum by default, so
-    signs survive). Returns sum_in / sum_all (nan for an all-zero map). Note the order: rows
-    (y) first, then columns (x) (see the book's pitfalls page, pitfall 11).
+    signs survive). Note the order: rows (y) first, then columns (x) (see the book's pitfalls
+    page, pitfall 11).
+
+    Parameters
+    ----------
+    R : numpy.ndarray or torch.Tensor
+        The map, (H, W) or (C, H, W).
+    box : tuple of int
+        ``(y1, y2, x1, x2)``, half-open.
+    positive : bool
+        True (default): energy R^+; False: ``|R|``.
+    reduce : str or None
+        The reduction of :func:`to_2d`. Default ``"sum"``.
+
+    Returns
+    -------
+    float
+        sum_in / sum_all (nan when the energy is 0 everywhere, e.g. for an all-zero map).
+
+    Raises
+    ------
+    nfr.NFRError
+        If the box is empty or not inside the map (0 <= y1 < y2 <= H, 0 <= x1 < x2 <= W).
     """
     a = to_2d(R, reduce)
     e = np.maximum(a, 0) if positive else np.abs(a)
@@ -184,7 +306,18 @@ def rescale_to_input_range(R, x):
 
     Min and max are taken per sample over all non-batch axes when R is 4D (N, C, H, W) -- x must
     then have the same batch size -- and over all elements otherwise. A constant R maps to min x.
-    Returns the input's kind (NumPy array or torch tensor) and shape.
+
+    Parameters
+    ----------
+    R : numpy.ndarray or torch.Tensor
+        The attribution.
+    x : numpy.ndarray or torch.Tensor
+        The input whose range R is mapped onto.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        R~, of ``R``'s kind (NumPy array, float64, or torch tensor) and shape.
     """
     if hasattr(R, "detach"):
         import torch
@@ -232,7 +365,24 @@ def colour_fidelity(R, x) -> dict:
     ``chroma`` = alpha(R - mean_c R, x - mean_c x), alpha the cosine of Definition 1 over all pixels.
     The full alignment is their norm-weighted combination; a map with the right shapes but the
     wrong colours keeps a high luminance and a low chroma alignment. The one colour measure of the
-    book and of the ``distributions`` experiment. Returns float64 NumPy arrays [N].
+    book and of the ``distributions`` experiment.
+
+    Parameters
+    ----------
+    R : numpy.ndarray or torch.Tensor
+        The maps, [N, C, H, W] (C >= 2; 3 for RGB).
+    x : numpy.ndarray or torch.Tensor
+        The inputs, the same shape as ``R``.
+
+    Returns
+    -------
+    dict
+        ``luminance`` and ``chroma``: float64 NumPy arrays [N].
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``R`` is not 4D with at least 2 channels or ``x`` has another shape.
     """
     R, x = _np(R), _np(x)
     if R.ndim != 4 or R.shape != x.shape or R.shape[1] < 2:
@@ -248,6 +398,21 @@ def map_cosine(a, b) -> np.ndarray:
 
     With b = x this is the input alignment alpha of Definition 1 (``nfr.alignment``), in float64
     (the computation of :func:`colour_fidelity`'s cosines).
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray or torch.Tensor
+        Two batches of the same shape [N, ...].
+
+    Returns
+    -------
+    numpy.ndarray
+        The cosines, float64 [N].
+
+    Raises
+    ------
+    nfr.NFRError
+        If the shapes differ.
     """
     A, B = _np(a), _np(b)
     if A.shape != B.shape:
@@ -265,11 +430,28 @@ def _ssim_batch(a, b) -> np.ndarray:
 def similarity(maps: dict, names=None) -> dict:
     """Pairwise similarity of maps of the same images: ``{"names", "cosine", "ssim"}``.
 
-    ``maps[name]`` is an ``[N, C, H, W]`` batch. ``cosine[i, j]`` is the mean over the N images of
-    the signed cosine between map i and map j (all channels); ``ssim[i, j]`` the mean SSIM of the
-    2D energy maps ``sum_c |R_c|``, each min-max normalised to [0, 1] (``data_range=1``; the
-    convention of the sanity checks, Adebayo et al. 2018). Both are k x k symmetric NumPy arrays
-    with ones on the diagonal; ``per_image`` holds the ``[k, k, N]`` arrays.
+    ``cosine[i, j]`` is the mean over the N images of the signed cosine between map i and map j
+    (all channels); ``ssim[i, j]`` the mean SSIM of the 2D energy maps ``sum_c |R_c|``, each
+    min-max normalised to [0, 1] (``data_range=1``; the convention of the sanity checks, Adebayo
+    et al. 2018).
+
+    Parameters
+    ----------
+    maps : dict
+        Name -> an ``[N, C, H, W]`` batch (NumPy array or torch tensor), the same images for all.
+    names : list of str, optional
+        The k >= 2 maps to compare, in this order; all keys of ``maps`` by default.
+
+    Returns
+    -------
+    dict
+        ``names`` (list of str), ``cosine`` and ``ssim`` (k x k symmetric NumPy arrays with ones
+        on the diagonal) and ``per_image`` (``{"cosine", "ssim"}``: the ``[k, k, N]`` arrays).
+
+    Raises
+    ------
+    nfr.NFRError
+        If fewer than two maps are named.
     """
     names = list(maps) if names is None else list(names)
     k = len(names)
@@ -288,9 +470,27 @@ def similarity(maps: dict, names=None) -> dict:
 def group_similarity(sim: dict, group, control: str = "grad") -> dict:
     """Mean similarity within a group of maps and between a control map and the group.
 
-    ``sim`` is the result of :func:`similarity`. For each key "cosine" and "ssim" returns
-    ``(within, control)``: the mean of sim[key][a, b] over the pairs a < b of ``group``, and the
-    mean of sim[key][control, a] over a in ``group``.
+    Parameters
+    ----------
+    sim : dict
+        The result of :func:`similarity`.
+    group : iterable of str
+        The names of the group's maps (at least two).
+    control : str
+        The name of the control map. Default "grad".
+
+    Returns
+    -------
+    dict
+        For each key "cosine" and "ssim", ``(within, control)``: the mean of sim[key][a, b] over
+        the pairs a < b of ``group``, and the mean of sim[key][control, a] over a in ``group``
+        (floats).
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``group`` has fewer than two names or a name of ``group`` or ``control`` is not among
+        ``sim["names"]``.
     """
     idx = {n: i for i, n in enumerate(sim["names"])}
     group = list(group)
@@ -309,9 +509,25 @@ def group_similarity(sim: dict, group, control: str = "grad") -> dict:
 def edge_mask(raw, q: float = 0.9) -> np.ndarray:
     """Edge pixels of photos: the top (1 - q) of the Sobel gradient magnitude of each photo.
 
-    ``raw``: ``[N, 3, H, W]`` (or one ``[3, H, W]``) in [0, 1]. Grey = 0.299 R + 0.587 G + 0.114 B;
-    g = sqrt(S_y(grey)^2 + S_x(grey)^2) with scipy's Sobel filters (reflect borders); the mask is
-    g >= the q-quantile of g over the photo (q = 0.9: the top decile). Returns bool ``[N, H, W]``.
+    Grey = 0.299 R + 0.587 G + 0.114 B; g = sqrt(S_y(grey)^2 + S_x(grey)^2) with scipy's Sobel
+    filters (reflect borders); the mask is g >= the q-quantile of g over the photo.
+
+    Parameters
+    ----------
+    raw : numpy.ndarray or torch.Tensor
+        The photos, ``[N, 3, H, W]`` (or one ``[3, H, W]``) in [0, 1].
+    q : float
+        The quantile, in (0, 1). Default 0.9 (the top decile).
+
+    Returns
+    -------
+    numpy.ndarray
+        The bool mask ``[N, H, W]`` (N = 1 for one photo).
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``raw`` is not ``[N, 3, H, W]`` or ``[3, H, W]``, or ``q`` is not in (0, 1).
     """
     a = _np(raw)
     if a.ndim == 3:
@@ -329,8 +545,24 @@ def edge_mask(raw, q: float = 0.9) -> np.ndarray:
 def edge_fraction(R, mask) -> np.ndarray:
     """Share of each map's energy on the edge pixels: sum_{mask} E / sum E, E = ``sum_c |R_c|``.
 
-    ``R`` ``[N, C, H, W]``, ``mask`` bool ``[N, H, W]`` (:func:`edge_mask`). A map that spreads
-    its energy evenly gets the mask's area share (0.1 for the top decile); nan for a zero map.
+    A map that spreads its energy evenly gets the mask's area share (0.1 for the top decile).
+
+    Parameters
+    ----------
+    R : numpy.ndarray or torch.Tensor
+        The maps, ``[N, C, H, W]``.
+    mask : numpy.ndarray
+        The bool edge mask ``[N, H, W]`` (:func:`edge_mask`).
+
+    Returns
+    -------
+    numpy.ndarray
+        The share per map, float64 [N]; nan for a zero map.
+
+    Raises
+    ------
+    nfr.NFRError
+        If the shapes of ``R`` and ``mask`` do not match.
     """
     a, m = _np(R), np.asarray(mask, dtype=bool)
     if a.shape[0] != m.shape[0] or a.shape[2:] != m.shape[1:]:
@@ -347,6 +579,23 @@ def centre_fraction(R, frac: float = 0.5) -> np.ndarray:
     The box is rows y1 = round((1 - frac) H / 2) .. y1 + round(frac H), columns likewise
     (``frac = 0.5``: a quarter of the area, so an even map gets about 0.25). Uses
     :func:`nfr.metrics.energy_in_box` with ``positive=False``, ``reduce="abs_sum"``.
+
+    Parameters
+    ----------
+    R : numpy.ndarray or torch.Tensor
+        The maps, ``[N, C, H, W]`` (or ``[N, H, W]``).
+    frac : float
+        The box's side as a fraction of (H, W), in (0, 1). Default 0.5.
+
+    Returns
+    -------
+    numpy.ndarray
+        The share per map, float64 [N] (nan for a zero map).
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``frac`` is not in (0, 1).
     """
     a = _np(R)
     if not 0.0 < frac < 1.0:
@@ -360,8 +609,23 @@ def centre_fraction(R, frac: float = 0.5) -> np.ndarray:
 def location_profile(R, raw, q: float = 0.9, frac: float = 0.5) -> dict:
     """Where maps put their energy, as enrichment over an even spread (1 = no preference).
 
-    ``edges``: :func:`edge_fraction` on :func:`edge_mask` (``q``) divided by the mask's area share;
-    ``centre``: :func:`centre_fraction` divided by the box's area share. Per image (NumPy arrays).
+    Parameters
+    ----------
+    R : numpy.ndarray or torch.Tensor
+        The maps, ``[N, C, H, W]``.
+    raw : numpy.ndarray or torch.Tensor
+        The photos, ``[N, 3, H, W]`` in [0, 1] (see :func:`edge_mask`).
+    q : float
+        The quantile of :func:`edge_mask`. Default 0.9.
+    frac : float
+        The box side of :func:`centre_fraction`. Default 0.5.
+
+    Returns
+    -------
+    dict
+        ``edges``: :func:`edge_fraction` on :func:`edge_mask` (``q``) divided by the mask's area
+        share; ``centre``: :func:`centre_fraction` divided by the box's area share. Per image
+        (NumPy arrays [N]).
     """
     m = edge_mask(raw, q)
     a = _np(R)
@@ -375,9 +639,23 @@ def location_profile(R, raw, q: float = 0.9, frac: float = 0.5) -> dict:
 def cascade_trend(mean_curve) -> dict:
     """Trend of a cascade curve alpha(N), N = 0..L (mean over images, Fig 2a of Zheng et al.).
 
-    ``spearman``: rank correlation of alpha with N (:func:`nfr.metrics.spearman`; ties averaged);
-    ``rise``: alpha(L) - alpha(0); ``max_drop``: the largest decrease alpha(N-1) - alpha(N) from
-    one level to the next (<= 0 when the curve never falls).
+    Parameters
+    ----------
+    mean_curve : array_like
+        alpha(N) for N = 0..L, 1D with at least 2 levels.
+
+    Returns
+    -------
+    dict
+        ``spearman``: rank correlation of alpha with N (:func:`nfr.metrics.spearman`; ties
+        averaged); ``rise``: alpha(L) - alpha(0); ``max_drop``: the largest decrease
+        alpha(N-1) - alpha(N) from one level to the next (<= 0 when the curve never falls).
+        All floats.
+
+    Raises
+    ------
+    nfr.NFRError
+        If the curve is not 1D or has fewer than 2 levels.
     """
     c = np.asarray(mean_curve, dtype=np.float64)
     if c.ndim != 1 or c.size < 2:
@@ -389,8 +667,25 @@ def cascade_trend(mean_curve) -> dict:
 def activation_dominance(act_curve, rule_curve, levels=None) -> float:
     """Share of levels N at which Activation's mean alignment is >= the rule's (Fig 2a of Zheng et al.).
 
-    Default ``levels``: 1..L-1 -- level 0 is the same plain gradient for both, and Activation's
-    level L starts from A_0 = x, whose alignment is 1 by construction.
+    Parameters
+    ----------
+    act_curve : array_like
+        Activation's mean alignment per level N = 0..L, 1D.
+    rule_curve : array_like
+        The rule's, the same length.
+    levels : array_like of int, optional
+        The levels compared. Default 1..L-1 -- level 0 is the same plain gradient for both, and
+        Activation's level L starts from A_0 = x, whose alignment is 1 by construction.
+
+    Returns
+    -------
+    float
+        The share of ``levels`` at which act_curve >= rule_curve.
+
+    Raises
+    ------
+    nfr.NFRError
+        If the curves are not 1D of equal length, or there is no level to compare.
     """
     a, r = np.asarray(act_curve, dtype=np.float64), np.asarray(rule_curve, dtype=np.float64)
     if a.shape != r.shape or a.ndim != 1:

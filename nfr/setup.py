@@ -18,7 +18,26 @@ MODELS = ("vgg16", "vgg16_bn", "alexnet", "resnet18", "resnet50", "efficientnet_
 # ============================================================================== setup
 @dataclass
 class Setup:
-    """A loaded model and normalised inputs; ``x`` on ``device``, ``target`` a LongTensor."""
+    """A loaded model and normalised inputs; ``x`` on ``device``, ``target`` a LongTensor.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, in eval mode on the device.
+    x : torch.Tensor
+        The normalised images ``[N, 3, H, W]`` on the device.
+    raw : torch.Tensor
+        The images in [0, 1] (CPU), for figures.
+    target : torch.Tensor
+        The class indices ``[N]`` (int64) on the device.
+    labels : list of int, optional
+        The data labels (None for unlabelled data).
+    low, high : torch.Tensor
+        DTD's box bounds ``(1, 3, 1, 1)`` on the device.
+    config : dict
+        What was loaded (model, weights, data, preprocess, targets, predictions, ...), as
+        stored in the result's config.
+    """
     model: object
     x: object           # normalised images [N, 3, H, W] on device
     raw: object         # images in [0, 1] (CPU), for figures
@@ -30,7 +49,18 @@ class Setup:
 
 
 def is_cifar(model: str) -> bool:
-    """A CIFAR-10 network (32 x 32 inputs, CIFAR-10 sample images)."""
+    """A CIFAR-10 network (32 x 32 inputs, CIFAR-10 sample images).
+
+    Parameters
+    ----------
+    model : str
+        The model name.
+
+    Returns
+    -------
+    bool
+        Whether the name starts with ``cifar_resnet`` or ``cifar_vgg``.
+    """
     return model.startswith(("cifar_resnet", "cifar_vgg"))
 
 
@@ -53,7 +83,18 @@ DATA_NAMES = ("samples", "skimage", "cifar10", "cifar10-original")
 
 
 def is_custom(model: str) -> bool:
-    """``package.module:factory``: the user's own network (see :func:`nfr.models.custom_model`)."""
+    """``package.module:factory``: the user's own network (see :func:`nfr.models.custom_model`).
+
+    Parameters
+    ----------
+    model : str
+        The model name.
+
+    Returns
+    -------
+    bool
+        Whether ``model`` is a string with exactly one ``:`` that is not a name of ``MODELS``.
+    """
     return isinstance(model, str) and model.count(":") == 1 and model not in MODELS
 
 
@@ -156,7 +197,27 @@ def load_model(model: str, weights: str = "random", seed: int = 0, download: boo
 
 
 def subset(n_total: int, n: int | None, seed: int) -> list[int]:
-    """Seeded subset of image indices (the data loaders' own selection, one implementation)."""
+    """Seeded subset of image indices (the data loaders' own selection, one implementation).
+
+    Parameters
+    ----------
+    n_total : int
+        The number of images to choose from.
+    n : int or None
+        The subset's size (all when None or >= ``n_total``).
+    seed : int
+        The seed of the selection.
+
+    Returns
+    -------
+    list of int
+        The sorted indices.
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``n`` is less than 1.
+    """
     if n is not None and n < 1:
         raise NFRError(f"n_images must be >= 1, got {n}")
     return D.select_indices(n_total, n, seed)
@@ -166,8 +227,37 @@ def load_data(data: str, model: str, n_images: int | None, size: int, seed: int 
               download: bool = False):
     """``(x, labels)``: images in [0, 1] at ``size`` x ``size`` and their labels (None if unlabelled).
 
-    ``data="cifar10-original"`` reads the lossless CIFAR-10 test split from the cache, fetching it
-    first (md5 checked) when ``download`` is True."""
+    Parameters
+    ----------
+    data : str
+        ``"samples"`` (foolbox's ImageNet photos, or its CIFAR-10 images for a CIFAR model),
+        ``"skimage"``, ``"cifar10"``, ``"cifar10-original"``, or the path of an ImageNet
+        validation folder or a CIFAR-10 folder / file.
+    model : str
+        The model name (decides which sample images).
+    n_images : int or None
+        The number of images, a seeded subset (None: all).
+    size : int
+        The resolution; other sizes are resized (bilinear, antialiased).
+    seed : int
+        The seed of the subset. Default 0.
+    download : bool
+        ``data="cifar10-original"`` reads the lossless CIFAR-10 test split from the cache,
+        fetching it first (md5 checked) when ``download`` is True. Default False.
+
+    Returns
+    -------
+    x : torch.Tensor
+        The images ``[N, 3, size, size]`` in [0, 1].
+    labels : torch.Tensor or None
+        Their labels, None for unlabelled data (``"skimage"``).
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``data`` is neither a known name nor an existing path (and, from the loaders, for
+        missing files or a bad ``n_images``).
+    """
     cifar_model = is_cifar(model)
     labels = None
     if data == "samples":
@@ -250,10 +340,47 @@ def load_setup(model: str = "vgg16", weights: str = "random", data: str = "sampl
                preprocess=None, download: bool = False) -> Setup:
     """Load model and data, normalise the images for the model and pick the target classes.
 
-    ``preprocess`` chooses the normalisation (:func:`preprocessing`; default the model's own);
-    ``download`` allows fetching torchvision's ImageNet weights or the original CIFAR-10
-    (checksums verified); the other arguments are those of the experiments (module docstring).
-    Raises :class:`nfr.NFRError` on bad arguments, missing files or data."""
+    The arguments are those of the experiments (module docstring).
+
+    Parameters
+    ----------
+    model : str
+        A name of ``MODELS`` or ``"package.module:factory"``. Default ``"vgg16"``.
+    weights : str
+        ``"random"`` (default), ``"imagenet"`` / ``"pretrained"`` or the path of a state dict.
+    data : str
+        The images, as in ``load_data``. Default ``"samples"``.
+    n_images : int or None
+        The number of images (None: all). Default 4.
+    size : int, optional
+        The resolution (None: 224; 32 for a CIFAR model; efficientnet_lite0 needs 224).
+    device : str
+        ``"cpu"`` (default) or ``"cuda"``.
+    seed : int
+        Seeds the random model and the image subset. Default 0.
+    target : str
+        ``"pred"`` (the model's prediction; default) or ``"label"``.
+    batch_size : int
+        Images per forward pass when predicting. Default 16.
+    dtype : str
+        ``"float32"`` (default) or ``"float64"``.
+    preprocess : str, tuple or None
+        Chooses the normalisation (:func:`preprocessing`; default the model's own).
+    download : bool
+        Allows fetching torchvision's ImageNet weights or the original CIFAR-10 (checksums
+        verified). Default False.
+
+    Returns
+    -------
+    Setup
+        The model, the normalised images, the targets, DTD's box and the config.
+
+    Raises
+    ------
+    nfr.NFRError
+        On bad arguments, missing files or data: e.g. ``"cuda"`` without a GPU, a ``target``
+        other than ``"pred"`` / ``"label"``, efficientnet_lite0 at a size other than 224.
+    """
     check_args(model, weights, data, device)
     if device == "cuda" and not torch.cuda.is_available():
         raise NFRError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")
@@ -275,8 +402,46 @@ def setup_from_images(model: str, weights: str, raw, labels, device: str = "cpu"
     """A :class:`Setup` from images already loaded (raw, in [0, 1]) and their labels (or None):
     the model, the normalised inputs, DTD's box bounds, and the classes to explain (the
     prediction, or the label checked against the model's classes), all in ``dtype``.
-    ``cfg`` adds to the config; ``preprocess`` as in :func:`preprocessing` (stored in the config
-    as ``preprocess``)."""
+
+    Parameters
+    ----------
+    model : str
+        The model name, as in ``load_setup``.
+    weights : str
+        The weights, as in ``load_setup``.
+    raw : torch.Tensor
+        The images ``[N, C, H, W]`` in [0, 1].
+    labels : torch.Tensor, sequence of int or None
+        Their class labels, or None.
+    device : str
+        ``"cpu"`` (default) or ``"cuda"``.
+    seed : int
+        Seeds a random model. Default 0.
+    target : str
+        ``"pred"`` (default) or ``"label"``.
+    batch_size : int
+        Images per forward pass when predicting. Default 16.
+    cfg : dict, optional
+        Adds to the config (e.g. ``data`` and ``size``).
+    dtype : str
+        ``"float32"`` (default) or ``"float64"``.
+    preprocess : str, tuple or None
+        As in :func:`preprocessing` (stored in the config as ``preprocess``).
+    download : bool
+        Allow downloading the weights. Default False.
+
+    Returns
+    -------
+    Setup
+        The loaded setup.
+
+    Raises
+    ------
+    nfr.NFRError
+        For ``"cuda"`` without a GPU, images whose channels do not match the normalisation's,
+        ``target="label"`` without labels or with a label beyond the model's classes (and, from
+        the helpers, a bad ``dtype``, model, weights or preprocess).
+    """
     dt = _dtype(dtype)
     if device == "cuda" and not torch.cuda.is_available():
         raise NFRError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")

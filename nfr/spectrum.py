@@ -28,6 +28,30 @@ def relevance_spectrum(model, x, targets, rule: str = "zplus", **kwargs) -> dict
     min(fraction positive, fraction negative) among the non-zero entries of r_l^(k): 0 when every
     vector has one sign, as for a product of non-negative matrices applied to a one-signed start
     vector; near 0.5 for signed products. Lists indexed by l = 0..L.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (as for ``engine.attribute``).
+    x : torch.Tensor
+        ONE input, [1, C, H, W] or [C, H, W].
+    targets : iterable of int
+        The K class indices, one copy of ``x`` each.
+    rule : str
+        The rule (``engine.attribute``'s ``rule``). Default "zplus".
+    **kwargs
+        Further keyword arguments of ``engine.attribute`` (e.g. ``q``, ``alpha``, ``beta``).
+
+    Returns
+    -------
+    dict
+        ``erank`` and ``mixed`` (lists of floats indexed by l = 0..L) and ``L`` (int), the number
+        of layers (the top layer's index).
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``x`` is a batch of more than one input (or from ``engine.attribute``).
     """
     x = x if x.dim() == 4 else x.unsqueeze(0)
     if x.shape[0] != 1:

@@ -13,7 +13,7 @@ which applies ``nfr.data.normalize`` (ImageNet mean/std, the convention of the p
 ResNets); the state dict that is saved is the bare network's, so
 ``nfr.models.load_cifar_resnet(path)`` reads it back.
 
-Command line: ``python -m nfr train --model resnet20 --attack badnet --init pretrained-resnet20 ...``
+Command line: ``python -m nfr train --arch resnet20 --attack badnet --init pretrained-resnet20 ...``
 (see :func:`run` and ``python -m nfr train --help``).
 """
 from __future__ import annotations
@@ -46,7 +46,13 @@ INIT_NOTE = ("pretrained CIFAR-10 ResNet from akamaster/pytorch_resnet_cifar10 (
 
 
 class Normalized(nn.Module):
-    """``net(normalize(x))``: a classifier that takes raw images in [0, 1] (ImageNet mean/std)."""
+    """``net(normalize(x))``: a classifier that takes raw images in [0, 1] (ImageNet mean/std).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The bare network, expecting normalised input (3 channels).
+    """
 
     def __init__(self, net: nn.Module):
         super().__init__()
@@ -59,9 +65,25 @@ class Normalized(nn.Module):
 
 
 def cifar_resnet18(num_classes: int = 10, seed: int = 0) -> nn.Module:
-    """The CIFAR variant of ResNet18 (as in Zheng et al.'s experiments): torchvision's resnet18 with a
-    3x3 stride-1 stem convolution and no max-pool, random initialisation drawn under ``seed``.
-    Its BasicBlocks call one ReLU module twice: canonize before attributing (see the book's pitfalls page, pitfall 3)."""
+    """The CIFAR variant of ResNet18 (as in Zheng et al.'s experiments), randomly initialised.
+
+    torchvision's resnet18 with a 3x3 stride-1 stem convolution and no max-pool. Its BasicBlocks
+    call one ReLU module twice: canonize before attributing (see the book's pitfalls page,
+    pitfall 3).
+
+    Parameters
+    ----------
+    num_classes : int
+        Number of outputs. Default 10.
+    seed : int
+        The random initialisation is drawn under ``seed`` (the caller's RNG state is restored).
+        Default 0.
+
+    Returns
+    -------
+    torch.nn.Module
+        The network, in eval mode.
+    """
     import torchvision
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -72,15 +94,42 @@ def cifar_resnet18(num_classes: int = 10, seed: int = 0) -> nn.Module:
 
 
 def build_model(model: str = "resnet20", init: str = "pretrained-resnet20", seed: int = 0, width: int = 32) -> nn.Module:
-    """The network to train: ``init`` = 'scratch' (random init under ``seed``), 'pretrained-resnet20' /
-    'pretrained-resnet56' (the pretrained checkpoints that ship with nfr) or a state-dict path;
-    ``width`` is the VGG16 layout's width (:func:`nfr.models.cifar_vgg16`)."""
+    """The network to train, in eval mode.
+
+    Parameters
+    ----------
+    model : str
+        One of ``MODELS``: ``"resnet20"``, ``"resnet56"``, ``"resnet18"``, ``"vgg16"``. Default
+        ``"resnet20"``.
+    init : str
+        'scratch' (random init under ``seed``), 'pretrained-resnet20' / 'pretrained-resnet56' (the
+        pretrained checkpoints that ship with nfr; ``model`` must be the same ResNet) or a
+        state-dict path. Default ``"pretrained-resnet20"``.
+    seed : int
+        Seed of the random initialisation (not used by a pretrained ``init``). Default 0.
+    width : int
+        The VGG16 layout's width (:func:`nfr.models.cifar_vgg16`); only for ``"vgg16"``. Default 32.
+
+    Returns
+    -------
+    torch.nn.Module
+        The bare network (expecting normalised input).
+
+    Raises
+    ------
+    NFRError
+        If ``model`` is unknown, a pretrained ``init`` does not match ``model``, or ``init`` is
+        neither ``"scratch"``, a pretrained name nor a file (or the file does not fit the model).
+    """
     if model not in MODELS:
         raise NFRError(f"unknown model {model!r}; choose one of {MODELS}")
     if init.startswith("pretrained-"):
+        if init not in ("pretrained-resnet20", "pretrained-resnet56"):
+            raise NFRError(f"--init {init!r}: the pretrained networks are 'pretrained-resnet20' and "
+                           "'pretrained-resnet56'")
         depth = int(init.split("resnet")[-1])
         if model != f"resnet{depth}":
-            raise NFRError(f"--init {init} holds a ResNet-{depth}; use it with --model resnet{depth}")
+            raise NFRError(f"--init {init} holds a ResNet-{depth}; use it with --arch resnet{depth}")
         return load_cifar_resnet(depth)
     if model == "resnet18":
         net = cifar_resnet18(seed=seed)
@@ -106,12 +155,36 @@ def _sha256_file(path: Path) -> str:
 def load_data(data: str = "jpeg", split: str = "train", n: int | None = None, seed: int = 0):
     """CIFAR-10 as uint8 images ``(x, y, info)``: x (N, 3, 32, 32) uint8, y int64.
 
-    ``data``: 'jpeg' = the lossy JPEG copy: its test split ships with nfr
-    (:func:`nfr.data.cifar10_test`), its train split is read from ``$NFR_CIFAR10_DIR`` (the copy's
-    folder or tarball); 'torchvision' = the original data through ``nfr.data.cifar10(download=True)``
-    (into the cache folder); or a folder / tarball path. ``n`` images are a seeded subset (all when
-    None). ``info`` holds the source and the sha256 of the images and labels actually used (and of
-    the file, when the data is one file).
+    Parameters
+    ----------
+    data : str
+        'jpeg' = the lossy JPEG copy: its test split ships with nfr
+        (:func:`nfr.data.cifar10_test`), its train split is read from ``$NFR_CIFAR10_DIR`` (the
+        copy's folder or tarball); 'torchvision' = the original data through
+        ``nfr.data.cifar10(download=True)`` (into the cache folder); or a folder / tarball path.
+        Default ``"jpeg"``.
+    split : str
+        ``"train"`` or ``"test"``. Default ``"train"``.
+    n : int, optional
+        Number of images, a seeded subset (all when None).
+    seed : int
+        Seed of the subset. Default 0.
+
+    Returns
+    -------
+    x : torch.Tensor
+        (N, 3, 32, 32) uint8.
+    y : torch.Tensor
+        (N,) int64 labels.
+    info : dict
+        The source (``data``, ``split``), ``n`` and the ``sha256`` of the images and labels actually
+        used (and ``file``, ``file_sha256`` of the file, when the data is one file).
+
+    Raises
+    ------
+    NFRError
+        If ``data`` is ``"jpeg"`` and ``split`` is ``"train"`` but ``$NFR_CIFAR10_DIR`` is not set
+        (and as ``nfr.data.cifar10_folder`` or ``nfr.data.cifar10`` raise).
     """
     info = {"data": data, "split": split}
     if data == "torchvision":
@@ -140,7 +213,22 @@ def load_data(data: str = "jpeg", split: str = "train", n: int | None = None, se
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random crop (zero padding ``pad``, offsets uniform in 0..2 pad) and horizontal flip (p = 1/2)."""
+    """Random crop (zero padding ``pad``, offsets uniform in 0..2 pad) and horizontal flip (p = 1/2).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Images (N, C, H, W).
+    generator : torch.Generator
+        Draws the offsets and the flips.
+    pad : int
+        Zero padding on each side before the crop. Default 4.
+
+    Returns
+    -------
+    torch.Tensor
+        The augmented images, shaped like ``x``.
+    """
     n, _, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
     off = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
@@ -152,9 +240,35 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack | None = None,
              batch_size: int = 500, seed: int = 0, device="cpu") -> dict:
-    """Clean accuracy of ``model`` (raw-image input, converted to the model's dtype) and, with an
-    attack, its attack success rate: the fraction of images with true label != target classified
-    as target after the trigger."""
+    """Clean accuracy of ``model`` and, with an attack, its attack success rate.
+
+    The attack success rate is the fraction of images with true label != target classified as
+    target after the trigger (``nfr.backdoors.attack_success_rate``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier, taking raw images in [0, 1] (e.g. :class:`Normalized`), already on
+        ``device``; it is put in eval mode.
+    x : torch.Tensor
+        Images (N, 3, H, W), uint8 or float in [0, 1], converted to the model's dtype.
+    y : torch.Tensor
+        (N,) int64 labels.
+    attack : Attack, optional
+        The backdoor whose success rate is measured, put in eval mode (None: clean accuracy only).
+    batch_size : int
+        Images per forward pass. Default 500.
+    seed : int
+        Seed of the attack's random choices. Default 0.
+    device : str or torch.device
+        Where the batches are computed. Default ``"cpu"``.
+
+    Returns
+    -------
+    dict
+        ``clean_accuracy`` and ``n_test`` (the number of images); with an attack also ``asr`` and
+        ``n_asr`` (the number of images with true label != target).
+    """
     model.eval()
     correct, dt = 0, model_dtype(model)
     for i in range(0, len(x), batch_size):
@@ -177,7 +291,41 @@ def train_model(net: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack
     first ``rate`` of the shuffled batch, plus the attack's extra modes), cross-entropy (+ the
     attack's auxiliary loss), SGD + momentum, cosine schedule per step. The attack's own trainable
     parameters (InputAware's pattern generator) are trained with Adam (lr 0.01, betas (0.5, 0.9)),
-    as in the authors' code. Returns ``{"loss": [per-step loss], "steps": T}``; ``net`` ends in eval mode.
+    as in the authors' code. ``net`` ends in eval mode (on ``device``, channels-last).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The bare network, trained in place (wrapped in :class:`Normalized`).
+    x : torch.Tensor
+        Training images (N, 3, 32, 32), uint8.
+    y : torch.Tensor
+        (N,) int64 labels.
+    attack : Attack, optional
+        The backdoor injected while training (None: clean training); it is prepared
+        (``attack.prepare``) first and ends in eval mode.
+    epochs : int
+        Passes over the training images. Default 1.
+    lr : float
+        Initial learning rate of the cosine schedule. Default 0.1.
+    momentum : float
+        SGD momentum. Default 0.9.
+    weight_decay : float
+        SGD weight decay. Default 5e-4.
+    batch_size : int
+        Images per step. Default 128.
+    seed : int
+        Seeds the one generator of every random choice. Default 0.
+    device : str or torch.device
+        Where the network is trained. Default ``"cpu"``.
+    progress : bool
+        Show a progress bar (tqdm, on stderr). Default True.
+
+    Returns
+    -------
+    dict
+        ``{"loss": [per-step loss], "steps": T, "epoch_loss": [mean loss per epoch],
+        "epoch_cpu_seconds": [CPU seconds per epoch]}``.
     """
     g = torch.Generator().manual_seed(seed)
     model = Normalized(net).to(device).to(memory_format=torch.channels_last)
@@ -237,12 +385,63 @@ def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: st
         batch_size: int = 128, rate: float = 0.1, target: int = 0, seed: int = 0, out: str = "models",
         device: str = "cpu", progress: bool = True, name: str | None = None, command: str | None = None,
         width: int = 32, save_dtype: str = "float32") -> dict:
-    """Train one model and write ``<out>/<name>.pt`` (the network's state dict),
-    ``<out>/<name>_trigger.pt`` (the attack's state, if any) and the manifest ``<out>/<name>.json``.
+    """Train one model and write its weights, its trigger and its manifest.
 
-    ``name`` defaults to ``<model>_<attack>``. ``lr`` defaults to 0.1 from scratch and 0.01 when
-    fine-tuning a pretrained ``init``. Clean accuracy and attack success rate are measured on the
-    test split (``n_test`` images, all by default) before and after training. Returns the manifest.
+    The files are ``<out>/<name>.pt`` (the network's state dict), ``<out>/<name>_trigger.pt`` (the
+    attack's state, if any) and the manifest ``<out>/<name>.json``. Clean accuracy and attack
+    success rate are measured on the test split before (unless trained from scratch) and after
+    training.
+
+    Parameters
+    ----------
+    model : str
+        The architecture, one of ``MODELS``, as for ``build_model``. Default ``"resnet20"``.
+    attack : str
+        ``"none"`` or an attack name of ``nfr.backdoors.make_attack``. Default ``"none"``.
+    epochs : int
+        Passes over the training images. Default 1.
+    init : str
+        Starting weights, as for ``build_model``. Default ``"pretrained-resnet20"``.
+    data : str
+        The CIFAR-10 copy, as for ``load_data``. Default ``"jpeg"``.
+    n_train, n_test : int, optional
+        Training and test images, seeded subsets (all when None).
+    lr : float, optional
+        Learning rate; defaults to 0.1 from scratch and 0.01 for any other ``init`` (fine-tuning).
+    batch_size : int
+        Images per step. Default 128.
+    rate : float
+        Poisoning rate of the attack. Default 0.1.
+    target : int
+        Target class of the attack. Default 0.
+    seed : int
+        Seeds the initialisation, the subsets, the order, the augmentation and the attack. Default 0.
+    out : str
+        The output folder (created). Default ``"models"``.
+    device : str
+        Where to train and evaluate. Default ``"cpu"``.
+    progress : bool
+        Show progress bars. Default True.
+    name : str, optional
+        The file stem; defaults to ``<model>_<attack>``.
+    command : str, optional
+        The command line, recorded in the manifest.
+    width : int
+        The VGG16 layout's width (``"vgg16"`` only). Default 32.
+    save_dtype : str
+        ``"float32"`` or ``"float16"``: dtype of the saved weights; the accuracy after training is
+        measured after this rounding. Default ``"float32"``.
+
+    Returns
+    -------
+    dict
+        The manifest written to ``<out>/<name>.json``.
+
+    Raises
+    ------
+    NFRError
+        If ``save_dtype`` is neither ``"float32"`` nor ``"float16"`` (and as ``build_model``,
+        ``load_data`` and ``nfr.backdoors.make_attack`` raise).
     """
     atk = make_attack(attack, target=target, rate=rate, seed=seed)
     net = build_model(model, init, seed, width)
@@ -295,9 +494,25 @@ def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: st
 
 
 def load_trained(path, attack_name: str | None = None):
-    """A model saved by :func:`run`: ``(model, attack)`` with ``model`` a :class:`Normalized`
-    network in eval mode taking raw [0, 1] images and ``attack`` the attack (its trigger state loaded
-    from ``<stem>_trigger.pt``, config from the manifest ``<stem>.json``) or None."""
+    """A model saved by :func:`run`, with its attack.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The weights ``<stem>.pt``; the manifest ``<stem>.json`` beside it gives the architecture
+        (ResNet-20 without a manifest) and the attack's config.
+    attack_name : str, optional
+        The attack to build, with its default settings, when the manifest names none (None: no
+        attack).
+
+    Returns
+    -------
+    model : Normalized
+        The network in eval mode, taking raw [0, 1] images.
+    attack : Attack or None
+        The attack in eval mode (its trigger state loaded from ``<stem>_trigger.pt`` when that file
+        exists, config from the manifest), or None.
+    """
     path = Path(path)
     man_path = path.with_suffix(".json")
     man = json.loads(man_path.read_text()) if man_path.is_file() else {}
@@ -316,8 +531,19 @@ def load_trained(path, attack_name: str | None = None):
 
 
 def bundled_manifest(name: str) -> dict:
-    """The manifest of a model that ships with nfr (``nfr/resources/models/<name>.json``, checksum
-    verified): the training command, data checksums, accuracy and attack success rate."""
+    """The manifest of a model that ships with nfr (``nfr/resources/models/<name>.json``, checksum verified).
+
+    Parameters
+    ----------
+    name : str
+        The file stem in ``nfr/resources/models``, e.g. ``"resnet20_badnet"``.
+
+    Returns
+    -------
+    dict
+        The manifest :func:`run` wrote: the training command, data checksums, accuracy and attack
+        success rate.
+    """
     return json.loads(D.resource(f"models/{name}.json").read_text())
 
 

@@ -41,9 +41,35 @@ def layer_maps(model: nn.Module, x: torch.Tensor, target, rule: str = "gbp",
                input_part: str = "grad"):
     """Input part R^0 (B, H, W) and bias maps {l: R^l (B, h_l, w_l)} of every weight layer l.
 
-    ``target``: class index per sample (int or LongTensor of length B). ``rule``: "gbp" (TR-GBP)
-    or "grad" (the FullGrad-style decomposition). Also returns the logits ``f`` (B, K) of the
-    plain forward as a third value.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode ReLU network (canonized internally; never modified).
+    x : torch.Tensor
+        An image batch [B, C, H, W].
+    target : int or torch.LongTensor
+        Class index per sample (int or LongTensor of length B).
+    rule : str
+        "gbp" (TR-GBP) or "grad" (the FullGrad-style decomposition). Default "gbp".
+    input_part : str
+        "grad" (R^0 = sum_c d^g f_k / d x_c) or "x_grad" (R^0 = sum_c x_c d^g f_k / d x_c).
+        Default "grad".
+
+    Returns
+    -------
+    R0 : torch.Tensor
+        The input part R^0, (B, H, W).
+    maps : dict
+        Layer index l (1-based) -> bias map R^l (B, h_l, w_l), detached; (B, 1, 1) for a Linear
+        layer, zeros for a layer without bias.
+    f : torch.Tensor
+        The logits (B, K) of the plain forward, detached.
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``rule`` or ``input_part`` is not one of the values above, if ``x`` is not 4D, or if
+        the model or ``x`` is refused (e.g. a model in train mode, a non-floating-point ``x``).
     """
     if rule not in ("gbp", "grad"):
         raise NFRError(f"rule must be 'gbp' or 'grad', got {rule!r}")
@@ -86,7 +112,19 @@ def layer_maps(model: nn.Module, x: torch.Tensor, target, rule: str = "gbp",
 def aggregate(R0: torch.Tensor, maps: dict, layers=None) -> torch.Tensor:
     """Eq 9: R = R^0 + sum_l psi(R^l), psi = bilinear upsampling to R^0's size (align_corners=False).
 
-    ``layers``: the bias layers to include (default all).
+    Parameters
+    ----------
+    R0 : torch.Tensor
+        The input part R^0 (B, H, W), as from :func:`layer_maps`.
+    maps : dict
+        Layer index l -> bias map R^l (B, h_l, w_l), as from :func:`layer_maps`.
+    layers : collection of int, optional
+        The bias layers to include (default all).
+
+    Returns
+    -------
+    torch.Tensor
+        R (B, H, W); ``R0`` is not modified.
     """
     H, W = R0.shape[-2:]
     R = R0.clone()
@@ -100,9 +138,29 @@ def trgbp_maps(model: nn.Module, x: torch.Tensor, top: int = 5, rule: str = "gbp
                input_part: str = "grad"):
     """Maps of the ``top`` highest-scoring classes of every image.
 
-    Returns ``(classes, R, Rt)``: classes (B, top) in decreasing logit order, R (B, top, H, W) the
-    eq-9 maps and Rt = R - mean over the top classes (eq 10). The images are repeated ``top``
-    times and attributed in one batch.
+    The images are repeated ``top`` times and attributed in one batch.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode ReLU network.
+    x : torch.Tensor
+        An image batch [B, C, H, W].
+    top : int
+        The number of classes. Default 5.
+    rule : str
+        "gbp" or "grad", as in :func:`layer_maps`. Default "gbp".
+    input_part : str
+        "grad" or "x_grad", as in :func:`layer_maps`. Default "grad".
+
+    Returns
+    -------
+    classes : torch.Tensor
+        The class indices (B, top) in decreasing logit order.
+    R : torch.Tensor
+        The eq-9 maps (B, top, H, W).
+    Rt : torch.Tensor
+        R - mean over the top classes (eq 10), (B, top, H, W).
     """
     with torch.no_grad():
         classes = model(x).topk(top, dim=1).indices
@@ -119,6 +177,24 @@ def trgbp(model: nn.Module, x: torch.Tensor, target=None, top: int = 5,
 
     R~_k = R_k - (1/top) sum_{i in top classes} R_i with R from eq 9. When ``target`` is not
     among the top classes its map is computed separately and the same mean is subtracted.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode ReLU network.
+    x : torch.Tensor
+        An image batch [B, C, H, W].
+    target : int or torch.LongTensor, optional
+        The class (one, or one per sample); the predicted class by default.
+    top : int
+        The number of top classes whose mean map is subtracted. Default 5.
+    input_part : str
+        "grad" or "x_grad", as in :func:`layer_maps`. Default "grad".
+
+    Returns
+    -------
+    torch.Tensor
+        R~_k, (B, H, W), in ``x``'s dtype.
     """
     classes, R, Rt = trgbp_maps(model, x, top, "gbp", input_part)
     if target is None:
@@ -139,6 +215,22 @@ def completeness(model: nn.Module, x: torch.Tensor, target) -> tuple[torch.Tenso
     """(sum of the plain-gradient decomposition, the logit): sum(x * df/dx) + sum_l sum R^l vs f_k.
 
     Equal for ReLU networks (with pooling, residual adds, merged BatchNorm); see module doc.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode ReLU network.
+    x : torch.Tensor
+        An image batch [B, C, H, W].
+    target : int or torch.LongTensor
+        The class (one, or one per sample).
+
+    Returns
+    -------
+    total : torch.Tensor
+        sum(x * df_k/dx) + sum_l sum R^l per sample, (B,).
+    logit : torch.Tensor
+        f_k(x) per sample, (B,).
     """
     R0, maps, out = layer_maps(model, x, target, "grad", "x_grad")
     total = R0.flatten(1).sum(1) + sum(m.flatten(1).sum(1) for m in maps.values())
@@ -148,12 +240,34 @@ def completeness(model: nn.Module, x: torch.Tensor, target) -> tuple[torch.Tenso
 
 @torch.no_grad()
 def randomize_biases(model: nn.Module, seed: int = 0, scale: str | float = "he") -> nn.Module:
-    """A copy of ``model`` whose Conv2d/Linear biases are i.i.d. N(0, s^2) (s = the layer's He std
-    for ``"he"``), i.e. the bias as one more random weight column of W~ = [W, b] (eq 8 of the TR-GBP paper).
+    """A copy of ``model`` whose Conv2d/Linear biases are i.i.d. N(0, s^2).
 
-    Layer l (1-based, :func:`~nfr.engine.weights.weight_layers` order) draws from its own
-    generator seeded by (seed, l). Layers without a bias are left alone.
+    s is the layer's He std for ``"he"``: the bias as one more random weight column of
+    W~ = [W, b] (eq 8 of the TR-GBP paper). Layer l (1-based,
+    :func:`~nfr.engine.weights.weight_layers` order) draws from its own generator seeded by
+    (seed, l). Layers without a bias are left alone.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (not modified).
+    seed : int
+        The seed. Default 0.
+    scale : str or float
+        ``"he"`` (the layer's He std) or a float std s for every layer. Default ``"he"``.
+
+    Returns
+    -------
+    torch.nn.Module
+        The modified deep copy.
+
+    Raises
+    ------
+    nfr.NFRError
+        For a ``scale`` that is neither ``"he"`` nor a float >= 0.
     """
+    if not (scale == "he" or (isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale >= 0)):
+        raise NFRError(f"randomize_biases: scale must be 'he' or a float >= 0, got {scale!r}")
     new = copy.deepcopy(model)
     for l, (_, mod) in enumerate(weight_layers(new), start=1):
         if mod.bias is None:
@@ -173,6 +287,28 @@ def cascade_maps(model: nn.Module, x: torch.Tensor, target, levels, seed: int = 
     (:func:`nfr.engine.weights.randomize` with ``cascade_from_top=k``, seed ``seed``, biases ``bias``: "keep" or
     "zero"); R (B, H, W) is the eq-9 map of class ``target`` (fixed, e.g. the original
     prediction) and Rt = R - mean of the eq-9 maps of the randomized model's top classes (eq 10).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained network (not modified).
+    x : torch.Tensor
+        An image batch [B, C, H, W].
+    target : int or torch.LongTensor
+        The class (one, or one per sample), the same at every level.
+    levels : iterable of int
+        The numbers k of randomized top layers.
+    seed : int
+        Seed of the random weights. Default 0.
+    bias : str
+        "keep" or "zero": the biases of the randomized layers. Default "keep".
+    top : int
+        The number of top classes whose mean map is subtracted. Default 5.
+
+    Returns
+    -------
+    dict
+        k (int) -> ``(R, Rt)``, both (B, H, W).
     """
     out = {}
     for k in levels:
@@ -189,6 +325,24 @@ def class_maps(model: nn.Module, x: torch.Tensor, top: int = 5):
 
     G (B, top, H, W) is GBP's guided gradient summed over channels (``nfr.attribute``,
     rule "gbp"); R and Rt as in :func:`trgbp_maps` (eq 9 and eq 10).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode ReLU network.
+    x : torch.Tensor
+        An image batch [B, C, H, W].
+    top : int
+        The number of classes. Default 5.
+
+    Returns
+    -------
+    classes : torch.Tensor
+        The class indices (B, top) in decreasing logit order.
+    G : torch.Tensor
+        The GBP maps (B, top, H, W).
+    R, Rt : torch.Tensor
+        The eq-9 and eq-10 maps (B, top, H, W).
     """
     cls, R, Rt = trgbp_maps(model, x, top)
     g = attribute(model, x.repeat_interleave(top, 0), cls.reshape(-1), rule="gbp").sum(1)

@@ -621,3 +621,23 @@ def test_python_assert_on_the_input_becomes_a_check():
                           atol=1e-14)
     with pytest.raises(NFRError, match="assert.*check the input shape"):
         nfr.attribute(m, _x((2, 1, 4)), 1, "grad")
+
+
+def test_argument_errors_found_while_documenting_are_nfr_errors():
+    """Bad arguments the numpydoc review found escaping as KeyError / ValueError, or accepted silently."""
+    from nfr.engine.composites import composite_for
+    from nfr.train import build_model
+    from nfr.trgbp import randomize_biases
+    from _nets import small_cnn
+    model = small_cnn()
+    with pytest.raises(NFRError, match="unknown rule"):
+        composite_for("smoothgrad", 4)
+    assert composite_for("activation", 3, below="gbp") == {1: "gbp", 2: "gbp", 3: "gbp"}
+    with pytest.raises(NFRError, match="scale"):
+        randomize_biases(model, scale="xavier")
+    with pytest.raises(NFRError, match="scale"):
+        nfr.randomize(model, cascade_from_top=0, scale="xavier")  # no layer selected: still checked
+    with pytest.raises(NFRError, match="pretrained"):
+        build_model("resnet20", init="pretrained-vgg")
+    with pytest.raises(NFRError, match="--arch resnet56"):
+        build_model("resnet20", init="pretrained-resnet56")

@@ -197,22 +197,13 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
     * ``alphabeta``     LRP-alpha-beta (eq 9) with z+-/z- the positive / negative parts of the
       products a_i w_ij: R_i = sum_j (alpha z+_ij / sum_k z+_kj - beta z-_ij / sum_k z-_kj) R_j,
       R_j = z_j g_j (bias excluded, as z+); ``alpha - beta = 1`` (alpha=1, beta=0 is z+). R = x * c_0
-    * ``dtd``           z+ in layers L..2, z^B at layer 1 with box [``low``, ``high``] (floats or
-      tensors broadcastable to x, ``low <= high``; a missing bound defaults to each sample's OWN
-      min / max over all its entries, so one image's map never depends on the rest of the
-      batch; give per-channel bounds of the input domain, e.g. the normalised [0, 1] range,
-      where they are known); R = R_0 (eq 11). w/o B: c_1 passed through layer 1 with the raw
-      gradient.
+    * ``dtd``           z+ in layers L..2, z^B at layer 1 with box [``low``, ``high``];
+      R = R_0 (eq 11). w/o B: c_1 passed through layer 1 with the raw gradient.
     * ``activation``    relevance at layer ``layer`` (1..L) replaced by A_l, raw gradient below:
       R = r_0 = d <A_l, stopgrad(A_l)> / d x (target ignored).
     * ``activation_max`` / ``activation_min``  as ``activation`` with A_l restricted to the top /
       bottom ``frac`` (10%) of its non-zero entries per sample (Fig 6 of Zheng et al.); the layers 1..l use
       the rule ``below`` ("grad", "gbp", "rectgrad" or "zplus").
-
-    ``target``: an int or a LongTensor of class indices (one per sample). ``composite``: an
-    explicit mapping l -> layer rule overriding the rule's own (advanced). ``record=True``
-    returns ``(R, rec)`` with ``rec["relevance"][l]`` = r_l (the relevance reaching A_l) and
-    ``rec["activation"][l]`` = A_l for every layer l reached.
 
     Parameters
     ----------
@@ -223,10 +214,42 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
     x : torch.Tensor
         The input batch ``[B, ...]``, floating point, same dtype as the model. ONE input tensor:
         a model needing several tensor inputs is refused (the rules start from A_0 = x).
-    target : int or torch.LongTensor
-        The class index (one, or one per sample).
+    target : int or torch.LongTensor, optional
+        The class index: an int, or a LongTensor of class indices (one per sample). Required
+        except for the activation rules, which ignore it (it is still checked when given).
     rule : str
-        One of the rules above.
+        One of the rules above. Default ``"gbp"``.
+    bottom : bool
+        Apply the rule's bottom process B (for ``dtd``: the z^B rule at layer 1); False gives
+        the map w/o B. Default True.
+    layer : int, optional
+        The start layer l (1..L) of the activation rules; required by them, unused otherwise.
+    q : float
+        RectGrad's quantile level, in (0, 1). Default 0.9.
+    low, high : float or torch.Tensor, optional
+        The ``dtd`` box (other rules ignore them): floats or tensors broadcastable to x, ``low
+        <= high``; a missing bound defaults to each sample's OWN min / max over all its
+        entries, so one image's map never depends on the rest of the batch; give per-channel
+        bounds of the input domain, e.g. the normalised [0, 1] range, where they are known.
+    record : bool
+        Also return the relevance and activation of every layer reached (see Returns).
+        Default False.
+    eps : float
+        Stabiliser of the denominators of the z+, alpha-beta and z^B rules
+        (d -> d + eps * sign0(d)). Default 0.0.
+    below : str
+        The layer rule of the layers 1..``layer`` for the activation rules: ``"grad"``
+        (default), ``"gbp"``, ``"rectgrad"`` or ``"zplus"``.
+    frac : float
+        The fraction of A_l's non-zero entries that ``activation_max`` / ``activation_min``
+        keep per sample. Default 0.1.
+    composite : dict, optional
+        An explicit mapping l -> layer rule (``"grad"``, ``"gbp"``, ``"rectgrad"``,
+        ``"zplus"``, ``"alphabeta"`` or ``"zbox"``) overriding the rule's own (advanced);
+        layers it does not name use ``"grad"``.
+    alpha, beta : float
+        The weights of LRP-alpha-beta; ``alpha - beta = 1`` and ``beta >= 0`` are required.
+        Default 1.0 and 0.0.
     output : int, str or callable, optional
         For a model that returns a tuple / list / dict: the index or key of the logits, or a
         callable applied to the returned structure that picks them (e.g. ``lambda o: o[0]``).
@@ -237,9 +260,11 @@ def attribute(model, x, target=None, rule="gbp", *, bottom=True, layer=None, q=0
 
     Returns
     -------
-    torch.Tensor
+    torch.Tensor or tuple
         R, shaped like ``x``, always detached (no ``grad_fn``, ``requires_grad=False``), also
-        when ``x`` itself requires grad; with ``record=True`` the pair ``(R, rec)``.
+        when ``x`` itself requires grad; with ``record=True`` the pair ``(R, rec)`` with
+        ``rec["relevance"][l]`` = r_l (the relevance reaching A_l) and
+        ``rec["activation"][l]`` = A_l for every layer l reached.
 
     Raises
     ------
@@ -385,8 +410,47 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
     the cut before every weight layer (:class:`~nfr.engine.canonize.Tap`); level N then runs only
     the raw backward below its cut (a truncated backward), reusing the same graph.
 
-    ``levels`` holds ints (not bools, not fractions); ``low`` / ``high``, ``output`` and
-    ``forward_kwargs`` are as in :func:`attribute`. The result is detached, as there.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode, fx-traceable ReLU network, as in :func:`attribute` (never modified).
+    x : torch.Tensor
+        The input batch ``[B, ...]``, as in :func:`attribute`.
+    target : int or torch.LongTensor
+        The class index (one, or one per sample); required for every rule, ``activation``
+        included (level 0 is the gradient of f_k).
+    rule : str
+        One of ``"grad"``, ``"grad_x_input"``, ``"gbp"``, ``"rectgrad"``, ``"zplus"``,
+        ``"alphabeta"``, ``"dtd"`` or ``"activation"``.
+    levels : list of int or torch.Tensor, optional
+        The levels N to compute, each in 0..L; ints (not bools, not fractions), or a 1D
+        integer tensor. None (default) means 0..L.
+    bottom : bool
+        Apply the rule's bottom process to every level. Default False.
+    q : float
+        RectGrad's quantile level. Default 0.9.
+    low, high : float or torch.Tensor, optional
+        The ``dtd`` box, as in :func:`attribute`.
+    eps : float
+        Stabiliser of the LRP denominators, as in :func:`attribute`. Default 0.0.
+    alpha, beta : float
+        LRP-alpha-beta weights, ``alpha - beta = 1``, ``beta >= 0``. Default 1.0 and 0.0.
+    output : int, str or callable, optional
+        Picks the logits from a structured model output, as in :func:`attribute`.
+    forward_kwargs : dict, optional
+        Values for ``forward``'s other arguments, as in :func:`attribute`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[len(levels), *x.shape]`` in x's dtype and device: entry i is the map of level
+        ``levels[i]``. Detached, as in :func:`attribute`.
+
+    Raises
+    ------
+    nfr.NFRError
+        For a level outside 0..L, and (through the checks it shares with :func:`attribute`)
+        for an unknown rule, a bad argument or an unsupported model.
     """
     _check_rule(rule, CASCADE_RULES)
     check_x(model, x)
@@ -449,7 +513,25 @@ def cascade(model, x, target, rule, levels=None, *, bottom=False, q=0.9, low=Non
 
 def alignment(R, x):
     """Input alignment (the alignment paper's Definition 1): alpha(R, x) = <R, x> / (||R|| ||x||) per sample,
-    over all non-batch dims; 0 where a norm is 0. Returns a tensor of shape [batch]."""
+    over all non-batch dims; 0 where a norm is 0.
+
+    Parameters
+    ----------
+    R : torch.Tensor
+        The maps ``[batch, ...]``.
+    x : torch.Tensor
+        The inputs, same shape as ``R`` (cast to R's dtype).
+
+    Returns
+    -------
+    torch.Tensor
+        The cosines, shape [batch].
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``R`` or ``x`` is not a tensor, or their shapes differ.
+    """
     if not isinstance(R, torch.Tensor) or not isinstance(x, torch.Tensor):
         raise NFRError("alignment takes two tensors R and x")
     if R.shape != x.shape:

@@ -65,6 +65,11 @@ class Gate(nn.Module):
     the graph proves nothing else reads that tensor (``_mark_inplace``); otherwise, and
     outside an attribution, it never writes to its input. For ReLU6 the mask of the raw
     gradient is ``1(0 < x < 6)``: the upper clamp also masks the gradient where ``x > 6``.
+
+    Parameters
+    ----------
+    upper : float, optional
+        The upper clamp (6 for ReLU6); None (default) for a plain ReLU.
     """
 
     def __init__(self, upper: float | None = None):
@@ -99,6 +104,13 @@ class Weighted(nn.Module):
 
     ``pad`` is an optional constant zero padding applied first (TF-style static "same" padding
     of EfficientNet's ``Conv2dStaticSamePadding``). Forward equals the wrapped module.
+
+    Parameters
+    ----------
+    inner : torch.nn.Module
+        The wrapped ``nn.Conv2d`` or ``nn.Linear``.
+    pad : tuple, optional
+        The zero padding (``F.pad`` form) applied before the layer; None (default) for none.
     """
 
     def __init__(self, inner: nn.Module, pad: tuple | None = None):
@@ -116,7 +128,23 @@ class Weighted(nn.Module):
         return self.inner.bias
 
     def linear(self, a, weight, bias=None):
-        """The layer's linear map with a given weight (used by the rules: W+, W-, ...)."""
+        """The layer's linear map with a given weight (used by the rules: W+, W-, ...).
+
+        Parameters
+        ----------
+        a : torch.Tensor
+            The layer's input (already padded: ``pad`` is not applied here).
+        weight : torch.Tensor
+            A weight of the inner layer's shape.
+        bias : torch.Tensor, optional
+            Added to the output; None (default) for none.
+
+        Returns
+        -------
+        torch.Tensor
+            ``F.linear`` or ``F.conv2d`` (with the inner layer's stride, padding, dilation and
+            groups) of ``a``.
+        """
         m = self.inner
         if isinstance(m, nn.Linear):
             return F.linear(a, weight, bias)
@@ -142,7 +170,13 @@ class Add(nn.Module):
 class Tap(nn.Module):
     """Identity marking a cut of the graph before weight layer ``split``; used by the cascade to
     read the relevance crossing the cut. Forward is the identity; while ``nfr_state`` is set
-    it returns a fresh view whose gradient autograd can report."""
+    it returns a fresh view whose gradient autograd can report.
+
+    Parameters
+    ----------
+    split : int
+        The index l of the weight layer the cut precedes.
+    """
 
     def __init__(self, split: int):
         super().__init__()
@@ -160,7 +194,17 @@ class Tap(nn.Module):
 
 @dataclass(frozen=True)
 class Layer:
-    """Weight layer ``index`` (1..L): the :class:`Weighted` module name and its gates' names."""
+    """Weight layer ``index`` (1..L): the :class:`Weighted` module name and its gates' names.
+
+    Parameters
+    ----------
+    index : int
+        The layer index l, 1..L in forward order.
+    weight : str
+        Name of the layer's :class:`Weighted` module in the canonical graph.
+    gates : tuple of str
+        Names of the layer's :class:`Gate` modules (empty for a layer without ReLU).
+    """
 
     index: int
     weight: str
@@ -168,7 +212,13 @@ class Layer:
 
     @property
     def output(self) -> str:
-        """Name of the module whose output is A_l (the first gate, or the weight layer itself)."""
+        """Name of the module whose output is A_l (the first gate, or the weight layer itself).
+
+        Returns
+        -------
+        str
+            ``gates[0]``, or ``weight`` when the layer has no gate.
+        """
         return self.gates[0] if self.gates else self.weight
 
 
@@ -363,6 +413,20 @@ def _merge_bn(w: Weighted, bn: nn.Module, node) -> Weighted:
 
 
 def check_eval(model: nn.Module):
+    """Refuse a model any of whose modules is in train mode (BatchNorm and Dropout would make
+    attributions depend on the batch).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model; itself and every submodule must have ``training`` False.
+
+    Raises
+    ------
+    nfr.NFRError
+        If a module is in train mode; the message names the first one (the model's class name
+        for the root) and says to call ``model.eval()``.
+    """
     bad = [n or type(model).__name__ for n, m in model.named_modules() if m.training]
     if bad:
         raise NFRError(f"the model is in train mode (e.g. {bad[0]!r}); BatchNorm/Dropout would "
@@ -710,7 +774,22 @@ def state_key(model: nn.Module, taps: bool = False, output=None) -> tuple:
     """What the canonical form of ``model`` depends on: its modules (identity, type, mode, hooks),
     every parameter and buffer (identity, storage, in-place version, dtype, device) and the
     options. Any change (``load_state_dict``, ``randomize`` in place, ``.to()``, a new hook,
-    ``train()``) gives a new key, so a stale canonical form is never reused."""
+    ``train()``) gives a new key, so a stale canonical form is never reused.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    taps : bool
+        Whether the canonical form has taps (see ``canonical``). Default False.
+    output : int, str or callable, optional
+        The ``output`` selector; a callable counts by its identity.
+
+    Returns
+    -------
+    tuple
+        ``(taps, output, modules, tensors)``, compared with ``==``.
+    """
     mods = tuple((id(m), type(m), m.training, len(m._forward_hooks), len(m._forward_pre_hooks),
                   len(m._backward_hooks), len(getattr(m, "_backward_pre_hooks", ())),
                   id(m.__dict__.get("forward"))) for m in model.modules())
@@ -726,7 +805,25 @@ def canonical(model: nn.Module, *, taps: bool = False, output=None,
     the attributors, which never write to them). See :func:`canonize` for the public version.
 
     Computed once per model and state: reused while :func:`state_key` is unchanged (not with
-    ``forward_kwargs``, whose values the trace may depend on, nor for a bare layer)."""
+    ``forward_kwargs``, whose values the trace may depend on, nor for a bare layer).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eval-mode ReLU network, or a bare supported layer.
+    taps : bool
+        Insert a :class:`Tap` on every tensor crossing the cut before each weight layer (for
+        the cascade). Default False.
+    output : int, str or callable, optional
+        Picks the logits from a structured output, as in :func:`nfr.engine.attribute.attribute`.
+    forward_kwargs : dict, optional
+        Values for ``forward``'s other arguments, as in :func:`nfr.engine.attribute.attribute`.
+
+    Returns
+    -------
+    torch.fx.GraphModule
+        The canonical graph, with ``gm.nfr_layers`` (a tuple of :class:`Layer`).
+    """
     cacheable = forward_kwargs is None and not isinstance(model, _SUPPORTED)
     if cacheable:
         key = state_key(model, taps, output)
@@ -840,7 +937,26 @@ def canonize(model: nn.Module, *, output=None, forward_kwargs=None) -> fx.GraphM
     :class:`Gate` per ReLU call, a :class:`Weighted` per Conv2d/Linear and an :class:`Add` per
     residual sum. ``gm.nfr_layers`` lists the L weight layers in forward order, each with its
     gates (``Layer(index, weight, gates)``); layer l's rule acts on those modules.
-    ``output`` and ``forward_kwargs`` are as in :func:`nfr.engine.attribute.attribute`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, in eval mode.
+    output : int, str or callable, optional
+        As in :func:`nfr.engine.attribute.attribute`.
+    forward_kwargs : dict, optional
+        As in :func:`nfr.engine.attribute.attribute`.
+
+    Returns
+    -------
+    torch.fx.GraphModule
+        The canonical graph, with ``gm.nfr_layers``.
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``model`` is in train mode, or (from the canonizer) has a layer, hook or operation
+        the rules do not support.
     """
     check_eval(model)
     return canonical(copy.deepcopy(model), output=output, forward_kwargs=forward_kwargs)

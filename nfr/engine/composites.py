@@ -13,8 +13,15 @@ import torch
 
 from nfr.engine.canonize import Gate, Tap, Weighted
 from nfr.engine.rules import RuleState
+from nfr.errors import NFRError
 
 __all__ = ["composite_for", "Session", "bottom_process"]
+
+
+#: the layer rule each attribution rule uses above its bottom layer (the activation rules: ``below``)
+_BASE = {"grad": "grad", "grad_x_input": "grad", "gbp": "gbp", "rectgrad": "rectgrad", "zplus": "zplus",
+         "alphabeta": "alphabeta", "dtd": "zplus", "activation": None, "activation_max": None,
+         "activation_min": None}
 
 
 def composite_for(rule: str, L: int, *, bottom: bool = True, upto: int | None = None,
@@ -26,10 +33,33 @@ def composite_for(rule: str, L: int, *, bottom: bool = True, upto: int | None = 
     below: this is cascade substitution (Definition 3, eq 19) at level N = ``upto``. For "dtd"
     layer 1 is "zbox" (``bottom=True``) or the raw gradient (``bottom=False``, "R w/o B").
     For the activation rules the layers at and below the start layer use ``below``.
+
+    Parameters
+    ----------
+    rule : str
+        A rule of :func:`nfr.engine.attribute.attribute`.
+    L : int
+        The number of weight layers.
+    bottom : bool
+        For ``"dtd"``: layer 1 is ``"zbox"`` (True, default) or ``"grad"`` (False).
+    upto : int, optional
+        The cascade level N: ``rule`` applies to the top N layers only (None: all L).
+    below : str
+        The layer rule of the activation rules. Default ``"grad"``.
+
+    Returns
+    -------
+    dict
+        Layer index l (1..L) -> layer rule name.
+
+    Raises
+    ------
+    nfr.NFRError
+        For an unknown ``rule``.
     """
-    base = {"grad": "grad", "grad_x_input": "grad", "gbp": "gbp", "rectgrad": "rectgrad",
-            "zplus": "zplus", "alphabeta": "alphabeta", "dtd": "zplus", "activation": below, "activation_max": below,
-            "activation_min": below}[rule]
+    if rule not in _BASE:
+        raise NFRError(f"composite_for: unknown rule {rule!r}; choose one of {sorted(_BASE)}")
+    base = below if rule.startswith("activation") else _BASE[rule]
     n = L if upto is None else upto
     comp = {l: (base if l > L - n else "grad") for l in range(1, L + 1)}
     if rule == "dtd" and n >= L:
@@ -38,7 +68,26 @@ def composite_for(rule: str, L: int, *, bottom: bool = True, upto: int | None = 
 
 
 class Session:
-    """Install RuleStates on a canonical GraphModule; ``close()`` removes them (in finally)."""
+    """Install RuleStates on a canonical GraphModule; ``close()`` removes them (in finally).
+
+    Parameters
+    ----------
+    gm : torch.fx.GraphModule
+        A canonical graph (:mod:`nfr.engine.canonize`) with its ``nfr_layers``.
+    comps : list of dict
+        The composites (l -> layer rule) the session will use; they decide which modules run
+        through the custom backward at all.
+    q : float
+        RectGrad's quantile level.
+    eps : float
+        Stabiliser of the denominators of the z+, alpha-beta and z^B rules.
+    low, high : float or torch.Tensor
+        The z^B box bounds (read only by ``"zbox"`` layers).
+    keep : collection of int
+        Layers l whose output A_l is stored (read with ``output(l)``). Default ``()``.
+    alpha, beta : float
+        The LRP-alpha-beta weights. Default 1.0 and 0.0.
+    """
 
     def __init__(self, gm, comps, *, q, eps, low, high, keep=(), alpha=1.0, beta=0.0):
         self.gm = gm
@@ -86,7 +135,22 @@ def bottom_process(rule, x, r):
     """The bottom process B of ``rule`` applied to its map w/o B ``r`` (r_0, or c_0 for the LRP
     rules): x * r for grad_x_input, zplus, alphabeta (and dtd's raw-gradient form); relu(x * r)
     for rectgrad; r itself for grad, gbp and activation. (dtd's own bottom process is the z^B rule
-    at layer 1, which :func:`nfr.engine.attribute.attribute` runs with ``bottom=True``.)"""
+    at layer 1, which :func:`nfr.engine.attribute.attribute` runs with ``bottom=True``.)
+
+    Parameters
+    ----------
+    rule : str
+        The rule of :func:`nfr.engine.attribute.attribute`.
+    x : torch.Tensor
+        The input.
+    r : torch.Tensor
+        The map w/o B, shaped like ``x``.
+
+    Returns
+    -------
+    torch.Tensor
+        The map R.
+    """
     if rule in ("grad_x_input", "zplus", "alphabeta", "dtd"):
         return x * r
     if rule == "rectgrad":

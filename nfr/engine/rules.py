@@ -63,6 +63,31 @@ class RuleState:
     ``mode`` is read at backward time; ``custom`` (fixed at forward time) says whether the module
     runs through the custom Function at all (False = native autograd, used when the module is
     raw-gradient for the whole call); ``keep`` stores the module output in ``output``.
+
+    Parameters
+    ----------
+    mode : str
+        The layer rule applied at backward time: ``"grad"`` (default), a gate rule
+        (``"gbp"``, ``"rectgrad"``) or a weight rule (``"zplus"``, ``"alphabeta"``,
+        ``"zbox"``).
+    custom : bool
+        Run the module through the custom autograd Function. Default False.
+    keep : bool
+        Store the module's output in ``output``. Default False.
+    output : torch.Tensor, optional
+        The stored output (set during the forward when ``keep``).
+    q : float
+        RectGrad's quantile level. Default 0.9.
+    eps : float
+        Stabiliser of the weight rules' denominators. Default 0.0.
+    low, high : float or torch.Tensor, optional
+        The z^B box bounds.
+    gated : bool
+        Whether the weight layer has a ReLU gate (z^B then takes R_1 = relu(Z_1) * c_1, else
+        Z_1 * c_1). Default True.
+    extra : dict
+        Further rule parameters: ``"alpha"`` and ``"beta"`` of the alpha-beta rule. Default
+        empty.
     """
 
     mode: str = "grad"
@@ -163,6 +188,19 @@ def row_quantile(p: torch.Tensor, q: float) -> torch.Tensor:
     Linear interpolation exactly as ``torch.quantile`` (rank = q (n - 1) in p's dtype,
     ``lerp(v_(k), v_(k+1), rank - k)``, k = floor(rank)), which is NumPy's default method.
     O(n) per row without a full sort: v_(k) and v_(k+1) by selection (``_kth_pair``).
+
+    Parameters
+    ----------
+    p : torch.Tensor
+        The values ``[B, ...]``.
+    q : float
+        The quantile level in [0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        The quantiles, shape ``[B, 1, ..., 1]`` (as many dims as ``p``), in p's dtype and on
+        its device.
     """
     B = p.shape[0]
     flat = p.reshape(B, -1)
@@ -244,7 +282,22 @@ def gate_forward(gate: nn.Module, x: torch.Tensor, st: RuleState) -> torch.Tenso
     canonizer marked the gate ``inplace``; the raw-gradient backward is then the same
     ``threshold_backward(g, out, 0)`` that autograd's own ReLU uses, written into the incoming
     gradient when the canonizer marked the gate ``grad_inplace`` and the caller does not keep
-    its output)."""
+    its output).
+
+    Parameters
+    ----------
+    gate : torch.nn.Module
+        The :class:`~nfr.engine.canonize.Gate`.
+    x : torch.Tensor
+        The gate's input.
+    st : RuleState
+        The gate's state; its output is stored in ``st.output`` when ``st.keep``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``relu(x)``, or ``clamp(x, 0, upper)`` for a ReLU6 gate.
+    """
     inplace = gate.inplace and not _source_kept(gate)
     grad_inplace = gate.grad_inplace and not st.keep
     if st.custom or inplace or grad_inplace:
@@ -413,7 +466,23 @@ class _WeightFn(torch.autograd.Function):
 
 
 def weighted_forward(mod: nn.Module, a: torch.Tensor, st: RuleState) -> torch.Tensor:
-    """Forward of a :class:`~nfr.engine.canonize.Weighted` during an attribution call."""
+    """Forward of a :class:`~nfr.engine.canonize.Weighted` during an attribution call.
+
+    Parameters
+    ----------
+    mod : torch.nn.Module
+        The :class:`~nfr.engine.canonize.Weighted` layer.
+    a : torch.Tensor
+        The layer's input (after its padding).
+    st : RuleState
+        The layer's state: with ``st.custom`` the layer runs through the rules' autograd
+        Function; its output is stored in ``st.output`` when ``st.keep``.
+
+    Returns
+    -------
+    torch.Tensor
+        Z = W^T a + b.
+    """
     if st.custom:
         out = _WeightFn.apply(a, mod, st)
     else:

@@ -52,9 +52,19 @@ WEIGHT_TYPES = (nn.Conv2d, nn.Linear)
 def weight_layers(model: nn.Module, example_input: torch.Tensor | None = None) -> list[tuple[str, nn.Module]]:
     """The weight layers (Conv2d, Linear) of ``model`` as ``[(name, module), ...]``; entry l-1 is layer l.
 
-    Without ``example_input`` the order is registration order; with it, the order of the first
-    call in a forward pass of ``example_input`` (forward pre-hooks, removed in a ``finally``;
-    layers never called are appended in registration order).
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    example_input : torch.Tensor, optional
+        Without it the order is registration order; with it, the order of the first call in a
+        forward pass of ``example_input`` (under ``torch.no_grad``; forward pre-hooks, removed
+        in a ``finally``; layers never called are appended in registration order).
+
+    Returns
+    -------
+    list of (str, torch.nn.Module)
+        The layers' qualified names and modules, layer 1 first.
     """
     named = [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHT_TYPES)]
     if example_input is None:
@@ -88,6 +98,16 @@ def he_std(mod: nn.Module) -> float:
     This is the scale that keeps the second moment of ReLU activations constant through depth
     (He et al. 2015, "fan_in" mode, ReLU gain sqrt(2)); it is the scale all distributions of
     :func:`randomize` share by default.
+
+    Parameters
+    ----------
+    mod : torch.nn.Module
+        The layer; its fan-in is the size of one neuron's weight vector ``weight[0]``.
+
+    Returns
+    -------
+    float
+        ``sqrt(2 / fan_in)``.
     """
     return math.sqrt(2.0 / _fan_in(mod))
 
@@ -189,20 +209,52 @@ def randomize(model: nn.Module, dist: str = "gaussian", seed: int = 0, layers=No
       each scaled to the norm rho of "ring". When out > n, rows come in independent blocks of
       n mutually orthogonal rows (no more than n vectors can be orthogonal in R^n).
 
-    Biases: ``bias="zero"`` (default) sets them to 0, matching the bias-free networks of the
-    theory (Sec. III-A of Zheng et al.); ``bias="keep"`` leaves the trained biases.
-
-    Selection: ``layers`` is a 1-based index, a module name, or any iterable of them (None: all
-    layers); ``cascade_from_top=k`` selects the top k layers L-k+1..L (Adebayo et al.'s cascading
-    randomization; k = 0 changes nothing). Give one of the two, not both.
-
     Layer l is drawn from a generator seeded with (seed, l) (see module doc): same seed, same
     model; other seed, other model; equal-shape layers differ.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (not modified).
+    dist : str
+        ``"gaussian"`` (default), ``"ring"``, ``"uniform"`` or ``"orthogonal"``, as above.
+    seed : int
+        Non-negative seed of the per-layer generators. Default 0.
+    layers : int, str or iterable, optional
+        The layers to randomize: a 1-based index, a module name, or any iterable of them
+        (None: all layers). Give this or ``cascade_from_top``, not both.
+    cascade_from_top : int, optional
+        k: select the top k layers L-k+1..L (Adebayo et al.'s cascading randomization; k = 0
+        changes nothing).
+    scale : str, float or None
+        The per-layer scale s: ``"he"`` (default), a positive float, or None (s = 1).
+    bias : str
+        ``"zero"`` (default) sets the biases of the selected layers to 0, matching the
+        bias-free networks of the theory (Sec. III-A of Zheng et al.); ``"keep"`` leaves the
+        trained biases.
+    example_input : torch.Tensor, optional
+        Number the layers in forward-call order (see ``weight_layers``).
+
+    Returns
+    -------
+    torch.nn.Module
+        The randomized copy.
+
+    Raises
+    ------
+    nfr.NFRError
+        For an unknown ``dist``, a ``bias`` other than ``"zero"`` / ``"keep"``, both
+        ``layers`` and ``cascade_from_top``, ``cascade_from_top`` outside 0..L, a bad
+        ``scale``; and (from the layer selection) a model without weight layers, a bad layer
+        selector or a negative seed.
     """
     if dist not in DISTRIBUTIONS:
         raise NFRError(f"unknown distribution {dist!r}; choose one of {DISTRIBUTIONS}")
     if bias not in ("zero", "keep"):
         raise NFRError(f"bias must be 'zero' or 'keep', got {bias!r}")
+    if not (scale in ("he", None) or (isinstance(scale, (int, float)) and not isinstance(scale, bool)
+                                      and scale > 0)):
+        raise NFRError(f"scale must be 'he', None or a positive float, got {scale!r}")
     new = copy.deepcopy(model)
     wl, idx = _resolve(new, layers, example_input)
     if cascade_from_top is not None:
@@ -239,7 +291,23 @@ def cascading_randomizations(model: nn.Module, dist: str = "gaussian", seed: int
     Cascading top-down randomization of Adebayo et al. (2018): k = 0 is an unchanged copy; step
     k additionally randomizes layer L-k+1. Layer l gets the same random weights at every k (its
     generator depends only on (seed, l)), so model_k and model_{k+1} differ in exactly one layer.
-    Each yielded model is a separate copy. ``kwargs`` go to :func:`randomize`.
+    Each yielded model is a separate copy.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (not modified).
+    dist : str
+        The distribution, as in :func:`randomize`. Default ``"gaussian"``.
+    seed : int
+        The seed, as in :func:`randomize`. Default 0.
+    **kwargs
+        Further arguments of :func:`randomize` (not ``layers`` or ``cascade_from_top``).
+
+    Yields
+    ------
+    tuple of (int, torch.nn.Module)
+        ``(k, model_k)`` for k = 0..L.
     """
     L = len(weight_layers(model))
     for k in range(L + 1):
@@ -262,7 +330,34 @@ def remove(model: nn.Module, layers=None, *, linear_keep: float = 0.0025, choice
       ``W[..., 0, :]`` and ``W[..., :, 0]``; ``W[..., 1:, 1:] = 0`` (a 3x3 kernel keeps 5 of 9
       entries; a 1x1 kernel is unchanged).
 
-    Biases are kept. ``layers`` / ``cascade_from_top`` select layers as in :func:`randomize`.
+    Biases are kept.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (not modified).
+    layers : int, str or iterable, optional
+        The layers, as in :func:`randomize` (None: all).
+    linear_keep : float
+        The fraction of a Linear layer's inputs kept, in (0, 1]. Default 0.0025.
+    choice : str
+        ``"first"`` (default) or ``"random"``: which Linear columns are kept.
+    seed : int
+        Seed of the ``"random"`` choice. Default 0.
+    cascade_from_top : int, optional
+        Select the top k layers, as in :func:`randomize`.
+
+    Returns
+    -------
+    torch.nn.Module
+        The copy with weights removed.
+
+    Raises
+    ------
+    nfr.NFRError
+        For a bad ``choice`` or ``linear_keep``, both ``layers`` and ``cascade_from_top``,
+        ``cascade_from_top`` outside 0..L; and (from the layer selection) a model without
+        weight layers or a bad layer selector.
     """
     if choice not in ("first", "random"):
         raise NFRError(f"choice must be 'first' or 'random', got {choice!r}")
@@ -323,8 +418,24 @@ def weight_stats(model: nn.Module, max_neurons: int = 512, seed: int = 0, layers
     When m > ``max_neurons`` a subset of ``max_neurons`` neurons is drawn without replacement
     from a generator seeded with (seed, l); ``n_used`` says how many were used. The norm
     statistics use the same subset. Works on raw models (BatchNorm is ignored, not merged).
-    Returns a list of dicts with keys index, name, type, n_neurons, fan_in, n_used, n_zero,
-    cos_mean, cos_std, norm_mean, norm_std, norm_cv, kurtosis.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    max_neurons : int
+        The most neurons used per layer. Default 512.
+    seed : int
+        Seed of the neuron subset. Default 0.
+    layers : int, str or iterable, optional
+        The layers, as in :func:`randomize` (None: all).
+
+    Returns
+    -------
+    list of dict
+        One dict per selected layer with keys index, name, type, n_neurons, fan_in, n_used,
+        n_zero, cos_mean, cos_std, norm_mean, norm_std, norm_cv, kurtosis (``n_zero``: the
+        neurons of zero norm among those used; nan where a statistic is undefined).
     """
     wl, idx = _resolve(model, layers)
     out = []

@@ -40,7 +40,16 @@ __all__ = ["option", "check_config", "RunConfig", "NetworkConfig", "ImageConfig"
 # ============================================================================== configuration
 @dataclass
 class RunConfig:
-    """Fields of every experiment."""
+    """Fields of every experiment.
+
+    Parameters
+    ----------
+    seed : int
+        Seeds the random model, the image subset and every randomization (local generators;
+        nothing is seeded globally); >= 0. Default 0.
+    quiet : bool
+        No progress bars. Default False.
+    """
     seed: int = option(0, "seeds the random model, the image subset and every randomization "
                           "(local generators; nothing is seeded globally)", minimum=0)
     quiet: bool = option(False, "no progress bars")
@@ -48,7 +57,25 @@ class RunConfig:
 
 @dataclass
 class NetworkConfig(RunConfig):
-    """Fields of the experiments that load a network."""
+    """Fields of the experiments that load a network.
+
+    Parameters
+    ----------
+    seed : int
+        As in ``RunConfig``. Default 0.
+    quiet : bool
+        As in ``RunConfig``. Default False.
+    model : str
+        The network: a name of ``nfr.setup.MODELS`` or your own as ``package.module:factory``
+        (a callable returning a ``torch.nn.Module``). Default ``"vgg16"``.
+    weights : str
+        ``"random"`` (the architecture's initialisation under ``seed``; default),
+        ``"imagenet"`` (pretrained; the bundled checkpoints for efficientnet_lite0 and
+        cifar_resnet20/56) or the path of a state dict.
+    download : bool
+        Allow downloads: torchvision's ImageNet weights for ``weights="imagenet"``, the original
+        CIFAR-10 for ``data="cifar10-original"`` (checksums verified). Default False.
+    """
     model: str = option("vgg16", "network: one of " + ", ".join(MODELS) + ", or your own as "
                         "package.module:factory (a callable returning a torch.nn.Module)",
                         metavar="{" + ",".join(MODELS) + "} or MODULE:FACTORY")
@@ -61,7 +88,48 @@ class NetworkConfig(RunConfig):
 
 @dataclass
 class ImageConfig(NetworkConfig):
-    """Fields of the experiments that explain images."""
+    """Fields of the experiments that explain images.
+
+    Parameters
+    ----------
+    seed : int
+        As in ``RunConfig``. Default 0.
+    quiet : bool
+        As in ``RunConfig``. Default False.
+    model : str
+        As in ``NetworkConfig``. Default ``"vgg16"``.
+    weights : str
+        As in ``NetworkConfig``. Default ``"random"``.
+    download : bool
+        As in ``NetworkConfig``. Default False.
+    device : str
+        Where to compute: ``"cpu"`` (default) or ``"cuda"``.
+    preprocess : str, optional
+        Input normalisation preset: ``"imagenet"``, ``"efficientnet"``, ``"cifar"`` or
+        ``"none"`` (None, default: efficientnet for efficientnet_lite0, imagenet for every other
+        model).
+    mean : list of float, optional
+        Per-channel mean of the normalisation (x - mean) / std, in [0, 1], instead of a preset
+        (with ``std``); the images are in [0, 1].
+    std : list of float, optional
+        Per-channel std, > 0 (with ``mean``).
+    dtype : str
+        The model's parameters and inputs: ``"float32"`` (default) or ``"float64"`` (no printed
+        digit depends on the CPU's float32 kernels).
+    data : str
+        The images: ``"samples"`` (default; foolbox's 20 ImageNet photos, CIFAR-10 images for
+        cifar_resnet*), ``"skimage"``, ``"cifar10"`` (the test split that ships with nfr),
+        ``"cifar10-original"`` (fetched with ``download``) or a folder.
+    n_images : int
+        Number of images, a subset drawn with ``seed`` (0 = all); >= 0. Default 4.
+    size : int, optional
+        Input resolution, >= 1 (None, default: 224; 32 for cifar_resnet*).
+    batch_size : int
+        Images per batch, >= 1. Default 16.
+    target : str
+        The class to explain: ``"pred"`` (the model's prediction; default) or ``"label"`` (the
+        data label).
+    """
     device: str = option("cpu", "where to compute", choices=("cpu", "cuda"))
     preprocess: str | None = option(None, "input normalisation preset (default: efficientnet for "
                                     "efficientnet_lite0, imagenet for every other model)",
@@ -115,7 +183,15 @@ def setup_kwargs(config) -> dict:
 # ============================================================================== results and registry
 class Result(dict):
     """An experiment's numbers (a JSON-able dict: ``experiment``, ``config`` and the results) and,
-    in ``arrays``, what its figures draw (maps, images; not written to the JSON)."""
+    in ``arrays``, what its figures draw (maps, images; not written to the JSON).
+
+    Parameters
+    ----------
+    numbers : dict
+        The dict's contents.
+    arrays : dict, optional
+        Stored (copied) as the attribute ``arrays``; empty when None.
+    """
 
     def __init__(self, numbers: dict, arrays: dict | None = None):
         super().__init__(numbers)
@@ -124,7 +200,23 @@ class Result(dict):
 
 @dataclass(frozen=True)
 class Spec:
-    """A registered experiment: its name, one-line help, module and Config class."""
+    """A registered experiment: its name, one-line help, module and Config class.
+
+    Parameters
+    ----------
+    name : str
+        The experiment's name.
+    help : str
+        Its one-line help.
+    module : str
+        The name of its module (which defines ``figures`` and ``summary``).
+    config : type
+        Its ``Config`` dataclass.
+    run : callable
+        Its ``run(config) -> Result``.
+    sharded : bool
+        Whether its images can be split over torchrun processes. Default False.
+    """
     name: str
     help: str
     module: str

@@ -88,12 +88,30 @@ class ReLURectGrad(Hook):
         self.q = float(q)
 
     def copy(self):
-        """A new hook with the same ``q`` (Zennit registers one copy per module)."""
+        """A new hook with the same ``q`` (Zennit registers one copy per module).
+
+        Returns
+        -------
+        ReLURectGrad
+            The copy.
+        """
         return self.__class__(q=self.q)
 
     def forward(self, module, input, output):
         """Attach the gate to this call's output tensor (its gradient is gated before the
-        ReLU's own backward applies M = 1(A > 0))."""
+        ReLU's own backward applies M = 1(A > 0)).
+
+        Nothing is attached when ``output`` is not a tensor that requires grad.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The ReLU module (unused).
+        input : tuple
+            Its inputs (unused).
+        output : torch.Tensor
+            Its output A; the gate is registered as a hook on this tensor.
+        """
         if not isinstance(output, torch.Tensor) or not output.requires_grad:
             return
         A = output.detach()

@@ -32,7 +32,20 @@ RULES = ("grad", "grad_x_input", "gbp", "rectgrad", "zplus", "dtd", "activation"
 
 
 def alignment(R: np.ndarray, x: np.ndarray) -> float:
-    """Definition 1: ``alpha(R, x) = <R, x> / (||R|| ||x||)`` (0 when either norm is 0)."""
+    """Definition 1: ``alpha(R, x) = <R, x> / (||R|| ||x||)`` (0 when either norm is 0).
+
+    Parameters
+    ----------
+    R : numpy.ndarray
+        The map (flattened).
+    x : numpy.ndarray
+        The input (flattened), as many entries as ``R``.
+
+    Returns
+    -------
+    float
+        The cosine.
+    """
     R, x = np.ravel(R), np.ravel(x)
     den = np.linalg.norm(R) * np.linalg.norm(x)
     return float(R @ x / den) if den > 0 else 0.0
@@ -59,6 +72,38 @@ def layer_filter(rule: str, net: ToyNet, fwd: Forward, l: int, r: np.ndarray,
     Layers where the rule does not act (the output layer for GBP/RectGrad) get ``W_l M_l``.
     ``normalise=False`` gives z+'s filter without its per-neuron normaliser ``Gamma_l``;
     ``tau`` fixes RectGrad's threshold instead of taking the ``q``-quantile.
+
+    Parameters
+    ----------
+    rule : str
+        One of ``RULES`` (``"dtd"`` gives the z+ filter, with the signed-input mask at layer 1;
+        ``"grad"``, ``"grad_x_input"`` and ``"activation"`` the raw ``W_l M_l``).
+    net : ToyNet
+        The network.
+    fwd : Forward
+        The forward pass at the input.
+    l : int
+        The layer, 1..L.
+    r : numpy.ndarray
+        ``r_l``, the vector reaching ``A_l``.
+    q : float
+        RectGrad's quantile level. Default 0.9.
+    eps : float
+        z+'s stabiliser. Default 0.0.
+    normalise : bool
+        Keep z+'s ``Gamma_l``. Default True.
+    tau : float, optional
+        RectGrad's fixed threshold (None: the ``q``-quantile).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``F_l(W_l M_l)``, shape ``[d_{l-1}, d_l]``.
+
+    Raises
+    ------
+    nfr.NFRError
+        For an unknown rule.
     """
     W, m = net.weights[l - 1], fwd.M[l]
     is_output = l == net.L
@@ -83,6 +128,37 @@ def backward(net: ToyNet, x: np.ndarray, k: int, rule: str, N: int | None = None
     gradient; ``N=None`` means every layer uses the rule. For ``dtd`` layer 1 always uses the
     gradient here (its z^B rule is the bottom process, see :func:`attribute`).
     For ``activation`` use :func:`activation_backward`.
+
+    Parameters
+    ----------
+    net : ToyNet
+        The network.
+    x : numpy.ndarray
+        The input vector, shape ``[d_0]``.
+    k : int
+        The target class, ``r_L = e_k``.
+    rule : str
+        One of ``RULES`` except ``"activation"``.
+    N : int, optional
+        The cascade level, 0..L.
+    q : float
+        RectGrad's quantile level. Default 0.9.
+    eps : float
+        z+'s stabiliser. Default 0.0.
+    tau : float, optional
+        RectGrad's fixed threshold (None: the ``q``-quantile at every layer).
+    fwd : Forward, optional
+        The forward pass at ``x``, when already computed.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``[r_0, r_1, ..., r_L]``.
+
+    Raises
+    ------
+    nfr.NFRError
+        For ``rule="activation"``, an unknown rule, ``N`` outside 0..L, or ``k`` out of range.
     """
     _check_rule(rule)
     if rule == "activation":
@@ -104,7 +180,28 @@ def backward(net: ToyNet, x: np.ndarray, k: int, rule: str, N: int | None = None
 def activation_backward(net: ToyNet, x: np.ndarray, layer: int, *, fwd: Forward | None = None) -> list[np.ndarray]:
     """"Activation" (Table I, last column): set ``r_layer = A_layer``, raw gradient below.
 
-    Returns ``[r_0, ..., r_layer]``. ``layer = 0`` gives ``r_0 = x``.
+    ``layer = 0`` gives ``r_0 = x``.
+
+    Parameters
+    ----------
+    net : ToyNet
+        The network.
+    x : numpy.ndarray
+        The input vector, shape ``[d_0]``.
+    layer : int
+        The start layer, 0..L-1 (a hidden layer, or the input).
+    fwd : Forward, optional
+        The forward pass at ``x``, when already computed.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``[r_0, ..., r_layer]``.
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``layer`` is outside 0..L-1.
     """
     fwd = forward(net, x) if fwd is None else fwd
     if not 0 <= layer < net.L:
@@ -118,7 +215,35 @@ def activation_backward(net: ToyNet, x: np.ndarray, layer: int, *, fwd: Forward 
 
 def bottom(rule: str, x: np.ndarray, r: list[np.ndarray], net: ToyNet | None = None,
            fwd: Forward | None = None, low=None, high=None, eps: float = 0.0) -> np.ndarray:
-    """The bottom process of Table I: the final map ``R`` from the main rule's result."""
+    """The bottom process of Table I: the final map ``R`` from the main rule's result.
+
+    Parameters
+    ----------
+    rule : str
+        One of ``RULES``.
+    x : numpy.ndarray
+        The input vector.
+    r : list of numpy.ndarray
+        The main rule's ``[r_0, ..., r_L]`` (``dtd`` also reads ``r_1``).
+    net : ToyNet, optional
+        The network (``dtd`` only).
+    fwd : Forward, optional
+        The forward pass at ``x`` (``dtd`` only).
+    low, high : float or numpy.ndarray, optional
+        The input box of DTD's z^B rule (``dtd`` only; required there).
+    eps : float
+        z^B's stabiliser. Default 0.0.
+
+    Returns
+    -------
+    numpy.ndarray
+        The map R, shape ``[d_0]``.
+
+    Raises
+    ------
+    nfr.NFRError
+        For ``dtd`` without ``low`` and ``high``, or an unknown rule.
+    """
     r0 = r[0]
     if rule in ("grad", "gbp", "activation"):
         return r0
@@ -137,7 +262,36 @@ def bottom(rule: str, x: np.ndarray, r: list[np.ndarray], net: ToyNet | None = N
 def attribute(net: ToyNet, x: np.ndarray, k: int, rule: str, *, bottom_process: bool = True,
               layer: int | None = None, q: float = 0.9, tau: float | None = None, low=None, high=None,
               eps: float = 0.0) -> np.ndarray:
-    """The attribution map of ``rule`` for class ``k`` (Table I); ``bottom_process=False`` gives "w/o B"."""
+    """The attribution map of ``rule`` for class ``k`` (Table I); ``bottom_process=False`` gives "w/o B".
+
+    Parameters
+    ----------
+    net : ToyNet
+        The network.
+    x : numpy.ndarray
+        The input vector, shape ``[d_0]``.
+    k : int
+        The target class (unused by ``activation``).
+    rule : str
+        One of ``RULES``.
+    bottom_process : bool
+        Apply the rule's bottom process. Default True.
+    layer : int, optional
+        The start layer of ``activation`` (None: L-1, the last hidden layer).
+    q : float
+        RectGrad's quantile level. Default 0.9.
+    tau : float, optional
+        RectGrad's fixed threshold (None: the ``q``-quantile).
+    low, high : float or numpy.ndarray, optional
+        The input box of ``dtd``'s z^B rule (required by ``dtd`` with ``bottom_process``).
+    eps : float
+        The LRP stabiliser. Default 0.0.
+
+    Returns
+    -------
+    numpy.ndarray
+        The map, shape ``[d_0]``.
+    """
     _check_rule(rule)
     x = np.asarray(x, dtype=np.float64)
     fwd = forward(net, x)
@@ -157,6 +311,35 @@ def cascade(net: ToyNet, x: np.ndarray, k: int, rule: str, levels=None, *, botto
     Level 0 is the raw gradient. For ``activation`` level ``N >= 1`` starts from ``A_{L-N}``.
     ``levels=None`` means ``0..L``. With ``bottom_process`` the rule's bottom process is applied
     (grad_x_input-like for z+), otherwise the main rule's ``r_0`` is returned.
+
+    Parameters
+    ----------
+    net : ToyNet
+        The network.
+    x : numpy.ndarray
+        The input vector, shape ``[d_0]``.
+    k : int
+        The target class.
+    rule : str
+        One of ``RULES`` except ``"dtd"`` (use ``"zplus"``).
+    levels : iterable of int, optional
+        The levels N, each in 0..L (None: 0..L).
+    bottom_process : bool
+        Apply the rule's bottom process. Default False.
+    q : float
+        RectGrad's quantile level. Default 0.9.
+    eps : float
+        z+'s stabiliser. Default 0.0.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[len(levels), d_0]``, row i for level ``levels[i]``.
+
+    Raises
+    ------
+    nfr.NFRError
+        For ``rule="dtd"`` or an unknown rule.
     """
     _check_rule(rule)
     if rule == "dtd":
@@ -181,6 +364,33 @@ def lrp(net: ToyNet, x: np.ndarray, k: int, rule: str = "zplus", *, low=None, hi
     ``rule``: ``"z"`` (eq 8, every layer), ``"zplus"`` (eq 10, every layer), ``"alphabeta"``
     (eq 9 with ``alpha``, ``beta``, every layer) or ``"dtd"`` (z+ in layers ``L..2``, z^B at
     layer 1).
+
+    Parameters
+    ----------
+    net : ToyNet
+        The network.
+    x : numpy.ndarray
+        The input vector, shape ``[d_0]``.
+    k : int
+        The target class.
+    rule : str
+        ``"z"``, ``"zplus"`` (default), ``"alphabeta"`` or ``"dtd"``.
+    low, high : float or numpy.ndarray, optional
+        The input box of z^B (required by ``"dtd"``).
+    eps : float
+        The stabiliser of every layer's denominators. Default 0.0.
+    alpha, beta : float
+        The weights of ``"alphabeta"``. Default 1.0 and 0.0.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``[R_0, ..., R_L]``.
+
+    Raises
+    ------
+    nfr.NFRError
+        For ``"dtd"`` without ``low`` and ``high``, or an unknown rule.
     """
     x = np.asarray(x, dtype=np.float64)
     fwd = forward(net, x)
@@ -210,6 +420,30 @@ def nfr_gaps(net: ToyNet, x: np.ndarray, k: int, rule: str, *, q: float = 0.9, e
     ``gap_l = <A_{l-1}, F_l r_l> - <A_{l-1}, W_l M_l r_l>``; ``changed_l`` says whether the filter
     changed the product (``F_l r_l != W_l M_l r_l`` beyond rounding). The pass itself always uses
     the exact rule; ``normalise=False`` evaluates z+'s unnormalised filter on that pass's ``r_l``.
+
+    Parameters
+    ----------
+    net : ToyNet
+        The network.
+    x : numpy.ndarray
+        The input vector, shape ``[d_0]``.
+    k : int
+        The target class.
+    rule : str
+        One of ``RULES`` except ``"activation"``.
+    q : float
+        RectGrad's quantile level. Default 0.9.
+    eps : float
+        z+'s stabiliser. Default 0.0.
+    normalise : bool
+        Evaluate z+'s filter with its ``Gamma_l``. Default True.
+    tau : float, optional
+        RectGrad's fixed threshold (None: the ``q``-quantile).
+
+    Returns
+    -------
+    list of (int, float, bool)
+        ``(l, gap_l, changed_l)`` for ``l = L..1``.
     """
     fwd = forward(net, x)
     r = backward(net, x, k, rule, q=q, eps=eps, tau=tau, fwd=fwd)

@@ -62,5 +62,23 @@ def nfr_gap(a_prev: np.ndarray, F: np.ndarray, W: np.ndarray, m: np.ndarray, r: 
     """Eq 13's two sides as one number: ``<A_{l-1}, F r_l> - <A_{l-1}, W_l M_l r_l>``.
 
     A negative filtering rule makes this ``> 0`` whenever the filter changes the product.
+
+    Parameters
+    ----------
+    a_prev : numpy.ndarray
+        ``A_{l-1}``, shape ``[d_{l-1}]``.
+    F : numpy.ndarray
+        The filter ``F_l(W_l M_l)``, shape ``[d_{l-1}, d_l]``.
+    W : numpy.ndarray
+        ``W_l``, shape ``[d_{l-1}, d_l]``.
+    m : numpy.ndarray
+        The mask ``M_l`` as a vector, shape ``[d_l]``.
+    r : numpy.ndarray
+        ``r_l``, shape ``[d_l]``.
+
+    Returns
+    -------
+    float
+        The gap.
     """
     return float(a_prev @ (F @ r) - a_prev @ (W @ (m * r)))

@@ -23,14 +23,28 @@ DISTRIBUTIONS = ("gaussian", "sphere", "uniform", "orthogonal")
 
 @dataclass
 class ToyNet:
-    """A bias-free (by default) fully connected ReLU network ``f = W_L^T A_{L-1}``."""
+    """A bias-free (by default) fully connected ReLU network ``f = W_L^T A_{L-1}``.
+
+    Parameters
+    ----------
+    weights : list of numpy.ndarray
+        ``weights[l-1]`` is ``W_l``, shape ``[d_{l-1}, d_l]``.
+    biases : list of numpy.ndarray, optional
+        ``biases[l-1]`` is ``b_l``, shape ``[d_l]``; None (default) for a bias-free net.
+    """
 
     weights: list[np.ndarray]
     biases: list[np.ndarray] | None = None
 
     @property
     def L(self) -> int:
-        """Number of weight layers (the last one is the linear output layer)."""
+        """Number of weight layers (the last one is the linear output layer).
+
+        Returns
+        -------
+        int
+            L.
+        """
         return len(self.weights)
 
     @property
@@ -38,7 +52,18 @@ class ToyNet:
         return [self.weights[0].shape[0]] + [W.shape[1] for W in self.weights]
 
     def bias(self, l: int) -> np.ndarray:
-        """``b_l`` (zeros for a bias-free net); ``l`` is 1-based."""
+        """``b_l`` (zeros for a bias-free net).
+
+        Parameters
+        ----------
+        l : int
+            The layer, 1-based.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``b_l``, shape ``[d_l]``.
+        """
         if self.biases is None:
             return np.zeros(self.weights[l - 1].shape[1])
         return self.biases[l - 1]
@@ -49,6 +74,15 @@ class Forward:
     """Everything a backward rule needs: ``A[l]``, ``Z[l]`` and masks ``M[l]`` for ``l = 0..L``.
 
     ``A[0] = x``; ``Z[0]`` and ``M[0]`` are unused placeholders so that indices match the paper.
+
+    Parameters
+    ----------
+    A : list of numpy.ndarray
+        The activations ``A_0 = x, A_1, ..., A_L = f``.
+    Z : list of numpy.ndarray
+        The pre-activations ``Z_l``.
+    M : list of numpy.ndarray
+        The boolean masks ``M_l = 1(Z_l > 0)`` (all True at the output layer). Default empty.
     """
 
     A: list[np.ndarray]
@@ -73,6 +107,25 @@ def sample_weights(shape: tuple[int, int], dist: str, rng) -> np.ndarray:
     * ``"uniform"``: i.i.d. U[-1, 1] entries scaled by ``sqrt(3/d_in)`` (zero mean, same variance
       as the Gaussian, but *not* isotropic: the cube's corners are preferred directions);
     * ``"orthogonal"``: columns orthonormal (QR of a Gaussian matrix; needs ``d_out <= d_in``).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(d_in, d_out)``.
+    dist : str
+        ``"gaussian"``, ``"sphere"``, ``"uniform"`` or ``"orthogonal"``, as above.
+    rng : numpy.random.Generator or int
+        The generator, or a seed for a new one.
+
+    Returns
+    -------
+    numpy.ndarray
+        The matrix, float64, shape ``(d_in, d_out)``.
+
+    Raises
+    ------
+    nfr.NFRError
+        For an unknown ``dist``, or ``"orthogonal"`` with ``d_out > d_in``.
     """
     rng = _rng(rng)
     d_in, d_out = shape
@@ -95,7 +148,28 @@ def random_network(widths, seed=0, dist="gaussian", bias=False) -> ToyNet:
     """A random toy network with layer widths ``[d_0, d_1, ..., d_L]``.
 
     Every layer draws from its own stream of the generator (no two layers share weights).
-    With ``bias=True`` each hidden layer gets i.i.d. N(0, 0.1^2) biases.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``[d_0, d_1, ..., d_L]``, at least two entries.
+    seed : int or numpy.random.Generator
+        The seed, or the generator itself. Default 0.
+    dist : str
+        The weight distribution of ``sample_weights``. Default ``"gaussian"``.
+    bias : bool
+        Give each layer (the output layer included) i.i.d. N(0, 0.1^2) biases. Default False.
+
+    Returns
+    -------
+    ToyNet
+        The network.
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``widths`` has fewer than two entries (and, from ``sample_weights``, for a bad
+        ``dist``).
     """
     rng = _rng(seed)
     widths = list(widths)
@@ -107,7 +181,25 @@ def random_network(widths, seed=0, dist="gaussian", bias=False) -> ToyNet:
 
 
 def forward(net: ToyNet, x: np.ndarray) -> Forward:
-    """Eq 2: ``A_l = relu(W_l^T A_{l-1} + b_l)``, linear last layer; returns A, Z and masks M."""
+    """Eq 2: ``A_l = relu(W_l^T A_{l-1} + b_l)``, linear last layer; returns A, Z and masks M.
+
+    Parameters
+    ----------
+    net : ToyNet
+        The network.
+    x : numpy.ndarray
+        One input vector of length ``d_0`` (converted to float64).
+
+    Returns
+    -------
+    Forward
+        ``A``, ``Z`` and ``M`` for ``l = 0..L``.
+
+    Raises
+    ------
+    nfr.NFRError
+        If ``x`` is not a vector of length ``d_0``.
+    """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.shape[0] != net.weights[0].shape[0]:
         raise NFRError(f"x must be a vector of length {net.weights[0].shape[0]}, got shape {x.shape}")
