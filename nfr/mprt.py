@@ -16,7 +16,7 @@ this module makes each one an argument:
 * **preprocessing** (:func:`prepare`): the channel reduction (signed sum, or sum of absolute
   values), and a normalisation (none, by the largest magnitude, min-max to [0, 1], or by the root of
   the second moment);
-* **similarity** (:data:`SIMILARITIES`): SSIM with the original check's settings (maps scaled by
+* **similarity** (``SIMILARITIES``): SSIM with the original check's settings (maps scaled by
   their largest magnitude into [-1, 1], 5 x 5 window, data range 2; Adebayo's answer in issue 2 of
   the ``adebayoj/sanity_checks_saliency`` repository), SSIM with scikit-image's defaults (7 x 7
   window; the data range, which scikit-image requires for float maps, the two maps' joint range,

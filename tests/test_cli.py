@@ -43,6 +43,8 @@ CASES = {
                {"steps", "ssim", "spearman"}),
     "trgbp": (dict(top=3), ["--top", "4"], {"class_correlation"}),
     "ibd": ({}, [], {"auc", "n", "errors"}),
+    "mprt": (dict(methods=["gbp", "control_noise"], orders=["top_down"], smooth_n=1),
+             ["--methods", "grad", "--orders", "independent", "--smooth-n", "0"], {"mprt", "emprt", "smooth"}),
 }
 COMMON = {"experiment", "config", "figures"}
 
@@ -238,7 +240,7 @@ def test_registry_names_and_modules():
     import sys
     assert set(X.REGISTRY) == {"table1", "cascade", "weight-stats", "distributions", "removal",
                                "activations", "sanity", "failure", "kis", "backdoor", "nie", "trgbp",
-                               "ibd", "ebpg", "perturbation", "trgbp-sanity", "methods"}
+                               "ibd", "ebpg", "perturbation", "trgbp-sanity", "methods", "mprt"}
     for spec in X.REGISTRY.values():
         mod = sys.modules[spec.module]
         assert spec.module.startswith("nfr.experiments.") and spec.module.count(".") == 2

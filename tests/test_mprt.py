@@ -172,3 +172,31 @@ def test_emprt_equals_quantus_efficient_mprt_on_the_same_weights():
             for a, b in zip(M.maps(model, x, y, "grad"), M.maps(full, x, y, "grad"))]
     np.testing.assert_allclose(ours, scores, atol=1e-6)
     assert np.ptp(scores) > 0.01  # the images differ: the comparison is not of constants
+
+
+def test_the_mprt_experiment_is_consistent_with_itself_and_with_nfr_mprt():
+    """Cross-checks that hold whatever the numbers: the two cascading orders meet at full
+    randomization, the independent order's last step is top-down's first (layer L alone), a
+    model-free control scores 1 everywhere, and one stored value equals its recomputation."""
+    from nfr import experiments as X
+    res = X.run("mprt", model="cifar_resnet20", weights="random", data="samples", n_images=2, size=32,
+                seed=0, quiet=True, methods=["gbp", "control_input", "control_noise"], smooth_n=2)
+    A, L = res.arrays["mprt"], res["config"]["L"]
+    for prep in ("abs", "signed+minmax"):
+        for me in M.SIMILARITIES:
+            td, bu, ind = (A[f"{o}|gbp|{prep}|{me}"] for o in M.ORDERS)
+            np.testing.assert_allclose(td[-1], bu[-1], atol=1e-12)
+            np.testing.assert_allclose(ind[-1], td[0], atol=1e-12)
+            assert np.allclose(A[f"top_down|control_input|{prep}|{me}"], 1.0)
+            assert np.all(np.abs(A[f"bottom_up|control_noise|{prep}|{me}"]) < 0.5)
+    assert res["emprt"]["control_input|abs"]["mean"] == 0.0
+    assert res.arrays["smooth"]["top_down|gbp|abs|spearman"].shape == (1, 2)
+    # one value, recomputed from nfr.mprt directly
+    from nfr.setup import load_setup
+    s = load_setup(model="cifar_resnet20", weights="random", data="samples", n_images=2, size=32, seed=0)
+    _, _, m3 = list(M.randomization_steps(s.model, "bottom_up", 0))[2]
+    a = M.prepare(M.maps(s.model, s.x[:1], s.target[:1], "gbp")[0], absolute=False)
+    b = M.prepare(M.maps(m3, s.x[:1], s.target[:1], "gbp")[0], absolute=False)
+    assert A["bottom_up|gbp|signed|ssim_original"][2, 0] == pytest.approx(M.similarity(a, b, "ssim_original"),
+                                                                         abs=1e-6)
+

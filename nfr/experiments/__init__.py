@@ -11,7 +11,8 @@ here are what ``python -m nfr <experiment>`` calls::
 Experiments of Zheng, Sang and Xu (Unifying Perplexing Behaviors in Modified BP Attributions
 through Alignment Perspective): table1, cascade, weight-stats, distributions, removal,
 activations, sanity, failure, kis, backdoor. Of the TR-GBP paper (Towards Predictable Feature
-Attribution): trgbp, ibd, nie, ebpg, perturbation, trgbp-sanity, methods.
+Attribution): trgbp, ibd, nie, ebpg, perturbation, trgbp-sanity, methods. The book's own: mprt
+(the randomization test's variants, chapter 13).
 """
 from __future__ import annotations
 
@@ -22,19 +23,35 @@ from pathlib import Path
 from nfr.distributed import rank, world_size
 from nfr.errors import NFRError
 from nfr.experiments import (activations, backdoor, base, cascade, distributions, ebpg, failure, ibd, kis,
-                             methods, nie, perturbation, removal, sanity, table1, trgbp, trgbp_sanity,
+                             methods, mprt, nie, perturbation, removal, sanity, table1, trgbp, trgbp_sanity,
                              weight_stats)
 from nfr.experiments.base import (REGISTRY, ImageConfig, NetworkConfig, Result, RunConfig, Spec,
                                    check_config, jsonable)
 
 __all__ = ["REGISTRY", "base", "Spec", "Result", "RunConfig", "NetworkConfig", "ImageConfig", "get", "config",
            "run", "write", "activations", "backdoor", "cascade", "distributions", "ebpg", "failure",
-           "ibd", "kis", "methods", "nie", "perturbation", "removal", "sanity", "table1", "trgbp",
+           "ibd", "kis", "methods", "mprt", "nie", "perturbation", "removal", "sanity", "table1", "trgbp",
            "trgbp_sanity", "weight_stats"]
 
 
 def get(name: str) -> Spec:
-    """The registered experiment ``name`` (NFRError listing the names when unknown)."""
+    """The registered experiment ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The experiment's name (``"cascade"``, ``"weight-stats"``, ...).
+
+    Returns
+    -------
+    Spec
+        Its registry entry.
+
+    Raises
+    ------
+    nfr.NFRError
+        When ``name`` is unknown; the message lists the names.
+    """
     try:
         return REGISTRY[name]
     except KeyError:
@@ -42,7 +59,26 @@ def get(name: str) -> Spec:
 
 
 def config(name: str, **values):
-    """The experiment's Config with ``values`` (an unknown field is an NFRError), checked."""
+    """The experiment's Config with ``values``, checked.
+
+    Parameters
+    ----------
+    name : str
+        The experiment's name.
+    **values
+        Values of the Config's fields; the others keep their defaults.
+
+    Returns
+    -------
+    object
+        The experiment's ``Config`` instance.
+
+    Raises
+    ------
+    nfr.NFRError
+        For an unknown field (the message lists the options), an unknown experiment, or a
+        value outside its field's choices or range.
+    """
     spec = get(name)
     known = {f.name for f in fields(spec.config)}
     bad = sorted(set(values) - known)
@@ -55,8 +91,30 @@ def config(name: str, **values):
 
 
 def run(name: str, cfg=None, *, out=None, **values) -> Result:
-    """Run the experiment ``name`` with ``cfg`` (its Config) or with ``values`` for its fields;
-    when ``out`` is a folder, also write its JSON and figures there (:func:`write`)."""
+    """Run the experiment ``name`` with ``cfg`` (its Config) or with ``values`` for its fields.
+
+    Parameters
+    ----------
+    name : str
+        The experiment's name.
+    cfg : object, optional
+        The experiment's ``Config`` (checked); give this or ``values``, not both.
+    out : str or pathlib.Path, optional
+        A folder: also write the result's JSON and figures there (:func:`write`).
+    **values
+        Values of the Config's fields, as in ``config``.
+
+    Returns
+    -------
+    Result
+        The experiment's numbers (and arrays).
+
+    Raises
+    ------
+    nfr.NFRError
+        When both ``cfg`` and ``values`` are given; also for an unknown experiment or option or
+        a value outside its range.
+    """
     spec = get(name)
     if cfg is None:
         cfg = config(name, **values)
@@ -72,7 +130,23 @@ def run(name: str, cfg=None, *, out=None, **values) -> Result:
 
 def write(name: str, result: Result, out) -> list[str]:
     """Write ``<out>/<name>.json`` (config and numbers, non-finite values as null) and the
-    experiment's PNG figures; returns the file names (only rank 0 of a sharded run writes)."""
+    experiment's PNG figures (only rank 0 of a sharded run writes).
+
+    Parameters
+    ----------
+    name : str
+        The experiment's name.
+    result : Result
+        What its ``run`` returned; ``world_size`` and ``figures`` (the figure file names) are
+        added to it.
+    out : str or pathlib.Path
+        The folder, created when missing.
+
+    Returns
+    -------
+    list of str
+        The names of the files written, the JSON first; empty on a rank other than 0.
+    """
     spec = get(name)
     result["world_size"] = world_size()
     result["figures"] = []
