@@ -34,7 +34,7 @@ from nfr.errors import NFRError
 from nfr.experiments import activations, cascade, failure, removal, sanity
 from nfr.metrics import colour_fidelity
 from nfr.setup import load_setup
-from nfr import backdoors, train
+from nfr import backdoors, mprt, train
 
 
 @dataclass(frozen=True)
@@ -294,6 +294,101 @@ def c13_resnet56(draws, n_images, quiet=True) -> list[dict]:
                 u[f"{m}_drop"] = per[m][0][i] - per[m][-1][i]
             units.append(u)
     return units
+
+
+# ----------------------------------------------------------------------------- B1-B4: the MPRT's variants
+#: the book's own predictions of chapter 13 (not claims of the papers): networks of the settings
+MPRT_NETS = {"cifar_resnet20-trained": ("cifar_resnet20", "pretrained"),
+             "cifar_vgg16-trained": ("cifar_vgg16", "pretrained"),
+             "cifar_vgg16-random": ("cifar_vgg16", "random")}
+MPRT_RULES = ("grad",) + NFR4
+MPRT_PREPS = {"abs": True, "signed": False}
+MPRT_MEASURES = ("ssim_original", "ssim_skimage", "spearman", "pearson")
+
+
+def _mprt_maps(s, model, rules, smooth_seed=None, smooth_n=50):
+    """{rule: [float64 map per image]} of the setup's images under ``model`` (smooth MPRT maps when
+    ``smooth_seed`` is given: the mean over ``smooth_n`` noisy copies, noise 0.1 of each image's range)."""
+    out = {}
+    for r in rules:
+        kw = dict(low=s.low, high=s.high) if r == "dtd" else {}
+        maps = []
+        for xb, tb in zip(s.x.split(100), s.target.split(100)):
+            if smooth_seed is None:
+                maps += mprt.maps(model, xb, tb, r, **kw)
+            else:
+                g = torch.Generator().manual_seed(int(smooth_seed))
+                R = mprt.smooth_maps(model, xb, tb, r, n=smooth_n, noise=0.1, generator=g, **kw)
+                maps += [m.detach().cpu().double().numpy() for m in R]
+        out[r] = maps
+    return out
+
+
+def _mprt_units(net, part, draws, n_images, quiet) -> list[dict]:
+    """Units of the MPRT settings: per (draw, image) the quantities of ``part`` (``"orders"``,
+    ``"variants"``, ``"smooth"`` or ``"emprt"``). Draw k: randomization seed k (layer l from (k, l)) and
+    the image subset drawn with seed k (and, for a random network, its weights)."""
+    model, weights = MPRT_NETS[net]
+    units = []
+    for k in tqdm(list(draws), desc=f"MPRT {part} {net} (draws)", disable=quiet):
+        s = load_setup(model=model, weights=weights, data="cifar10", n_images=n_images, seed=int(k),
+                       batch_size=100)
+        idx = image_index("cifar10", n_images, int(k))
+        mine = [dict(draw=int(k), image=i, index=idx[i]) for i in range(len(s.x))]
+        if part == "orders":
+            base = _mprt_maps(s, s.model, MPRT_RULES)
+            base = {r: [mprt.prepare(m) for m in v] for r, v in base.items()}
+            for order in mprt.ORDERS:
+                tot = {r: [0.0] * len(mine) for r in MPRT_RULES}
+                n_steps = 0
+                for _, _, mk in mprt.randomization_steps(s.model, order, int(k)):
+                    for r, v in _mprt_maps(s, mk, MPRT_RULES).items():
+                        for i, m in enumerate(v):
+                            tot[r][i] += mprt.similarity(base[r][i], mprt.prepare(m), "spearman")
+                    n_steps += 1
+                    del mk
+                for r in MPRT_RULES:
+                    for i, u in enumerate(mine):
+                        u[f"{order}_{r}"] = tot[r][i] / n_steps
+        else:
+            full = randomize(s.model, "gaussian", int(k))
+            seeds = (1_000_003 * int(k), 1_000_003 * int(k) + 1) if part == "smooth" else (None, None)
+            a, b = _mprt_maps(s, s.model, MPRT_RULES, seeds[0]), _mprt_maps(s, full, MPRT_RULES, seeds[1])
+            for i, u in enumerate(mine):
+                if part == "emprt":
+                    for r in MPRT_RULES:
+                        u[f"emprt_{r}"] = mprt.emprt(mprt.prepare(a[r][i]), mprt.prepare(b[r][i]))
+                    continue
+                for prep, absolute in (MPRT_PREPS.items() if part == "variants" else [("abs", True)]):
+                    for me in (MPRT_MEASURES if part == "variants" else ("spearman",)):
+                        sim = {r: mprt.similarity(mprt.prepare(a[r][i], absolute=absolute),
+                                                  mprt.prepare(b[r][i], absolute=absolute), me)
+                               for r in MPRT_RULES}
+                        if part == "variants":
+                            u[f"{prep}_{me}_grad"] = sim["grad"]
+                            u[f"{prep}_{me}_nfr"] = sum(sim[r] for r in NFR4) / len(NFR4)
+                        else:
+                            for r in MPRT_RULES:
+                                u[f"smooth_{r}"] = sim[r]
+        units += mine
+    return units
+
+
+def _mprt_setting(claim, part, what):
+    for net, (model, weights) in MPRT_NETS.items():
+        def units(draws, n_images, quiet=True, net=net):
+            return _mprt_units(net, part, draws, n_images, quiet)
+        units.__doc__ = f"{claim} ({what}) on {net}: per (draw, image), see _mprt_units."
+        setting(f"{claim}/{net}", draws=10, n_images=100, model=model, weights=weights, data="cifar10",
+                rules=list(MPRT_RULES), randomization="gaussian, He scale, biases zero, layer l from (draw, l)",
+                maps="with bottom process", target="pred", part=part,
+                **({"smooth_n": 50, "smooth_noise": 0.1} if part == "smooth" else {}))(units)
+
+
+_mprt_setting("B1", "orders", "layer orders")
+_mprt_setting("B2", "variants", "preprocessing and similarity measures")
+_mprt_setting("B3", "smooth", "smooth MPRT")
+_mprt_setting("B4", "emprt", "efficient MPRT")
 
 
 # ----------------------------------------------------------------------------- C15: backdoors
