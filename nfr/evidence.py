@@ -391,6 +391,59 @@ _mprt_setting("B3", "smooth", "smooth MPRT")
 _mprt_setting("B4", "emprt", "efficient MPRT")
 
 
+MPRT_LABELS = {"grad": "Grad", "gbp": "GBP", "rectgrad": "RectGrad", "zplus": "z+", "dtd": "DTD", "nfr": "NFR mean"}
+
+
+def mprt_table(root: Path | None = None, digits: int = 2) -> dict:
+    """The MPRT evidence as one table: rows (network, variant), columns the methods, each cell the mean
+    over units with its 95% interval (clustered by draw, :func:`nfr.verdicts.estimate`).
+
+    Parameters
+    ----------
+    root : pathlib.Path, optional
+        The book's root (the installed book by default).
+    digits : int
+        Decimals of the cells. Default 2.
+
+    Returns
+    -------
+    dict
+        ``{row label: {method label: "mean [lo, hi]"}}`` (an empty string where a row has no such
+        method) for every B1-B4 setting with an evidence file
+        (B1: Spearman averaged over the steps of each order; B2: full randomization, per preprocessing
+        and measure, the gradient and the mean of the NFR rules; B3: smooth MPRT; B4: eMPRT).
+    """
+    root = Path(root or book_root())
+    rows = {}
+
+    def cell(units, q):
+        e = verdicts.estimate(units, q, cluster="draw")
+        lo, hi = e["interval"]
+        return f"{e['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+    for net in MPRT_NETS:
+        for claim in ("B1", "B2", "B3", "B4"):
+            ev = verdicts.load_evidence(root, f"{claim}/{net}")
+            if ev is None:
+                continue
+            u = ev["units"]
+            if claim == "B1":
+                for order in mprt.ORDERS:
+                    rows[f"{net}: {order.replace('_', '-')} (Spearman, mean over steps)"] = {
+                        MPRT_LABELS[r]: cell(u, f"{order}_{r}") for r in MPRT_RULES}
+            elif claim == "B2":
+                for prep in MPRT_PREPS:
+                    for me in MPRT_MEASURES:
+                        rows[f"{net}: full, {prep}, {me}"] = {MPRT_LABELS[r]: cell(u, f"{prep}_{me}_{r}")
+                                                             for r in ("grad", "nfr")}
+            elif claim == "B3":
+                rows[f"{net}: smooth MPRT, full (Spearman)"] = {MPRT_LABELS[r]: cell(u, f"smooth_{r}")
+                                                               for r in MPRT_RULES}
+            else:
+                rows[f"{net}: eMPRT"] = {MPRT_LABELS[r]: cell(u, f"emprt_{r}") for r in MPRT_RULES}
+    return {name: {c: row.get(c, "") for c in MPRT_LABELS.values()} for name, row in rows.items()}
+
+
 # ----------------------------------------------------------------------------- C15: backdoors
 BACKDOORS = ("badnet", "dynamic", "inputaware", "wanet")
 

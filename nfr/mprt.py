@@ -55,7 +55,7 @@ CONTROLS = ("input", "sobel", "noise")
 
 
 def randomization_steps(model: nn.Module, order: str = "top_down", seed: int = 0, *, dist: str = "gaussian",
-                        example_input: torch.Tensor | None = None):
+                        example_input: torch.Tensor | None = None, steps=None):
     """The randomized networks of one MPRT run, step by step.
 
     Parameters
@@ -72,6 +72,8 @@ def randomization_steps(model: nn.Module, order: str = "top_down", seed: int = 0
         The weight law of :func:`nfr.engine.weights.randomize` (He scale, biases set to zero).
     example_input : torch.Tensor, optional
         An input that fixes the forward order of the layers (registration order without it).
+    steps : iterable of int, optional
+        Only these steps k (each in 1..L); all steps 1..L by default.
 
     Yields
     ------
@@ -81,12 +83,15 @@ def randomization_steps(model: nn.Module, order: str = "top_down", seed: int = 0
     Raises
     ------
     nfr.NFRError
-        For an unknown ``order``.
+        For an unknown ``order`` or a step outside 1..L.
     """
     if order not in ORDERS:
         raise NFRError(f"unknown layer order {order!r}; choose one of {ORDERS}")
     L = len(weight_layers(model, example_input))
-    for k in range(1, L + 1):
+    ks = list(range(1, L + 1)) if steps is None else sorted({int(k) for k in steps})
+    if ks and not 1 <= ks[0] <= ks[-1] <= L:
+        raise NFRError(f"randomization steps must lie in 1..{L}, got {ks}")
+    for k in ks:
         layers = (list(range(L - k + 1, L + 1)) if order == "top_down"
                   else list(range(1, k + 1)) if order == "bottom_up" else [k])
         yield k, layers, randomize(model, dist, seed, layers=layers, example_input=example_input)

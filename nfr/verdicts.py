@@ -230,6 +230,36 @@ def judge_part(part: dict, units: list[dict], cluster: str | None, seed: int = 0
     return out
 
 
+def estimate(units: list[dict], quantity: str, *, minus: str | None = None, cluster: str | None = None,
+             seed: int = 0) -> dict:
+    """The mean of one quantity over units (or of ``quantity - minus``) with its 95% interval, computed
+    exactly as a criterion's part is (clustered bootstrap), for tables that report effects without a
+    decision rule.
+
+    Parameters
+    ----------
+    units : list of dict
+        The units of an evidence file.
+    quantity : str
+        The quantity read from each unit.
+    minus : str, optional
+        A second quantity subtracted on the same unit (a paired difference).
+    cluster : str, optional
+        The unit field whose clusters are averaged first (e.g. ``"draw"``).
+    seed : int
+        The bootstrap's seed.
+
+    Returns
+    -------
+    dict
+        ``mean``, ``interval`` (95%, [lo, hi]), ``n`` (units) and ``n_clusters``.
+    """
+    part = dict(name=quantity, statistic="paired" if minus else "mean", quantity=quantity, minus=minus,
+                rule="greater", threshold=0.0)
+    j = judge_part(part, units, cluster, seed)
+    return dict(mean=j["effect"], interval=j["interval"], n=j["n"], n_clusters=j["n_clusters"])
+
+
 def judge(entry: dict, units: list[dict], seed: int = 0) -> dict:
     """The judgement of ``units`` under the criterion ``entry``: parts, effect (the first part's),
     its interval, n and the verdict (``inconclusive`` below ``min_n`` / ``min_clusters``)."""
@@ -311,6 +341,34 @@ def _criterion_row(root: Path, key: str, entry: dict) -> dict:
                    parts=j["parts"], note=j["too_little_data"],
                    evidence=str(evidence_path(root, key).relative_to(root)))
     return row
+
+
+def criterion_rows(root: Path, keys) -> list[dict]:
+    """The ledger rows of the criteria ``keys`` alone, judged as :func:`ledger_rows` judges them (for a
+    chapter that prints its own rows without recomputing the whole ledger).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The book's root.
+    keys : iterable of str
+        Criteria keys (``"B2/cifar_resnet20-trained"``).
+
+    Returns
+    -------
+    list of dict
+        One ledger row per key, in the order given.
+
+    Raises
+    ------
+    nfr.verdicts.CriterionError
+        For a key the criteria file does not have.
+    """
+    crit = load_criteria(root)
+    missing = [k for k in keys if k not in crit or k == "_replaces"]
+    if missing:
+        raise CriterionError(f"no criterion for {', '.join(missing)} in {criteria_path(root)}")
+    return [_criterion_row(root, k, crit[k]) for k in keys]
 
 
 def ledger_rows(root: Path) -> list[dict]:

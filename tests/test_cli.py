@@ -43,8 +43,9 @@ CASES = {
                {"steps", "ssim", "spearman"}),
     "trgbp": (dict(top=3), ["--top", "4"], {"class_correlation"}),
     "ibd": ({}, [], {"auc", "n", "errors"}),
-    "mprt": (dict(methods=["gbp", "control_noise"], orders=["top_down"], smooth_n=1),
-             ["--methods", "grad", "--orders", "independent", "--smooth-n", "0"], {"mprt", "emprt", "smooth"}),
+    "mprt": (dict(methods=["gbp", "control_noise"], orders=["top_down"], smooth_n=1, steps=[1, 20]),
+             ["--methods", "grad", "--orders", "independent", "--smooth-n", "0", "--steps", "2,19"],
+             {"mprt", "emprt", "smooth"}),
 }
 COMMON = {"experiment", "config", "figures"}
 

@@ -40,6 +40,13 @@ def test_each_order_randomizes_the_layers_it_names_and_each_layer_always_gets_th
             assert torch.equal(weight_layers(mk)[l - 1][1].weight, weight_layers(full)[l - 1][1].weight)
     with pytest.raises(NFRError, match="layer order"):
         next(M.randomization_steps(model, "sideways"))
+    # a subset of the steps: the same networks as in the full sequence
+    sub = list(M.randomization_steps(model, order, seed=3, example_input=X, steps=[L, 2]))
+    assert [k for k, _, _ in sub] == [2, L]
+    for (k, layers, mk), (_, layers_full, mfull) in zip(sub, [steps[1], steps[L - 1]]):
+        assert layers == layers_full and not any(_changed(mk, mfull))
+    with pytest.raises(NFRError, match="1..4"):
+        next(M.randomization_steps(model, order, steps=[0, 1]))
 
 
 def test_prepare_reduces_and_normalises_as_documented():
@@ -180,8 +187,10 @@ def test_the_mprt_experiment_is_consistent_with_itself_and_with_nfr_mprt():
     model-free control scores 1 everywhere, and one stored value equals its recomputation."""
     from nfr import experiments as X
     res = X.run("mprt", model="cifar_resnet20", weights="random", data="samples", n_images=2, size=32,
-                seed=0, quiet=True, methods=["gbp", "control_input", "control_noise"], smooth_n=2)
+                seed=0, quiet=True, methods=["gbp", "control_input", "control_noise"], smooth_n=2,
+                steps=[1, 3, 20])
     A, L = res.arrays["mprt"], res["config"]["L"]
+    assert L == 20 and res["config"]["steps"] == [1, 3, 20] and A["top_down|gbp|abs|spearman"].shape == (3, 2)
     for prep in ("abs", "signed+minmax"):
         for me in M.SIMILARITIES:
             td, bu, ind = (A[f"{o}|gbp|{prep}|{me}"] for o in M.ORDERS)
@@ -194,9 +203,9 @@ def test_the_mprt_experiment_is_consistent_with_itself_and_with_nfr_mprt():
     # one value, recomputed from nfr.mprt directly
     from nfr.setup import load_setup
     s = load_setup(model="cifar_resnet20", weights="random", data="samples", n_images=2, size=32, seed=0)
-    _, _, m3 = list(M.randomization_steps(s.model, "bottom_up", 0))[2]
+    (_, _, m3), = M.randomization_steps(s.model, "bottom_up", 0, steps=[3])
     a = M.prepare(M.maps(s.model, s.x[:1], s.target[:1], "gbp")[0], absolute=False)
     b = M.prepare(M.maps(m3, s.x[:1], s.target[:1], "gbp")[0], absolute=False)
-    assert A["bottom_up|gbp|signed|ssim_original"][2, 0] == pytest.approx(M.similarity(a, b, "ssim_original"),
+    assert A["bottom_up|gbp|signed|ssim_original"][1, 0] == pytest.approx(M.similarity(a, b, "ssim_original"),
                                                                          abs=1e-6)
 

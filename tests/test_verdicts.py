@@ -218,3 +218,29 @@ def test_every_evidence_setting_has_a_criterion():
     from nfr import evidence
     crit = V.load_criteria(ROOT)
     assert set(evidence.SETTINGS) <= set(crit)
+
+
+def test_estimate_and_criterion_rows_agree_with_the_ledger():
+    """verdicts.estimate is a part's statistic without the decision; criterion_rows are the ledger's rows."""
+    key = "B2/cifar_resnet20-trained"
+    entry = V.load_criteria(ROOT)[key]
+    ev = V.load_evidence(ROOT, key)
+    part = entry["parts"][0]
+    e = V.estimate(ev["units"], part["quantity"], minus=part["minus"], cluster="draw")
+    j = V.judge_part(part, ev["units"], "draw", 0)
+    assert e["mean"] == j["effect"] and e["interval"] == j["interval"] and e["n"] == 1000 and e["n_clusters"] == 10
+    rows = {r["key"]: r for r in V.ledger_rows(ROOT)}
+    (row,) = V.criterion_rows(ROOT, [key])
+    assert row == rows[key]
+    with pytest.raises(V.CriterionError, match="no criterion"):
+        V.criterion_rows(ROOT, ["B9/nowhere"])
+
+
+def test_mprt_table_cells_are_the_evidence_estimates():
+    from nfr import evidence as E
+    rows = E.mprt_table(ROOT)
+    ev = V.load_evidence(ROOT, "B4/cifar_resnet20-trained")
+    e = V.estimate(ev["units"], "emprt_gbp", cluster="draw")
+    assert rows["cifar_resnet20-trained: eMPRT"]["GBP"] == f"{e['mean']:.2f} [{e['interval'][0]:.2f}, {e['interval'][1]:.2f}]"
+    assert rows["cifar_resnet20-trained: full, abs, spearman"]["GBP"] == ""   # B2 reports Grad and the NFR mean
+    assert all(set(r) == set(E.MPRT_LABELS.values()) for r in rows.values())
