@@ -206,16 +206,12 @@ def _mprt_cnn():
 
 
 def _quantus_cascade(model, seed):
-    """Quantus's cascading randomization re-done here (quantus.helpers.model.pytorch_model):
-    modules with ``reset_parameters`` from the top, each reset right after
+    """Quantus's cascading randomization (quantus.helpers.model.pytorch_model), as nfr.mprt.quantus_steps
+    re-does it: modules with ``reset_parameters`` from the top, each reset right after
     ``torch.manual_seed(seed + 1)``; yields (k, name, model_k)."""
-    m = copy.deepcopy(model)
-    mods = [(n, mod) for n, mod in m.named_modules() if hasattr(mod, "reset_parameters")][::-1]
-    with torch.random.fork_rng():
-        for k, (name, mod) in enumerate(mods, 1):
-            torch.manual_seed(seed + 1)
-            mod.reset_parameters()
-            yield k, name, copy.deepcopy(m)
+    from nfr.mprt import quantus_steps
+    for k, (name, mk) in enumerate(quantus_steps(model, "top_down", seed), 1):
+        yield k, name, mk
 
 
 @pytest.mark.parametrize("rule", ["gbp", "rectgrad"])
