@@ -365,3 +365,75 @@ def test_screenshots_saved(visits):
         shot = SCREENSHOTS / f"chapters__{nb.stem}.png"
         assert shot.exists() and shot.stat().st_size > 10_000, shot
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# the explorables (book/_static/explorables): they draw, and they answer their controls
+
+
+_SET = """
+const [root, name, value] = arguments;
+const inp = root.querySelector(`input[name="${name}"]` + (value === null ? "" : `[value="${value}"]`));
+if (!inp) return "no input " + name + " " + value;
+if (inp.type === "range") { inp.value = String(arguments[3]); inp.dispatchEvent(new Event("input")); }
+else { inp.checked = true; inp.dispatchEvent(new Event("change")); }
+return "ok";
+"""
+
+_STATE = """
+const root = arguments[0];
+const texts = Array.from(root.querySelectorAll("*")).filter((e) => e.childElementCount === 0 && e.textContent.trim());
+return {ready: root.classList.contains("nfr-ex-ready"), text: root.innerText,
+        readout: Array.from(root.querySelectorAll(".nfr-readout, table.nfr-ex-readout, figcaption")).map((e) => e.innerText).join(" | "),
+        paths: root.querySelectorAll("svg path").length,
+        imgs: Array.from(root.querySelectorAll("img")).map((i) => [i.src.slice(-40), i.complete && i.naturalWidth > 0]),
+        // the smallest text as shown: font size times the SVG's scale on the page
+        minFont: Math.min(...texts.map((e) => {
+          const px = parseFloat(getComputedStyle(e).fontSize);
+          const svg = e.closest("svg");
+          return svg ? px * svg.getBoundingClientRect().width / svg.viewBox.baseVal.width : px; }))};
+"""
+
+
+def _explorable(driver, base, page, name):
+    driver.get(base + page)
+    _settle(driver)
+    root = driver.find_element("css selector", f".nfr-explorable[data-explorable='{name}']")
+    for _ in range(50):
+        if driver.execute_script(_STATE, root)["ready"]:
+            break
+        time.sleep(0.2)
+    return root
+
+
+def test_explorables_draw_and_answer_their_controls(server, driver):
+    base, _ = server
+    root = _explorable(driver, base, "chapters/02_theorem1_isotropic_alignment.html", "theorem1")
+    s = driver.execute_script(_STATE, root)
+    assert s["ready"] and s["paths"] >= 4, s["text"][:300]
+    assert "N = 4096, d = 64" in s["readout"] and "Theorem 1's rate" in s["readout"], s["readout"]
+    assert s["minFont"] >= 9, f"explorable text {s['minFont']:.1f} px at 1280 px"
+    assert driver.execute_script(_SET, root, "t1-width", None, 0) == "ok"
+    assert "N = 4, d = 64" in driver.execute_script(_STATE, root)["readout"]
+    for name, value in (("t1-d", "2"), ("t1-law", "uniform")):
+        assert driver.execute_script(_SET, root, name, value) == "ok"
+    s = driver.execute_script(_STATE, root)
+    assert "N = 4, d = 2" in s["readout"] and "the law's limit" in s["readout"], s["readout"]
+    assert driver.execute_script(_SET, root, "t1-scale", "gap") == "ok"
+    assert "1 \u2212 \u03b1(R, x)" in driver.execute_script(_STATE, root)["text"]
+
+    root = _explorable(driver, base, "chapters/05_cascade_substitution.html", "cascade")
+    s = driver.execute_script(_STATE, root)
+    assert s["ready"] and all(ok for _, ok in s["imgs"]) and len(s["imgs"]) == 4, s["imgs"]
+    assert s["minFont"] >= 9, f"explorable text {s['minFont']:.1f} px at 1280 px"
+    assert "Level N = 16" in s["readout"]
+    assert driver.execute_script(_SET, root, "cas-level", None, 0) == "ok"
+    s0 = driver.execute_script(_STATE, root)
+    # level 0 is the raw gradient for every rule: one alpha, shown three times
+    alphas = {t.split("\u03b1 = ")[1] for t in s0["readout"].split(" | ") if t.startswith(("GBP:", "RectGrad:", "LRP(z+):"))}
+    assert "Level N = 0" in s0["readout"] and len(alphas) == 1, s0["readout"]
+    assert driver.execute_script(_SET, root, "cas-net", "trained") == "ok"
+    s1 = driver.execute_script(_STATE, root)
+    assert "trained network" in s1["readout"] and s1["imgs"] != s0["imgs"]
+    console = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not console, console

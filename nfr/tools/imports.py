@@ -34,7 +34,7 @@ LAYERS = {
     "metrics": 4, "data": 4, "models": 4, "interop": 4, "distributed": 4, "resources": 4,
     "kis": 5, "predictable": 5, "mprt": 5, "trgbp": 5, "baselines": 5, "failure": 5, "backdoors": 5, "spectrum": 5,
     "setup": 6, "train": 6,
-    "experiments": 7,
+    "experiments": 7, "explorables": 7,
     "cli": 8, "tools": 8, "bench": 8, "claims": 8, "evidence": 8,
     "__main__": 9, "__init__": 9,
 }
