@@ -6,7 +6,7 @@ package's own code and writes them as JavaScript data files beside the script:
 
 - ``theorem1``: Theorem 1 of Zheng et al. as the hidden width ``N`` grows: the alignment
   ``alpha(R, x)`` of the raw gradient, GBP and RectGrad in random one-hidden-layer ReLU networks
-  (:func:`nfr.reference.theorem1.width_sweep`, the sweep of chapter 2) for three weight laws
+  (``nfr.reference.theorem1.width_sweep``, the sweep of chapter 2) for three weight laws
   (Gaussian, uniform on the sphere, uniform entries) and two inputs (``d = 2`` at 30 degrees and
   ``d = 64``), with the predicted rate ``1 - alpha ~ kappa_d / (2 N)`` where it is known in closed
   form and the law's limit ``cos(E[w 1(<w,x> > 0)], x)``.
@@ -75,7 +75,7 @@ def theorem1_data(dims=(2, 64), widths=None, n_seeds: int = 24, seed: int = 0, q
     widths : sequence of int, optional
         Hidden widths ``N``. Default ``4, 8, ..., 16384``.
     n_seeds : int
-        Networks per width (seeds ``0..n_seeds-1`` of :func:`nfr.reference.theorem1.width_sweep`).
+        Networks per width (seeds ``0..n_seeds-1`` of ``nfr.reference.theorem1.width_sweep``).
         Default 24.
     seed : int
         The sweep's seed (and the input's). Default 0.
@@ -156,7 +156,7 @@ def cascade_data(n_images: int = 3, seed: int = 0, rules=CASCADE_RULES, nets=tup
         inputs), ``labels``, ``classes`` (CIFAR-10's class names), and ``nets[net]`` with ``target`` (the class explained: the network's
         prediction), ``alpha[rule]`` (``[image][level]``, 4 decimals; computed in float64) and
         ``maps[rule]`` (``[image][level]`` PNG data URLs: each map scaled to its own maximum
-        ``|R|``, grey = 0, as :func:`nfr.plotting.rgb_map`).
+        ``|R|``, grey = 0, as ``nfr.plotting.rgb_map``).
 
     Raises
     ------
