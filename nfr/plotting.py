@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nfr.errors import NFRError
+
 
 def _plt():
     import matplotlib.pyplot as plt
@@ -40,6 +42,57 @@ def rgb_map(R, pct: float = 100.0) -> np.ndarray:
     return np.clip(a / (2 * v) + 0.5, 0, 1).transpose(1, 2, 0)
 
 
+def map_key(fig, kind: str = "rgb", pct: float = 100.0, width: float = 0.34):
+    """Add the colour scale of a map figure below its panels (call after ``tight_layout``).
+
+    Every map of the book is scaled to its own size, so the key says how: ``kind="rgb"`` (maps shown
+    by :func:`rgb_map`: each channel from black, -v, through grey, 0, to full, +v), ``"signed"``
+    (a diverging colour map, blue -v, white 0, red +v) or ``"unsigned"`` (grey levels from 0 to v);
+    v is each map's own largest ``|R|`` (``pct`` = 100) or its ``pct`` percentile (larger values
+    clipped).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure (its panels already laid out).
+    kind : str
+        ``"rgb"``, ``"signed"`` or ``"unsigned"``.
+    pct : float
+        The percentile of ``|R|`` that defines v. Default 100 (the maximum).
+    width : float
+        The key's width as a fraction of the figure's. Default 0.34.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The key's axes.
+
+    Raises
+    ------
+    NFRError
+        If ``kind`` is unknown.
+    """
+    ramp = np.linspace(0, 1, 256)[None, :]
+    if kind == "rgb":
+        img, ticks = np.repeat(ramp[..., None], 3, axis=2), ["\u2212v", "0", "+v"]
+    elif kind == "signed":
+        img, ticks = ramp, ["\u2212v", "0", "+v"]
+    elif kind == "unsigned":
+        img, ticks = ramp, ["0", "v/2", "v"]
+    else:
+        raise NFRError(f"map_key: kind must be 'rgb', 'signed' or 'unsigned', not {kind!r}")
+    h_in = fig.get_size_inches()[1]
+    ax = fig.add_axes([0.5 - width / 2, -0.16 / h_in, width, 0.1 / h_in])
+    ax.imshow(img, aspect="auto", cmap={"signed": "RdBu_r", "unsigned": "gray"}.get(kind),
+              extent=(0, 1, 0, 1))
+    ax.set_yticks([])
+    ax.set_xticks([0, 0.5, 1], ticks, fontsize=8)
+    v = "max |R|" if pct >= 100 else f"{pct:g}th percentile of |R| (larger values clipped)"
+    what = "each colour channel" if kind == "rgb" else "colour"
+    ax.set_xlabel(f"{what}: v = the map's own {v}", fontsize=8)
+    return ax
+
+
 def show_maps(maps: dict[str, np.ndarray], shape=None, *, ncols: int | None = None,
               signed: bool = True, size: float = 1.9, titles: dict[str, str] | None = None):
     """A row (or grid) of maps, one panel per entry, each scaled to its own maximum |value|."""
@@ -60,6 +113,7 @@ def show_maps(maps: dict[str, np.ndarray], shape=None, *, ncols: int | None = No
             ax.imshow(m, cmap="gray", interpolation="nearest")
         ax.set_title((titles or {}).get(name, name), fontsize=9)
     fig.tight_layout()
+    map_key(fig, "signed" if signed else "unsigned")
     return fig
 
 
@@ -125,6 +179,7 @@ def layer_strips(images, maps, layers, *, titles=None, clip: float = 99.5, size:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout(pad=0.2)
+    map_key(fig, "rgb", clip, width=min(0.6, 2.4 / fig.get_size_inches()[0]))
     return fig
 
 
@@ -192,6 +247,7 @@ def map_table(raw, rows: dict, methods, labels=None, size: float = 1.35, pct: fl
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout(pad=0.3)
+    map_key(fig, "rgb", pct)
     return fig
 
 
@@ -273,6 +329,7 @@ def map_grid(rows: dict, *, size: float = 1.7):
             axes[i, j].imshow(rgb_map(im) if im.shape[0] == 3 and im.ndim == 3 else np.clip(im, 0, 1))
             axes[i, j].set_title(f"{rt}: {ct}" if j else f"{rt}\n{ct}", fontsize=7)
     fig.tight_layout()
+    map_key(fig, "rgb")
     return fig
 
 

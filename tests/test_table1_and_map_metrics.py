@@ -158,3 +158,26 @@ def test_table1_maps_alphabeta_has_its_bottom_process():
         assert torch.allclose(maps[m]["B"], attribute(net, x, t, m, bottom=True), rtol=1e-12, atol=1e-14), m
         assert torch.allclose(maps[m]["w/o B"], attribute(net, x, t, m, bottom=False), rtol=1e-12, atol=1e-14), m
     assert not torch.allclose(maps["alphabeta"]["B"], maps["alphabeta"]["w/o B"])
+
+
+def test_map_figures_carry_their_colour_key():
+    """Every map figure of the book says how its colours read (issue: maps without a colour scale)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from nfr import plotting as P
+    from nfr.errors import NFRError
+    rng = np.random.default_rng(0)
+    m = rng.standard_normal((3, 8, 8))
+    figs = {"map_table": (P.map_table(rng.random((3, 8, 8)), {"a": {"gbp": m}}, ["gbp"], pct=99.5), "99.5th percentile"),
+            "show_maps": (P.show_maps({"a": m[0]}), "max |R|"),
+            "map_grid": (P.map_grid({"r": {"c": m}}), "max |R|"),
+            "layer_strips": (P.layer_strips(rng.random((1, 8, 8, 3)), m[None, None], [1]), "99.5th percentile")}
+    for name, (fig, scale) in figs.items():
+        keys = [ax for ax in fig.axes if "the map's own" in ax.get_xlabel()]
+        assert len(keys) == 1, name
+        assert scale in keys[0].get_xlabel(), (name, keys[0].get_xlabel())
+        assert [t.get_text() for t in keys[0].get_xticklabels()] in (["\u2212v", "0", "+v"], ["0", "v/2", "v"])
+        assert min(t.get_fontsize() for t in keys[0].get_xticklabels()) >= 8
+    assert "0" == [t.get_text() for t in P.show_maps({"a": np.abs(m[0])}, signed=False).axes[-1].get_xticklabels()][0]
+    with pytest.raises(NFRError, match="kind"):
+        P.map_key(figs["map_grid"][0], "hsv")
