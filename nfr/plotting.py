@@ -47,8 +47,8 @@ def map_key(fig, kind: str = "rgb", pct: float = 100.0, width: float = 0.34):
 
     Every map of the book is scaled to its own size, so the key says how: ``kind="rgb"`` (maps shown
     by :func:`rgb_map`: each channel from black, -v, through grey, 0, to full, +v), ``"signed"``
-    (a diverging colour map, blue -v, white 0, red +v) or ``"unsigned"`` (grey levels from 0 to v);
-    v is each map's own largest ``|R|`` (``pct`` = 100) or its ``pct`` percentile (larger values
+    (a diverging colour map, blue -v, white 0, red +v) or ``"unsigned"`` (grey levels from each map's
+    own minimum to its maximum, as ``imshow`` scales them); v is each map's own largest ``|R|`` (``pct`` = 100) or its ``pct`` percentile (larger values
     clipped).
 
     Parameters
@@ -78,7 +78,7 @@ def map_key(fig, kind: str = "rgb", pct: float = 100.0, width: float = 0.34):
     elif kind == "signed":
         img, ticks = ramp, ["\u2212v", "0", "+v"]
     elif kind == "unsigned":
-        img, ticks = ramp, ["0", "v/2", "v"]
+        img, ticks = ramp, ["min", "", "max"]
     else:
         raise NFRError(f"map_key: kind must be 'rgb', 'signed' or 'unsigned', not {kind!r}")
     h_in = fig.get_size_inches()[1]
@@ -89,7 +89,8 @@ def map_key(fig, kind: str = "rgb", pct: float = 100.0, width: float = 0.34):
     ax.set_xticks([0, 0.5, 1], ticks, fontsize=8)
     v = "max |R|" if pct >= 100 else f"{pct:g}th percentile of |R| (larger values clipped)"
     what = "each colour channel" if kind == "rgb" else "colour"
-    ax.set_xlabel(f"{what}: v = the map's own {v}", fontsize=8)
+    ax.set_xlabel("grey level: from the map's own minimum to its maximum" if kind == "unsigned"
+                  else f"{what}: v = the map's own {v}", fontsize=8)
     return ax
 
 
