@@ -23,6 +23,114 @@ LABELS = {"grad": "Grad", "grad_x_input": "Grad x Input", "gbp": "GBP", "rectgra
           "gradcam": "GradCAM", "cameras": "CAMERAS", "trgbp": "TR-GBP"}
 
 
+#: the PNG text chunk in which the book's figures record the height of their smallest text, in
+#: pixels of the PNG (``tests/test_browser.py`` turns it into CSS pixels as the page shows the figure)
+TEXT_PX_KEY = "nfr:min-text-px"
+
+
+def figure_png(fig, dpi: float | None = None) -> bytes:
+    """The figure as PNG bytes, drawn as Jupyter's inline backend draws it (tight bounding box, the
+    figure's dpi), with the size of its smallest drawn text, in pixels of the PNG, recorded in the PNG
+    text chunk :data:`TEXT_PX_KEY` (``"none"`` for a figure without text).
+
+    Only text that is drawn counts (visible, not empty): tick labels, titles, legends, keys. The book
+    keeps that text at 9 CSS pixels or more as the page shows the figure; a test reads the chunk back.
+    """
+    import io
+
+    from matplotlib import text as mtext
+
+    dpi = float(dpi or fig.dpi)
+    sizes: list[float] = []
+    draw = mtext.Text.draw
+
+    def recording(self, renderer):
+        if self.get_visible() and self.get_text().strip():
+            sizes.append(float(self.get_fontsize()))
+        return draw(self, renderer)
+
+    mtext.Text.draw = recording
+    try:
+        fig.canvas.draw()
+    finally:
+        mtext.Text.draw = draw
+    value = f"{min(sizes) * dpi / 72:.2f}" if sizes else "none"
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor=fig.get_facecolor(),
+                edgecolor=fig.get_edgecolor(), metadata={TEXT_PX_KEY: value})
+    return buf.getvalue()
+
+
+def png_text_px(png: bytes) -> float | None:
+    """The smallest text size :func:`figure_png` recorded in a PNG, in pixels of the PNG (``inf``
+    for a figure without text; ``None`` when the PNG carries no record)."""
+    import struct
+    import zlib
+
+    pos = 8
+    while pos + 8 <= len(png):
+        n, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        body = png[pos + 8:pos + 8 + n]
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            key, _, rest = body.partition(b"\0")
+            if key.decode("latin-1") == TEXT_PX_KEY:
+                if kind == b"zTXt":
+                    rest = zlib.decompress(rest[1:])
+                elif kind == b"iTXt":
+                    flag, rest = rest[0], rest[2:].split(b"\0", 2)[2]
+                    rest = zlib.decompress(rest) if flag else rest
+                text = rest.decode("latin-1")
+                return float("inf") if text == "none" else float(text)
+        if kind == b"IEND":
+            break
+        pos += 12 + n
+    return None
+
+
+def book_figures() -> None:
+    """Show matplotlib figures in this IPython session as :func:`figure_png` draws them: the inline
+    backend with PNG output (``%matplotlib inline``, ``InlineBackend.figure_formats = ['png']``), then
+    our PNG formatter in place of the backend's. The book's chapters call it once, in their first cell.
+    Outside IPython it does nothing."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of the book, not of the package
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+    import base64
+
+    from matplotlib.figure import Figure
+
+    ip.run_line_magic("matplotlib", "inline")  # the backend registers its own formatter here ...
+    ip.run_line_magic("config", "InlineBackend.figure_formats = ['png']")
+    ip.display_formatter.formatters["image/png"].for_type(  # ... which ours then replaces
+        Figure, lambda fig: base64.b64encode(figure_png(fig)).decode("ascii"))
+
+
+#: one colour, marker and line style per method for every figure of the book: GBP and RectGrad
+#: often coincide, so RectGrad is dashed with open squares and GBP stays visible under it
+STYLES = {"grad": dict(color="0.45", marker="x", ls="-"), "grad_x_input": dict(color="0.7", marker="+", ls="-"),
+          "gbp": dict(color="C0", marker="o", ls="-"),
+          "rectgrad": dict(color="C1", marker="s", ls="--", mfc="none"),
+          "zplus": dict(color="C2", marker="^", ls="-"), "alphabeta": dict(color="C8", marker="v", ls="-"),
+          "dtd": dict(color="C4", marker="D", ls=":"), "trgbp": dict(color="C3", marker="*", ls="-"),
+          "saliency": dict(color="0.3", marker=".", ls="-"), "ig": dict(color="C5", marker="p", ls="-"),
+          "gig": dict(color="C6", marker="h", ls="-"), "fullgrad": dict(color="C7", marker="<", ls="-"),
+          "gradcam": dict(color="C9", marker=">", ls="-"), "cameras": dict(color="olive", marker="d", ls="-"),
+          "activation": dict(color="k", marker=".", ls="-")}
+
+
+def style(name: str) -> dict:
+    """The book's line style of a method, found by its key (``"gbp"``) or its label (``"GBP"``);
+    ``{}`` for anything else (matplotlib's own cycle then applies)."""
+    key = name if name in STYLES else {v.lower(): k for k, v in LABELS.items()}.get(str(name).lower(), name)
+    if key == "zplus" or str(name).lower() in ("z+", "lrp-z+", "lrp z+"):
+        key = "zplus"
+    return dict(STYLES.get(key, {}))
+
+
 def _arr(a) -> np.ndarray:
     """A tensor (detached, on the CPU) or array as a float64 NumPy array."""
     return np.asarray(a.detach().cpu().double() if hasattr(a, "detach") else a, dtype=float)
@@ -95,26 +203,36 @@ def map_key(fig, kind: str = "rgb", pct: float = 100.0, width: float = 0.34):
 
 
 def show_maps(maps: dict[str, np.ndarray], shape=None, *, ncols: int | None = None,
-              signed: bool = True, size: float = 1.9, titles: dict[str, str] | None = None):
-    """A row (or grid) of maps, one panel per entry, each scaled to its own maximum |value|."""
+              signed: bool = True, size: float = 1.9, titles: dict[str, str] | None = None,
+              image=None, pct: float = 100.0):
+    """A row (or grid) of maps, one panel per entry, each scaled to its own ``pct`` percentile of
+    |value| (100: its maximum; larger values clipped). ``image`` (an (H, W, 3) or (3, H, W) picture in
+    [0, 1]) is shown first, in a column of its own, so the maps can be read against their input."""
     plt = _plt()
     n = len(maps)
     ncols = ncols or n
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    lead = 0 if image is None else 1
+    fig, axes = plt.subplots(nrows, ncols + lead, figsize=(size * (ncols + lead), size * nrows + 0.3),
+                             squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (name, m) in zip(axes.ravel(), maps.items()):
+    if image is not None:
+        im = _arr(image)
+        axes[0, 0].imshow(np.clip(im.transpose(1, 2, 0) if im.shape[0] == 3 else im, 0, 1))
+        axes[0, 0].set_title("input", fontsize=9)
+    for k, (name, m) in enumerate(maps.items()):
+        ax = axes[k // ncols, k % ncols + lead]
         m = np.asarray(m, dtype=float)
         m = m.reshape(shape) if shape is not None else m
         if signed:
-            v = np.abs(m).max() or 1.0
+            v = float(np.percentile(np.abs(m), pct)) or float(np.abs(m).max()) or 1.0
             ax.imshow(m, cmap="RdBu_r", vmin=-v, vmax=v, interpolation="nearest")
         else:
             ax.imshow(m, cmap="gray", interpolation="nearest")
         ax.set_title((titles or {}).get(name, name), fontsize=9)
     fig.tight_layout()
-    map_key(fig, "signed" if signed else "unsigned")
+    map_key(fig, "signed" if signed else "unsigned", pct)
     return fig
 
 
@@ -142,9 +260,9 @@ def curves(x, ys: dict[str, np.ndarray], *, xlabel: str, ylabel: str, spread: di
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.8, 3.0))
     for name, y in ys.items():
-        ax.plot(x, y, marker="o", ms=3, label=name)
+        line, = ax.plot(x, y, **{"marker": "o", **style(name)}, ms=3, label=name)
         if spread and name in spread:
-            ax.fill_between(x, y - spread[name], y + spread[name], alpha=0.2)
+            ax.fill_between(x, y - spread[name], y + spread[name], color=line.get_color(), alpha=0.2)
     if logx:
         ax.set_xscale("log", base=2)
     ax.set_xlabel(xlabel)
@@ -156,7 +274,7 @@ def curves(x, ys: dict[str, np.ndarray], *, xlabel: str, ylabel: str, spread: di
     return fig
 
 
-def layer_strips(images, maps, layers, *, titles=None, clip: float = 99.5, size: float = 1.1):
+def layer_strips(images, maps, layers, *, titles=None, clip: float = 99.5, size: float = 0.85):
     """One row per image: the image, then its maps started at each layer (bottom to top).
 
     ``images`` (B, H, W, 3) in [0, 1]; ``maps`` (len(layers), B, 3, H, W) signed, each shown as
@@ -166,16 +284,16 @@ def layer_strips(images, maps, layers, *, titles=None, clip: float = 99.5, size:
     plt = _plt()
     maps = np.asarray(maps, dtype=float)
     n_l, B = maps.shape[:2]
-    fig, axes = plt.subplots(B, n_l + 1, figsize=(size * (n_l + 1), (size + 0.12) * B + 0.2), squeeze=False)
+    fig, axes = plt.subplots(B, n_l + 1, figsize=(size * (n_l + 1), (size + 0.3) * B + 0.2), squeeze=False)
     for b in range(B):
         axes[b, 0].imshow(np.clip(np.asarray(images[b], dtype=float), 0, 1))
-        axes[b, 0].set_title((titles or [""] * B)[b], fontsize=6)
+        axes[b, 0].set_title((titles or [""] * B)[b].replace(" -> ", " \u2192\n"), fontsize=8)
         for c in range(n_l):
             m = maps[c, b]
             v = np.percentile(np.abs(m), clip) or 1.0
             axes[b, c + 1].imshow(np.clip(m / (2 * v) + 0.5, 0, 1).transpose(1, 2, 0))
             if b == 0:
-                axes[b, c + 1].set_title(f"l = {layers[c]}", fontsize=7)
+                axes[b, c + 1].set_title(f"l = {layers[c]}", fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
@@ -194,11 +312,11 @@ def measure_curves(layers, profiles: dict, measures, *, labels: dict | None = No
         for name, prof in profiles.items():
             v = np.asarray(prof[m], dtype=float)
             q1, med, q3 = np.nanpercentile(v, [25, 50, 75], axis=1)
-            ax.plot(layers, med, marker="o", ms=3, label=name)
-            ax.fill_between(layers, q1, q3, alpha=0.15)
+            line, = ax.plot(layers, med, **{"marker": "o", **style(name)}, ms=3, label=name)
+            ax.fill_between(layers, q1, q3, color=line.get_color(), alpha=0.15)
         ax.set_xlabel("start layer l")
         ax.set_title((labels or {}).get(m, m), fontsize=9)
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -219,7 +337,7 @@ def score_histograms(res: dict, keys, *, titles: dict | None = None, bins: int =
         ax.set_title((titles or {}).get(k, k), fontsize=9)
         ax.set_xlabel("score S")
     axes[0, 0].set_ylabel("density")
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -236,7 +354,7 @@ def map_table(raw, rows: dict, methods, labels=None, size: float = 1.35, pct: fl
     for i, (name, maps) in enumerate(rows.items()):
         ph = raw[name] if isinstance(raw, dict) else raw
         axes[i, 0].imshow(to_image(ph))
-        axes[i, 0].set_ylabel(name, fontsize=7)
+        axes[i, 0].set_ylabel(name, fontsize=8)
         for j, m in enumerate(methods, 1):
             R = _arr(maps[m])
             axes[i, j].imshow(rgb_map(R[0] if R.ndim == 4 else R, pct))
@@ -263,13 +381,13 @@ def cascade_panels(results: dict, rules, labels=None, size=(3.3, 2.7)):
         lv = np.asarray(res["levels"])
         for r in rules:
             m, s = np.asarray(res["curves"][r]["mean"]), np.asarray(res["curves"][r]["std"])
-            ax.plot(lv, m, marker="o", ms=2, lw=1, label=labels.get(r, r))
-            ax.fill_between(lv, m - s, m + s, alpha=0.15)
+            line, = ax.plot(lv, m, **{"marker": "o", **style(r)}, ms=2.5, lw=1, label=labels.get(r, r))
+            ax.fill_between(lv, m - s, m + s, color=line.get_color(), alpha=0.15)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("substituted layers N")
         ax.set_ylim(-0.25, 1.02)
     axes[0, 0].set_ylabel(r"alignment $\alpha(r_0^N, x)$")
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -280,19 +398,20 @@ def weight_stats_panels(stats: dict, size=(4.2, 2.7)):
     ``stats[name]`` is a list of per-layer dicts of :func:`nfr.engine.weights.weight_stats`."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(2 * size[0], size[1]))
-    for k, (name, st) in enumerate(stats.items()):
-        idx = np.array([d["index"] for d in st], dtype=float) + 0.15 * (k - (len(stats) - 1) / 2)
+    for name, st in stats.items():  # mean as a line with markers, +- std as a band (no error-bar forest)
+        idx = np.array([d["index"] for d in st], dtype=float)
         cm, cs = np.array([d["cos_mean"] for d in st]), np.array([d["cos_std"] for d in st])
         cv = np.array([d["norm_cv"] for d in st])
-        axes[0].errorbar(idx, cm, yerr=cs, fmt="o", ms=2, lw=0.8, capsize=1.5, label=name)
-        axes[1].errorbar(idx, np.ones_like(cv), yerr=cv, fmt="o", ms=2, lw=0.8, capsize=1.5, label=name)
+        for ax, m, s in ((axes[0], cm, cs), (axes[1], np.ones_like(cv), cv)):
+            line, = ax.plot(idx, m, marker="o", ms=2.5, lw=1, label=name)
+            ax.fill_between(idx, m - s, m + s, color=line.get_color(), alpha=0.15, lw=0)
     axes[0].axhline(0, color="k", lw=0.5)
     axes[0].set_ylabel("pairwise cosine (mean ± std)")
     axes[1].set_ylabel("norm / layer mean (1 ± CV)")
     for ax, t in zip(axes, ("(b) orthogonality", "(c) norm equality")):
         ax.set_xlabel("layer l")
         ax.set_title(t, fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -306,12 +425,12 @@ def panel_curves(x, panels: dict, *, xlabel: str, ylabel: str, size=(3.3, 2.8), 
         for label, arr in lines.items():
             a = np.asarray(arr, dtype=float).reshape(len(x), -1)
             m, s = np.nanmean(a, 1), np.nanstd(a, 1)
-            ax.plot(x, m, marker="o", ms=3, label=label)
-            ax.fill_between(x, m - s, m + s, alpha=0.2)
+            line, = ax.plot(x, m, **{"marker": "o", **style(label)}, ms=3, label=label)
+            ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel)
     axes[0, 0].set_ylabel(ylabel)
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -328,7 +447,7 @@ def map_grid(rows: dict, *, size: float = 1.7):
         for j, (ct, im) in enumerate(cols.items()):
             im = _arr(im)
             axes[i, j].imshow(rgb_map(im) if im.shape[0] == 3 and im.ndim == 3 else np.clip(im, 0, 1))
-            axes[i, j].set_title(f"{rt}: {ct}" if j else f"{rt}\n{ct}", fontsize=7)
+            axes[i, j].set_title(f"{rt}: {ct}" if j else f"{rt}\n{ct}", fontsize=8)
     fig.tight_layout()
     map_key(fig, "rgb")
     return fig
@@ -337,17 +456,17 @@ def map_grid(rows: dict, *, size: float = 1.7):
 def rank_panels(spec_v: dict, spec_c: dict, LV: int, LC: int):
     """Fig (ch. 7): effective rank and minority-sign fraction along depth (:func:`nfr.spectrum.relevance_spectrum` outputs)."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 2.9))
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 2.9))
     for r, v in spec_v.items():
-        axes[0].plot(range(LV + 1), v["erank"], marker="o", ms=3, label=r)
-        axes[1].plot(range(LV + 1), v["mixed"], marker="o", ms=3, label=r)
+        axes[0].plot(range(LV + 1), v["erank"], **{"marker": "o", **style(r)}, ms=3, label=r)
+        axes[1].plot(range(LV + 1), v["mixed"], **{"marker": "o", **style(r)}, ms=3, label=r)
     for r, v in spec_c.items():
-        axes[2].plot(range(LC + 1), v["erank"], marker=".", ms=3, label=r)
+        axes[2].plot(range(LC + 1), v["erank"], **{"marker": ".", **style(r)}, ms=3, label=r)
     for ax, t in zip(axes, ("VGG16 random: effective rank", "VGG16 random: fraction of minority signs",
                             "ResNet-56 trained: effective rank")):
         ax.set_title(t, fontsize=9)
         ax.set_xlabel("layer l (0 = input)")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -367,7 +486,7 @@ def removal_bars(rem: dict, rules, k: int = 3):
         ax.set_xticks(xs, [LABELS.get(r, r) for r in rules])
         ax.set_title(name, fontsize=9)
     axes[0, 0].set_ylabel(r"alignment $\alpha(r_0, x)$")
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -377,7 +496,7 @@ def activation_panels(act: dict):
     setting and rule (``act`` = {setting: :func:`nfr.experiments.activations` result})."""
     plt = _plt()
     n = sum(len(a["curves"]) for a in act.values())
-    fig, axes = plt.subplots(1, n, figsize=(3.25 * n, 2.9), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.9), squeeze=False)
     names = {"max": "alpha max 10%", "min": "alpha min 10%"}
     j = 0
     for name, a in act.items():
@@ -390,7 +509,7 @@ def activation_panels(act: dict):
             ax.set_title(f"{name}: {r}", fontsize=8)
             ax.set_xlabel("start layer l")
             j += 1
-    axes[0, 0].legend(fontsize=6)
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -399,15 +518,17 @@ def sanity_panels(san: dict, labels: dict):
     """Sanity-check curves: SSIM and Spearman to the original map against the number of randomized top
     layers, per setting (``san`` = {setting: :func:`nfr.experiments.sanity` result})."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2 * len(san), figsize=(3.25 * 2 * len(san), 2.9), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, 2 * len(san), figsize=(2.6 * 2 * len(san), 2.9), sharey=True, squeeze=False)
     for j, (name, sr) in enumerate(san.items()):
         for i, key in enumerate(("ssim", "spearman")):
             ax = axes[0, 2 * j + i]
-            for r, c in sr[key].items():
-                ax.plot(sr["steps"], c["mean"], marker="o", ms=3, label=labels.get(r, r))
+            pos = np.arange(len(sr["steps"]))  # only the measured steps, equally spaced: no line
+            for r, c in sr[key].items():       # suggests values between two steps that were never run
+                ax.plot(pos, c["mean"], **{"marker": "o", **style(r), "ls": ":"}, ms=3.5, lw=0.8, label=labels.get(r, r))
+            ax.set_xticks(pos, [str(k) for k in sr["steps"]], fontsize=8)
             ax.set_title(f"{name}: {key}", fontsize=9)
-            ax.set_xlabel("top k layers randomized")
-    axes[0, 0].legend(fontsize=6)
+            ax.set_xlabel("top k randomized (measured k)", fontsize=9)
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -143,7 +143,10 @@ const visible = (() => {
 const inText = (img) => !!img.closest("article, .bd-article, main");
 return {
   images: Array.from(document.images).map((i) => ({src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0,
-                                                   alt: i.getAttribute("alt"), inText: inText(i)})),
+                                                   alt: i.getAttribute("alt"), inText: inText(i),
+                                                   natural: i.naturalWidth, shown: i.getBoundingClientRect().width,
+                                                   output: !!i.closest(".cell_output"),
+                                                   fullWidth: !!i.closest(".tag_full-width")})),
   math: document.querySelectorAll(".math").length,
   mathTypeset: Array.from(document.querySelectorAll(".math")).filter((m) => m.querySelector("mjx-container")).length,
   mjx: document.querySelectorAll("mjx-container").length,
@@ -437,3 +440,34 @@ def test_explorables_draw_and_answer_their_controls(server, driver):
     assert "trained network" in s1["readout"] and s1["imgs"] != s0["imgs"]
     console = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not console, console
+
+
+def test_figure_text_is_at_least_9_css_pixels(visits, book_build):
+    """Every figure a chapter computes records its smallest text in its PNG (nfr.plotting.figure_png);
+    at the width this 1280-px window shows it, that text is at least 9 CSS pixels. The widths the page
+    gives a figure are the ones tests/test_chapters.py assumes (column or full-width placement)."""
+    from test_chapters import COLUMN_PX, FULL_WIDTH_PX
+
+    from nfr.plotting import png_text_px
+
+    problems, n = {}, 0
+    for page, rec in visits.items():
+        for img in rec["images"]:
+            if not (img["output"] and img["ok"]) or not img["src"].startswith("http"):
+                continue
+            path = book_build.html / urllib.parse.urlparse(img["src"]).path.lstrip("/")
+            px = png_text_px(path.read_bytes()) if path.suffix == ".png" else None
+            name = path.name[:12]
+            if px is None:
+                problems.setdefault(page, []).append(f"{name}: no record of its smallest text")
+                continue
+            n += 1
+            room = FULL_WIDTH_PX if img["fullWidth"] else COLUMN_PX
+            if abs(img["shown"] - min(img["natural"], room)) > 2:
+                problems.setdefault(page, []).append(
+                    f"{name}: shown {img['shown']:.0f} px wide, expected min({img['natural']}, {room})")
+            shown = px * img["shown"] / img["natural"]
+            if shown < 9:
+                problems.setdefault(page, []).append(f"{name}: smallest text {shown:.1f} CSS px as shown")
+    assert n >= 30, f"only {n} figures with a text record were seen"
+    assert not problems, _report(problems)

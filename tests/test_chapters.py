@@ -83,3 +83,31 @@ def test_at_least_two_exercises_with_collapsed_solutions(nb):
     assert md.count("{solution-end}") == gated, "every {solution-start} needs its {solution-end}"
     assert md.count("{solution}") + gated == md.count("{exercise}")
     assert md.count(":class: dropdown") >= md.count("{solution}") + gated, "solutions are collapsed"
+
+
+#: the text column and the full-width placement (cell tag ``full-width``) of the book's theme at a
+#: 1280-px window, in CSS pixels; tests/test_browser.py measures both on the built pages
+COLUMN_PX, FULL_WIDTH_PX = 660, 903
+
+
+def test_figure_text_is_legible_as_shown(nb):
+    """Every figure records its smallest text (nfr.plotting.figure_png, registered by the setup cell's
+    ``book_figures()``) and, at the width the page shows it, that text is at least 9 CSS pixels."""
+    import base64
+    import struct
+
+    from nfr.plotting import png_text_px
+
+    for c in nb["cells"]:
+        for o in c.get("outputs", []) if c["cell_type"] == "code" else []:
+            png = o.get("data", {}).get("image/png")
+            if not png:
+                continue
+            b = base64.b64decode(png)
+            width = struct.unpack(">I", b[16:20])[0]
+            px = png_text_px(b)
+            assert px is not None, f"a figure without its text record (run the chapter again): {_src(c)[:60]!r}"
+            room = FULL_WIDTH_PX if "full-width" in c["metadata"].get("tags", []) else COLUMN_PX
+            shown = px * min(1.0, room / width)
+            assert shown >= 9, (f"smallest text {shown:.1f} CSS px as shown ({px:.1f} px in a {width}-px figure "
+                                f"shown {min(width, room)} px wide): {_src(c)[:60]!r}")

@@ -182,3 +182,59 @@ def test_map_figures_carry_their_colour_key():
     assert [t.get_text() for t in grey.get_xticklabels()] == ["min", "", "max"] and "minimum" in grey.get_xlabel()
     with pytest.raises(NFRError, match="kind"):
         P.map_key(figs["map_grid"][0], "hsv")
+
+
+def test_book_figures_record_their_smallest_drawn_text():
+    """figure_png writes the smallest drawn text (pixels of the PNG) into the PNG; png_text_px reads it
+    back. Hidden and empty text does not count; a figure without text records none; a PNG drawn
+    without figure_png has no record (so the chapter test cannot pass on an unrecorded figure)."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from nfr import plotting as P
+
+    fig, ax = plt.subplots(figsize=(3, 2), dpi=100)
+    ax.plot([0, 1])
+    ax.tick_params(labelsize=11)
+    ax.set_title("title", fontsize=13)
+    ax.set_xlabel("x", fontsize=9.5)
+    ax.text(0.5, 0.5, "hidden", fontsize=4, visible=False)
+    ax.text(0.2, 0.2, "", fontsize=3)
+    assert P.png_text_px(P.figure_png(fig)) == pytest.approx(9.5 * 100 / 72, abs=0.01)
+    assert P.png_text_px(P.figure_png(fig, dpi=200)) == pytest.approx(9.5 * 200 / 72, abs=0.01)
+    ax.legend(["line"], fontsize=6)
+    assert P.png_text_px(P.figure_png(fig)) == pytest.approx(6 * 100 / 72, abs=0.01)
+    blank, bax = plt.subplots()
+    bax.axis("off")
+    assert P.png_text_px(P.figure_png(blank)) == float("inf")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    assert P.png_text_px(buf.getvalue()) is None
+    plt.close("all")
+
+
+def test_one_style_per_method_and_maps_beside_their_input():
+    """The book's palette: a method has one style whether it is named by key or label, GBP and
+    RectGrad stay distinguishable where their curves coincide; show_maps puts the input first and
+    clips at the stated percentile."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from nfr import plotting as P
+
+    assert P.style("gbp") == P.style("GBP") and P.style("zplus") == P.style("LRP(z+)") == P.style("z+")
+    g, r = P.style("gbp"), P.style("rectgrad")
+    assert g["color"] != r["color"] and (g["ls"], g["marker"]) != (r["ls"], r["marker"])
+    assert len({s["color"] for s in P.STYLES.values()}) == len(P.STYLES)
+    assert P.style("something else") == {}
+    rng = np.random.default_rng(1)
+    m = rng.standard_normal((8, 8))
+    m[0, 0] = 100.0
+    photo = rng.random((3, 8, 8))
+    fig = P.show_maps({"a": m, "b": m}, ncols=1, image=photo, pct=90)
+    first = fig.axes[0]
+    assert first.get_title() == "input" and np.allclose(first.images[0].get_array(), photo.transpose(1, 2, 0))
+    vmax = fig.axes[1].images[0].norm.vmax
+    assert vmax == pytest.approx(np.percentile(np.abs(m), 90)) and vmax < 100
+    assert "90th percentile" in fig.axes[-1].get_xlabel()

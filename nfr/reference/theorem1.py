@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from nfr.errors import NFRError
+from nfr.plotting import LABELS, style
 
 RULES = ("grad", "gbp", "rectgrad", "zplus", "zplus_B")
 DISTS = ("gaussian", "sphere", "uniform", "shifted")
@@ -338,7 +339,7 @@ def figure1(W: np.ndarray, v: np.ndarray, x: np.ndarray):
     m = W.T @ x > 0
     pos, neg = m & (v > 0), m & (v <= 0)
     Rp, Rm = W[:, pos] @ v[pos], W[:, neg] @ v[neg]
-    fig, axes = plt.subplots(1, 4, figsize=(11.5, 3.2))
+    fig, axes = plt.subplots(1, 4, figsize=(10.5, 3.2))
     u = x / np.linalg.norm(x)
     perp = np.array([-u[1], u[0]])
     shade = Polygon([3 * perp, 3 * perp - 3 * u, -3 * perp - 3 * u, -3 * perp], color="C0", alpha=0.12, lw=0)
@@ -362,7 +363,7 @@ def figure1(W: np.ndarray, v: np.ndarray, x: np.ndarray):
     for vec, col, lab in ((Rp, "C3", "$R_+$ (NFR)"), (Rp + Rm, "C4", "$R_++R_-$ (gradient)"), (x, "k", "$x$")):
         arrow(axes[3], vec / np.linalg.norm(vec) * scale, col, lw=2.2)
         handles.append(plt.Line2D([], [], color=col, lw=2.2, label=f"{lab}: $\\alpha$ = {vec @ x / (np.linalg.norm(vec) * scale):.2f}"))
-    axes[3].legend(handles=handles, fontsize=7, loc="lower left")
+    axes[3].legend(handles=handles, fontsize=8, loc="lower left")
     titles = ["(a) 8 hidden units", "(b) input; ReLU masks the blue side",
               "(c) active units times $r_j$", "(d) results, scaled to $\\|x\\|$"]
     for ax, title in zip(axes, titles):
@@ -389,8 +390,8 @@ def plot_convergence(sweeps: dict, rules=("grad", "gbp", "rectgrad", "zplus"), p
         for r in rules:
             gap = 1 - sw["alpha"][:, :, RULES.index(r)]
             lo, med, hi = np.quantile(gap, [0.1, 0.5, 0.9], axis=1)
-            ax.plot(N, med, marker="o", ms=3, label=r)
-            ax.fill_between(N, lo, hi, alpha=0.15)
+            line, = ax.plot(N, med, **{"marker": "o", **style(r)}, ms=3, label=LABELS.get(r, r))
+            ax.fill_between(N, lo, hi, color=line.get_color(), alpha=0.15)
         if predicted and d in predicted:
             ax.plot(N, predicted[d] / (2 * N), "k--", lw=1, label=r"$\kappa_d/(2N)$")
         ax.set_xscale("log", base=2)
@@ -399,7 +400,7 @@ def plot_convergence(sweeps: dict, rules=("grad", "gbp", "rectgrad", "zplus"), p
         ax.set_xlabel("hidden width $N$")
         ax.set_title(f"d = {d}", fontsize=10)
     axes[0, 0].set_ylabel(r"$1-\alpha(R, x)$")
-    axes[0, -1].legend(fontsize=7, loc="lower left")
+    axes[0, -1].legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
 
@@ -424,7 +425,7 @@ def plot_isotropy(panels: dict, limits: dict, rule: str = "gbp"):
         ax.set_xlabel("hidden width $N$")
         ax.set_title(title, fontsize=10)
     axes[0, 0].set_ylabel(rf"$1-\alpha(R, x)$, {rule}")
-    axes[0, -1].legend(fontsize=7, loc="lower left")
+    axes[0, -1].legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
 

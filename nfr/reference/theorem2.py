@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from nfr.errors import NFRError
+from nfr.plotting import LABELS, style
 from nfr.reference.network import forward, random_network
 
 RELEVANCE_DISTS = ("gaussian", "uniform", "exponential", "halfnormal", "constant")
@@ -412,12 +413,12 @@ def plot_cascades(sweep: dict, labels, rules=("gbp", "rectgrad", "zplus", "activ
         for rule in rules:
             a = sweep[label][rule]
             N, mu, sd = np.arange(a.shape[1]), a.mean(axis=0), a.std(axis=0)
-            ax.plot(N, mu, marker="o", ms=3, label=rule)
-            ax.fill_between(N, mu - sd, mu + sd, alpha=0.15)
+            line, = ax.plot(N, mu, **{"marker": "o", **style(rule)}, ms=3, label=LABELS.get(rule, rule))
+            ax.fill_between(N, mu - sd, mu + sd, color=line.get_color(), alpha=0.15)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("cascade level $N$ (layers using the rule)")
         ax.set_ylim(0, 1.02)
     axes[0][0].set_ylabel(r"$\alpha(r_0^N, x)$")
-    axes[0][0].legend(fontsize=7)
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
