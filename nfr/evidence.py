@@ -391,7 +391,7 @@ _mprt_setting("B3", "smooth", "smooth MPRT")
 _mprt_setting("B4", "emprt", "efficient MPRT")
 
 
-MPRT_LABELS = {"grad": "Grad", "gbp": "GBP", "rectgrad": "RectGrad", "zplus": "z+", "dtd": "DTD", "nfr": "NFR mean"}
+MPRT_LABELS = {"grad": "Grad", "gbp": "GBP", "rectgrad": "RectGrad", "zplus": "LRP(z+)", "dtd": "DTD", "nfr": "NFR mean"}
 
 
 def mprt_table(root: Path | None = None, digits: int = 2) -> dict:
