@@ -37,6 +37,8 @@ def figure_png(fig, dpi: float | None = None) -> bytes:
     keeps that text at 9 CSS pixels or more as the page shows the figure; a test reads the chunk back.
     """
     import io
+    import struct
+    import zlib
 
     from matplotlib import text as mtext
 
@@ -49,16 +51,19 @@ def figure_png(fig, dpi: float | None = None) -> bytes:
             sizes.append(float(self.get_fontsize()))
         return draw(self, renderer)
 
-    mtext.Text.draw = recording
-    try:
-        fig.canvas.draw()
+    buf = io.BytesIO()
+    mtext.Text.draw = recording  # record while savefig draws (a Figure made without pyplot has no
+    try:                         # canvas of its own to draw on before)
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor=fig.get_facecolor(),
+                    edgecolor=fig.get_edgecolor())
     finally:
         mtext.Text.draw = draw
     value = f"{min(sizes) * dpi / 72:.2f}" if sizes else "none"
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor=fig.get_facecolor(),
-                edgecolor=fig.get_edgecolor(), metadata={TEXT_PX_KEY: value})
-    return buf.getvalue()
+    body = TEXT_PX_KEY.encode("latin-1") + b"\0" + value.encode("latin-1")
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    png = buf.getvalue()
+    ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]  # the text chunk goes right after IHDR
+    return png[:ihdr_end] + chunk + png[ihdr_end:]
 
 
 def png_text_px(png: bytes) -> float | None:

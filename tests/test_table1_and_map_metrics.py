@@ -206,6 +206,13 @@ def test_book_figures_record_their_smallest_drawn_text():
     assert P.png_text_px(P.figure_png(fig, dpi=200)) == pytest.approx(9.5 * 200 / 72, abs=0.01)
     ax.legend(["line"], fontsize=6)
     assert P.png_text_px(P.figure_png(fig)) == pytest.approx(6 * 100 / 72, abs=0.01)
+    from matplotlib.figure import Figure
+    bare = Figure(figsize=(3, 2), dpi=100)  # made without pyplot (as the experiments' figures are)
+    bare.add_subplot().set_title("bare", fontsize=10)
+    bare.axes[0].tick_params(labelsize=12)
+    assert P.png_text_px(P.figure_png(bare)) == pytest.approx(10 * 100 / 72, abs=0.01)
+    from PIL import Image
+    assert Image.open(io.BytesIO(P.figure_png(bare))).text[P.TEXT_PX_KEY] == "13.89"  # a valid PNG chunk
     blank, bax = plt.subplots()
     bax.axis("off")
     assert P.png_text_px(P.figure_png(blank)) == float("inf")
