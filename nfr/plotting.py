@@ -70,21 +70,15 @@ def png_text_px(png: bytes) -> float | None:
     """The smallest text size :func:`figure_png` recorded in a PNG, in pixels of the PNG (``inf``
     for a figure without text; ``None`` when the PNG carries no record)."""
     import struct
-    import zlib
 
     pos = 8
     while pos + 8 <= len(png):
         n, kind = struct.unpack(">I4s", png[pos:pos + 8])
         body = png[pos + 8:pos + 8 + n]
-        if kind in (b"tEXt", b"zTXt", b"iTXt"):
-            key, _, rest = body.partition(b"\0")
+        if kind == b"tEXt":  # figure_png writes a plain tEXt chunk
+            key, _, text = body.partition(b"\0")
             if key.decode("latin-1") == TEXT_PX_KEY:
-                if kind == b"zTXt":
-                    rest = zlib.decompress(rest[1:])
-                elif kind == b"iTXt":
-                    flag, rest = rest[0], rest[2:].split(b"\0", 2)[2]
-                    rest = zlib.decompress(rest) if flag else rest
-                text = rest.decode("latin-1")
+                text = text.decode("latin-1")
                 return float("inf") if text == "none" else float(text)
         if kind == b"IEND":
             break
@@ -127,13 +121,15 @@ STYLES = {"grad": dict(color="0.45", marker="x", ls="-"), "grad_x_input": dict(c
           "activation": dict(color="k", marker=".", ls="-")}
 
 
-def style(name: str) -> dict:
-    """The book's line style of a method, found by its key (``"gbp"``) or its label (``"GBP"``);
-    ``{}`` for anything else (matplotlib's own cycle then applies)."""
-    key = name if name in STYLES else {v.lower(): k for k, v in LABELS.items()}.get(str(name).lower(), name)
-    if key == "zplus" or str(name).lower() in ("z+", "lrp-z+", "lrp z+"):
-        key = "zplus"
-    return dict(STYLES.get(key, {}))
+_STYLE_ALIASES = {**{v.lower(): k for k, v in LABELS.items()}, "z+": "zplus"}
+
+
+def style(name: str, **defaults) -> dict:
+    """The book's line style of a method, found by its key (``"gbp"``), its label (``"GBP"``) or
+    ``"z+"``, on top of ``defaults`` (e.g. ``marker="o"`` for anything else, which then keeps
+    matplotlib's own colour cycle)."""
+    key = name if name in STYLES else _STYLE_ALIASES.get(str(name).lower())
+    return {**defaults, **STYLES.get(key, {})}
 
 
 def _arr(a) -> np.ndarray:
@@ -265,7 +261,7 @@ def curves(x, ys: dict[str, np.ndarray], *, xlabel: str, ylabel: str, spread: di
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.8, 3.0))
     for name, y in ys.items():
-        line, = ax.plot(x, y, **{"marker": "o", **style(name)}, ms=3, label=name)
+        line, = ax.plot(x, y, **style(name, marker="o"), ms=3, label=name)
         if spread and name in spread:
             ax.fill_between(x, y - spread[name], y + spread[name], color=line.get_color(), alpha=0.2)
     if logx:
@@ -317,7 +313,7 @@ def measure_curves(layers, profiles: dict, measures, *, labels: dict | None = No
         for name, prof in profiles.items():
             v = np.asarray(prof[m], dtype=float)
             q1, med, q3 = np.nanpercentile(v, [25, 50, 75], axis=1)
-            line, = ax.plot(layers, med, **{"marker": "o", **style(name)}, ms=3, label=name)
+            line, = ax.plot(layers, med, **style(name, marker="o"), ms=3, label=name)
             ax.fill_between(layers, q1, q3, color=line.get_color(), alpha=0.15)
         ax.set_xlabel("start layer l")
         ax.set_title((labels or {}).get(m, m), fontsize=9)
@@ -386,7 +382,7 @@ def cascade_panels(results: dict, rules, labels=None, size=(3.3, 2.7)):
         lv = np.asarray(res["levels"])
         for r in rules:
             m, s = np.asarray(res["curves"][r]["mean"]), np.asarray(res["curves"][r]["std"])
-            line, = ax.plot(lv, m, **{"marker": "o", **style(r)}, ms=2.5, lw=1, label=labels.get(r, r))
+            line, = ax.plot(lv, m, **style(r, marker="o"), ms=2.5, lw=1, label=labels.get(r, r))
             ax.fill_between(lv, m - s, m + s, color=line.get_color(), alpha=0.15)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("substituted layers N")
@@ -430,7 +426,7 @@ def panel_curves(x, panels: dict, *, xlabel: str, ylabel: str, size=(3.3, 2.8), 
         for label, arr in lines.items():
             a = np.asarray(arr, dtype=float).reshape(len(x), -1)
             m, s = np.nanmean(a, 1), np.nanstd(a, 1)
-            line, = ax.plot(x, m, **{"marker": "o", **style(label)}, ms=3, label=label)
+            line, = ax.plot(x, m, **style(label, marker="o"), ms=3, label=label)
             ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel)
@@ -463,10 +459,10 @@ def rank_panels(spec_v: dict, spec_c: dict, LV: int, LC: int):
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(10.5, 2.9))
     for r, v in spec_v.items():
-        axes[0].plot(range(LV + 1), v["erank"], **{"marker": "o", **style(r)}, ms=3, label=r)
-        axes[1].plot(range(LV + 1), v["mixed"], **{"marker": "o", **style(r)}, ms=3, label=r)
+        axes[0].plot(range(LV + 1), v["erank"], **style(r, marker="o"), ms=3, label=r)
+        axes[1].plot(range(LV + 1), v["mixed"], **style(r, marker="o"), ms=3, label=r)
     for r, v in spec_c.items():
-        axes[2].plot(range(LC + 1), v["erank"], **{"marker": ".", **style(r)}, ms=3, label=r)
+        axes[2].plot(range(LC + 1), v["erank"], **style(r, marker="."), ms=3, label=r)
     for ax, t in zip(axes, ("VGG16 random: effective rank", "VGG16 random: fraction of minority signs",
                             "ResNet-56 trained: effective rank")):
         ax.set_title(t, fontsize=9)
@@ -529,7 +525,7 @@ def sanity_panels(san: dict, labels: dict):
             ax = axes[0, 2 * j + i]
             pos = np.arange(len(sr["steps"]))  # only the measured steps, equally spaced: no line
             for r, c in sr[key].items():       # suggests values between two steps that were never run
-                ax.plot(pos, c["mean"], **{"marker": "o", **style(r), "ls": ":"}, ms=3.5, lw=0.8, label=labels.get(r, r))
+                ax.plot(pos, c["mean"], **{**style(r, marker="o"), "ls": ":"}, ms=3.5, lw=0.8, label=labels.get(r, r))
             ax.set_xticks(pos, [str(k) for k in sr["steps"]], fontsize=8)
             ax.set_title(f"{name}: {key}", fontsize=9)
             ax.set_xlabel("top k randomized (measured k)", fontsize=9)

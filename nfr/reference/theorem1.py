@@ -390,7 +390,7 @@ def plot_convergence(sweeps: dict, rules=("grad", "gbp", "rectgrad", "zplus"), p
         for r in rules:
             gap = 1 - sw["alpha"][:, :, RULES.index(r)]
             lo, med, hi = np.quantile(gap, [0.1, 0.5, 0.9], axis=1)
-            line, = ax.plot(N, med, **{"marker": "o", **style(r)}, ms=3, label=LABELS.get(r, r))
+            line, = ax.plot(N, med, **style(r, marker="o"), ms=3, label=LABELS.get(r, r))
             ax.fill_between(N, lo, hi, color=line.get_color(), alpha=0.15)
         if predicted and d in predicted:
             ax.plot(N, predicted[d] / (2 * N), "k--", lw=1, label=r"$\kappa_d/(2N)$")

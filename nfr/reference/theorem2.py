@@ -413,7 +413,7 @@ def plot_cascades(sweep: dict, labels, rules=("gbp", "rectgrad", "zplus", "activ
         for rule in rules:
             a = sweep[label][rule]
             N, mu, sd = np.arange(a.shape[1]), a.mean(axis=0), a.std(axis=0)
-            line, = ax.plot(N, mu, **{"marker": "o", **style(rule)}, ms=3, label=LABELS.get(rule, rule))
+            line, = ax.plot(N, mu, **style(rule, marker="o"), ms=3, label=LABELS.get(rule, rule))
             ax.fill_between(N, mu - sd, mu + sd, color=line.get_color(), alpha=0.15)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("cascade level $N$ (layers using the rule)")
