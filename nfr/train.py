@@ -453,10 +453,10 @@ def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: st
     xt, yt, tinfo = load_data(data, "test", n_test, seed)
     dev = torch.device(device)
     before = evaluate(Normalized(net).to(dev), xt, yt, atk, seed=seed, device=dev) if init != "scratch" else None
-    t0 = time.process_time()
+    t0, w0 = time.process_time(), time.perf_counter()
     hist = train_model(net, x, y, atk, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                        device=dev, progress=progress)
-    cpu = time.process_time() - t0
+    cpu, wall = time.process_time() - t0, time.perf_counter() - w0
     net = net.cpu().to(memory_format=torch.contiguous_format)
     sd = {k: v.contiguous() for k, v in net.state_dict().items()}
     if save_dtype == "float16":  # the accuracy below is measured after this rounding
@@ -488,6 +488,8 @@ def run(model: str = "resnet20", attack: str = "none", epochs: int = 1, init: st
         "before": before, "clean_accuracy": after["clean_accuracy"], "n_test": after["n_test"],
         "asr": after.get("asr"), "n_asr": after.get("n_asr"),
         "files": files, "_cpu_seconds": round(cpu, 1),
+        "device": (torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"),
+        "wall_seconds": round(wall, 1),
     }
     (outd / f"{name}.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest

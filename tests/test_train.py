@@ -136,6 +136,8 @@ def test_committed_model_reproducible_from_its_manifest(path, tmp_path, monkeypa
             opts["--data"] = data
         opts.update({"--epochs": "1", "--n-train": "32", "--n-test": "16", "--batch-size": "16",
                      "--out": str(out), "--quiet": None})
+        if "--device" in opts:                       # trained on a GPU: the re-run is on this CPU
+            opts["--device"] = "cpu"
         args = ["train"] + [t for k, v in opts.items() for t in ([k] if v is None else [k, v])]
         assert main(args) == 0, stage["command"]
     new = json.loads((out / path.name).read_text())
