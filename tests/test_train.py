@@ -167,3 +167,25 @@ def test_cifar_vgg16_is_an_experiment_model():
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     c = load_model("cifar_vgg16", "random", seed=4)
     assert not torch.equal(next(iter(a.state_dict().values())), next(iter(c.state_dict().values())))
+
+
+@pytest.mark.parametrize("attack", ["badnet", "dynamic", "inputaware", "wanet"])
+def test_backdoor_manifest_standard_is_computed_from_its_numbers(attack):
+    """Each bundled backdoor's manifest states whether it meets the attack's standard (ASR >= 0.95 on
+    every non-target test image; clean accuracy within 3 points of a clean twin trained by the same
+    recipe): the flags must follow from the manifest's own numbers, the twin must share the recipe,
+    and the ASR must be measured on all 9,000 non-target test images."""
+    import shlex
+    from nfr.train import bundled_manifest
+    m = bundled_manifest(f"resnet20_{attack}")
+    t, twin = m["target"], m["clean_twin"]
+    assert m["n_test"] == 10000 and m["n_asr"] == 9000 and twin["n_test"] == 10000
+    assert t["asr_met"] == (m["asr"] >= t["asr_at_least"] == 0.95)
+    assert t["clean_gap_points"] == round(100 * (twin["clean_accuracy"] - m["clean_accuracy"]), 2)
+    assert t["clean_met"] == (t["clean_gap_points"] <= t["clean_within_points_of_twin"] == 3.0)
+    assert (twin["epochs"], twin["lr"], twin["steps"]) == (m["epochs"], m["lr"], m["steps"])
+
+    def opts(cmd):
+        a = shlex.split(cmd)
+        return {k: v for k, v in zip(a, a[1:] + [""]) if k.startswith("--") and k not in ("--attack", "--name", "--rate")}
+    assert opts(twin["command"]) == opts(m["command"])
