@@ -452,7 +452,7 @@ C15_SEED_STRIDE = 100_003  # trigger seed of an image: stride x draw + its index
 @setting("C15/resnet20-backdoors", draws=1, n_images=700, models="resnet20_<attack> (bundled)",
          data="jpeg test split", rule="gbp", dtype="float64", target_class=0,
          images="the seeded subset of n_images test images minus those of the target class",
-         trigger_seed="per image: 100003 x draw + the image's index in the test split")
+         trigger_seed=f"per image: {C15_SEED_STRIDE} x draw + the image's index in the test split")
 def c15_backdoors(draws, n_images, quiet=True) -> list[dict]:
     """Per attack and test image (true class not the target): KIS of the GBP map of its triggered
     copy, whether the trigger fires (decided class = target), and KIS of the clean image (chapter 10's

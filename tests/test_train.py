@@ -101,13 +101,26 @@ def _manifests():
     return sorted((RESOURCES / "models").glob("*.json"))
 
 
+def _train_options(command: str) -> dict:
+    """A manifest's ``python -m nfr train`` command as {flag: value, or None for a switch}."""
+    import shlex
+    argv = shlex.split(command)
+    assert argv[:4] == ["python", "-m", "nfr", "train"]
+    opts, i = {}, 4
+    while i < len(argv):
+        if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            opts[argv[i]], i = argv[i + 1], i + 2
+        else:
+            opts[argv[i]], i = None, i + 1
+    return opts
+
+
 @pytest.mark.parametrize("path", _manifests(), ids=lambda p: p.stem)
 def test_committed_model_reproducible_from_its_manifest(path, tmp_path, monkeypatch):
     """Every model that ships with nfr: its manifest's command re-runs (a few steps, on a synthetic
     CIFAR-10 folder unless $NFR_CIFAR10_DIR names the real copy) and writes a manifest with the same
     settings; the committed files match the resources' checksums."""
     import os
-    import shlex
     from nfr.data import resource
     man = json.loads(path.read_text())
     for f in man["files"]:
@@ -120,14 +133,7 @@ def test_committed_model_reproducible_from_its_manifest(path, tmp_path, monkeypa
     # command re-runs in order, each --init that names an earlier stage's output pointed at out/
     stages = man.get("stages") or [man]
     for stage in stages:
-        argv = shlex.split(stage["command"])
-        assert argv[:4] == ["python", "-m", "nfr", "train"]
-        opts, i = {}, 4
-        while i < len(argv):
-            if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-                opts[argv[i]], i = argv[i + 1], i + 2
-            else:
-                opts[argv[i]], i = None, i + 1
+        opts = _train_options(stage["command"])
         stage_out = opts.get("--out", "models")
         init = opts.get("--init", "")
         if init.startswith(stage_out.rstrip("/") + "/"):
@@ -175,7 +181,6 @@ def test_backdoor_manifest_standard_is_computed_from_its_numbers(attack):
     every non-target test image; clean accuracy within 3 points of a clean twin trained by the same
     recipe): the flags must follow from the manifest's own numbers, the twin must share the recipe,
     and the ASR must be measured on all 9,000 non-target test images."""
-    import shlex
     from nfr.train import bundled_manifest
     m = bundled_manifest(f"resnet20_{attack}")
     t, twin = m["target"], m["clean_twin"]
@@ -184,8 +189,6 @@ def test_backdoor_manifest_standard_is_computed_from_its_numbers(attack):
     assert t["clean_gap_points"] == round(100 * (twin["clean_accuracy"] - m["clean_accuracy"]), 2)
     assert t["clean_met"] == (t["clean_gap_points"] <= t["clean_within_points_of_twin"] == 3.0)
     assert (twin["epochs"], twin["lr"], twin["steps"]) == (m["epochs"], m["lr"], m["steps"])
-
-    def opts(cmd):
-        a = shlex.split(cmd)
-        return {k: v for k, v in zip(a, a[1:] + [""]) if k.startswith("--") and k not in ("--attack", "--name", "--rate")}
-    assert opts(twin["command"]) == opts(m["command"])
+    recipe = [{k: v for k, v in _train_options(c).items() if k not in ("--attack", "--name", "--rate")}
+              for c in (twin["command"], m["command"])]
+    assert recipe[0] == recipe[1]
