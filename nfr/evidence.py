@@ -275,15 +275,16 @@ def c12_vgg(draws, n_images, quiet=True) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- C13: wrong vs correct
-@setting("C13/cifar_resnet56-trained", draws=1, n_images=1200, model="cifar_resnet56", weights="pretrained",
-         data="cifar10", layers=[1, 10, 19, 28, 37, 46, 55], below="gbp", box_frac=0.5, target="pred")
-def c13_resnet56(draws, n_images, quiet=True) -> list[dict]:
+C13_LAYERS = {"cifar_resnet56": [1, 10, 19, 28, 37, 46, 55], "cifar_vgg16": [1, 3, 5, 7, 9, 11, 13, 15]}
+
+
+def _c13(model, draws, n_images, quiet) -> list[dict]:
     """Per image: its group (wrong / correct prediction) and the drop of each measure from the lowest
     to the highest start layer (colour alignment, share outside the central box, alignment)."""
     units = []
     for k in draws:
-        res = failure.run(failure.Config(model="cifar_resnet56", weights="pretrained", data="cifar10",
-                                         n_images=n_images, layers=[1, 10, 19, 28, 37, 46, 55], rules=["gbp"],
+        res = failure.run(failure.Config(model=model, weights="pretrained", data="cifar10",
+                                         n_images=n_images, layers=C13_LAYERS[model], rules=["gbp"],
                                          seed=int(k), quiet=quiet, batch_size=100))
         wrong = set(res["groups"].get("wrong", []))
         per = res["per_image"]
@@ -294,6 +295,18 @@ def c13_resnet56(draws, n_images, quiet=True) -> list[dict]:
                 u[f"{m}_drop"] = per[m][0][i] - per[m][-1][i]
             units.append(u)
     return units
+
+
+@setting("C13/cifar_resnet56-trained", draws=1, n_images=1200, model="cifar_resnet56", weights="pretrained",
+         data="cifar10", layers=C13_LAYERS["cifar_resnet56"], below="gbp", box_frac=0.5, target="pred")
+def c13_resnet56(draws, n_images, quiet=True) -> list[dict]:
+    return _c13("cifar_resnet56", draws, n_images, quiet)
+
+
+@setting("C13/cifar_vgg16-trained", draws=1, n_images=1200, model="cifar_vgg16", weights="pretrained",
+         data="cifar10", layers=C13_LAYERS["cifar_vgg16"], below="gbp", box_frac=0.5, target="pred")
+def c13_vgg16(draws, n_images, quiet=True) -> list[dict]:
+    return _c13("cifar_vgg16", draws, n_images, quiet)
 
 
 # ----------------------------------------------------------------------------- B1-B4: the MPRT's variants
