@@ -208,6 +208,59 @@ def c16_resnet56(draws, n_images, quiet=True) -> list[dict]:
     return _c16("cifar_resnet56", draws, n_images, quiet)
 
 
+# ----------------------------------------------------------------------------- C8 on the trained VGG16 layout
+#: the networks of C8's VGG16-layout settings: the trained network and its random-initialisation twin
+C8_NETS = {"trained": "pretrained", "random": "random"}
+C8_CONFIG = dict(model="cifar_vgg16", data="cifar10", rules=list(NFR4), control="grad", target="pred",
+                 maps="w/o bottom process", dtype="float64", edges="top-decile Sobel edges of the image",
+                 centre="central box of half the side",
+                 twin="cifar_vgg16 --weights random: its initialisation under the draw's seed (the draw's seed "
+                      "also draws the image subset, the same images for the trained network and the twin)")
+
+
+def _c8_vgg(draws, n_images, quiet) -> list[dict]:
+    """Per (draw, image), for the trained VGG16 layout and its random twin (maps w/o bottom process of
+    the predicted class): each NFR map's input alignment and its edge and centre enrichment
+    (:func:`nfr.metrics.location_profile`), and the mean pairwise cosine and SSIM within the four NFR
+    maps and between the gradient and them (:func:`nfr.metrics.similarity`)."""
+    from nfr import metrics
+    from nfr.engine.weights import weight_layers
+    from nfr.experiments import table1
+    units = []
+    for k in tqdm(list(draws), desc="C8 evidence (draws)", disable=quiet):
+        idx = image_index("cifar10", n_images, int(k))
+        per = {}
+        for net, w in C8_NETS.items():
+            s = load_setup("cifar_vgg16", w, "cifar10", n_images, 32, seed=int(k), dtype="float64")
+            mp = table1.maps(s.model, s.x, s.target, ("grad",) + NFR4, layer=len(weight_layers(s.model)) // 2,
+                             low=s.low, high=s.high)
+            wo = {r: mp[r]["w/o B"] for r in mp}
+            sim = metrics.similarity(wo, ["grad"] + list(NFR4))["per_image"]
+            pairs = [(a, b) for a in range(1, 5) for b in range(a + 1, 5)]
+            for q in ("cosine", "ssim"):
+                per[f"{q}_nfr_{net}"] = sum(sim[q][a, b] for a, b in pairs) / len(pairs)
+                per[f"{q}_grad_{net}"] = sum(sim[q][0, b] for b in range(1, 5)) / 4
+            for r in NFR4:
+                per[f"align_{net}_{r}"] = alignment(wo[r].to(s.x), s.x).double().cpu().numpy()
+                prof = metrics.location_profile(wo[r], s.raw)
+                per[f"edges_{net}_{r}"], per[f"centre_{net}_{r}"] = prof["edges"], prof["centre"]
+        for i in range(n_images):
+            units.append(dict(draw=int(k), image=i, index=idx[i], **{q: float(v[i]) for q, v in per.items()}))
+    return units
+
+
+@setting("C8/cifar_vgg16-trained", draws=10, n_images=100, weights="pretrained", **C8_CONFIG)
+def c8_vgg_trained(draws, n_images, quiet=True) -> list[dict]:
+    """C8 on the trained VGG16 layout, paired with its random twin on the same images."""
+    return _c8_vgg(draws, n_images, quiet)
+
+
+@setting("C8/cifar_vgg16-random", draws=10, n_images=100, weights="random", **C8_CONFIG)
+def c8_vgg_random(draws, n_images, quiet=True) -> list[dict]:
+    """C8 on the VGG16 layout's random twin (the units also carry the trained network's values)."""
+    return _c8_vgg(draws, n_images, quiet)
+
+
 # ----------------------------------------------------------------------------- C9 on the trained VGG16 layout
 CASCADE4 = ("gbp", "rectgrad", "zplus", "activation")
 
