@@ -523,13 +523,29 @@ def c15_backdoors(draws, n_images, quiet=True) -> list[dict]:
     """Per attack and test image (true class not the target): KIS of the GBP map of its triggered
     copy, whether the trigger fires (decided class = target), and KIS of the clean image (chapter 10's
     computation, in float64)."""
+    return _c15(draws, n_images, quiet, BACKDOORS, energy=False)
+
+
+@setting("C15/resnet20-trigger-energy", draws=1, n_images=700, models="resnet20_<attack> (bundled)",
+         attacks=["badnet", "dynamic", "inputaware"], target_class=0, rule="gbp", data="jpeg test split",
+         dtype="float64", quantity="energy fraction of sum_c |R_c| on the trigger region (nfr.backdoors."
+         "trigger_energy), over the region's area fraction; the same region in the clean image's map",
+         trigger_seed=f"per image: {C15_SEED_STRIDE} x draw + the image's index in the test split")
+def c15_trigger_energy(draws, n_images, quiet=True) -> list[dict]:
+    """Per attack with a trigger region and test image (true class not the target): the energy
+    fraction of the triggered copy's GBP map on the trigger region, the same region's fraction in the
+    clean image's map, the region's area fraction and their ratio (with KIS, as C15's units)."""
+    return _c15(draws, n_images, quiet, ("badnet", "dynamic", "inputaware"), energy=True)
+
+
+def _c15(draws, n_images, quiet, attacks, energy) -> list[dict]:
     units = []
     for k in draws:
         xt, yt, _ = train.load_data("jpeg", "test", n_images, int(k))
         idx = select_indices(N_TOTAL["cifar10"], n_images, int(k))
         keep = torch.nonzero(yt != 0)[:, 0]
         x = xt[keep].double() / 255
-        for a in tqdm(BACKDOORS, desc="C15 evidence (attacks)", disable=quiet):
+        for a in tqdm(attacks, desc="C15 evidence (attacks)", disable=quiet):
             model, atk = train.load_bundled(f"resnet20_{a}")
             model, atk = model.double(), atk.to(torch.float64)
             for j, i in enumerate(keep.tolist()):
@@ -537,9 +553,13 @@ def c15_backdoors(draws, n_images, quiet=True) -> list[dict]:
                 # random pattern, and a batch-wide generator would make an image's trigger depend on
                 # which other images share its batch (a subset re-run would not reproduce it)
                 r = backdoors.analyze(model.net, atk, x[j:j + 1], seed=C15_SEED_STRIDE * int(k) + idx[i])
-                units.append(dict(draw=int(k), image=i, index=idx[i], attack=a,
-                                  fired=bool(r["poisoned_pred"][0] == atk.target),
-                                  kis_poisoned=float(r["poisoned_kis"][0]), kis_clean=float(r["clean_kis"][0])))
+                u = dict(draw=int(k), image=i, index=idx[i], attack=a, fired=bool(r["poisoned_pred"][0] == atk.target),
+                         kis_poisoned=float(r["poisoned_kis"][0]), kis_clean=float(r["clean_kis"][0]))
+                if energy:
+                    area = float(r["area"][0])
+                    u.update(energy_poisoned=float(r["poisoned_energy"][0]), energy_clean=float(r["clean_energy"][0]),
+                             area=area, enrichment_poisoned=float(r["poisoned_energy"][0]) / area)
+                units.append(u)
     return units
 
 
