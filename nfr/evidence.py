@@ -218,35 +218,82 @@ C8_CONFIG = dict(model="cifar_vgg16", data="cifar10", rules=list(NFR4), control=
                       "also draws the image subset, the same images for the trained network and the twin)")
 
 
-def _c8_vgg(draws, n_images, quiet) -> list[dict]:
-    """Per (draw, image), for the trained VGG16 layout and its random twin (maps w/o bottom process of
-    the predicted class): each NFR map's input alignment and its edge and centre enrichment
+def _c8_quantities(model, s, target, net: str) -> dict:
+    """Chapter 4's per-image quantities of one network on the setup's images (maps w/o bottom process
+    of ``target``): each NFR map's input alignment, its edge and centre enrichment
     (:func:`nfr.metrics.location_profile`), and the mean pairwise cosine and SSIM within the four NFR
-    maps and between the gradient and them (:func:`nfr.metrics.similarity`)."""
+    maps and between the gradient and each of them (:func:`nfr.metrics.similarity`); keys end in
+    ``net``."""
     from nfr import metrics
     from nfr.engine.weights import weight_layers
     from nfr.experiments import table1
+    mp = table1.maps(model, s.x, target, ("grad",) + NFR4, layer=len(weight_layers(model)) // 2,
+                     low=s.low, high=s.high)
+    wo = {r: mp[r]["w/o B"] for r in mp}
+    sim = metrics.similarity(wo, ["grad"] + list(NFR4))["per_image"]
+    pairs = [(a, b) for a in range(1, 5) for b in range(a + 1, 5)]
+    per = {}
+    for q in ("cosine", "ssim"):
+        per[f"{q}_nfr_{net}"] = sum(sim[q][a, b] for a, b in pairs) / len(pairs)
+        per[f"{q}_grad_{net}"] = sum(sim[q][0, b] for b in range(1, 5)) / 4
+    for r in NFR4:
+        per[f"align_{net}_{r}"] = alignment(wo[r].to(s.x), s.x).double().cpu().numpy()
+        prof = metrics.location_profile(wo[r], s.raw)
+        per[f"edges_{net}_{r}"], per[f"centre_{net}_{r}"] = prof["edges"], prof["centre"]
+    return per
+
+
+def _c8_vgg(draws, n_images, quiet) -> list[dict]:
+    """Per (draw, image): :func:`_c8_quantities` of the trained VGG16 layout and of its random twin
+    (the draw's seed draws the twin's initialisation and the image subset)."""
     units = []
     for k in tqdm(list(draws), desc="C8 evidence (draws)", disable=quiet):
         idx = image_index("cifar10", n_images, int(k))
         per = {}
         for net, w in C8_NETS.items():
             s = load_setup("cifar_vgg16", w, "cifar10", n_images, 32, seed=int(k), dtype="float64")
-            mp = table1.maps(s.model, s.x, s.target, ("grad",) + NFR4, layer=len(weight_layers(s.model)) // 2,
-                             low=s.low, high=s.high)
-            wo = {r: mp[r]["w/o B"] for r in mp}
-            sim = metrics.similarity(wo, ["grad"] + list(NFR4))["per_image"]
-            pairs = [(a, b) for a in range(1, 5) for b in range(a + 1, 5)]
-            for q in ("cosine", "ssim"):
-                per[f"{q}_nfr_{net}"] = sum(sim[q][a, b] for a, b in pairs) / len(pairs)
-                per[f"{q}_grad_{net}"] = sum(sim[q][0, b] for b in range(1, 5)) / 4
-            for r in NFR4:
-                per[f"align_{net}_{r}"] = alignment(wo[r].to(s.x), s.x).double().cpu().numpy()
-                prof = metrics.location_profile(wo[r], s.raw)
-                per[f"edges_{net}_{r}"], per[f"centre_{net}_{r}"] = prof["edges"], prof["centre"]
+            per.update(_c8_quantities(s.model, s, s.target, net))
         for i in range(n_images):
             units.append(dict(draw=int(k), image=i, index=idx[i], **{q: float(v[i]) for q, v in per.items()}))
     return units
+
+
+def _c8_imagenet(key, draws, n_images, quiet) -> list[dict]:
+    """Per (draw, photo): :func:`_c8_quantities` of the setting's network with its random
+    initialisation under the draw's seed, on the same foolbox photos for every draw."""
+    from nfr.setup import load_model
+    cfg = SETTINGS[key].config
+    s = load_setup(cfg["model"], "random", "samples", n_images, cfg["size"], seed=0, dtype=cfg["dtype"])
+    idx = image_index("samples", n_images, 0)
+    units = []
+    for k in tqdm(list(draws), desc=f"{key} evidence (draws)", disable=quiet):
+        net = load_model(cfg["model"], "random", seed=int(k)).to(s.x.dtype).eval()
+        with torch.no_grad():
+            tgt = torch.cat([net(xb).argmax(1) for xb in s.x.split(5)])
+        per = _c8_quantities(net, s, tgt, "random")
+        for i in range(len(s.x)):
+            units.append(dict(draw=int(k), image=i, index=idx[i], **{q: float(v[i]) for q, v in per.items()}))
+        del net
+        gc.collect()
+    return units
+
+
+@setting("C8/vgg16-random-224", draws=10, n_images=10, model="vgg16", data="samples", size=224, dtype="float32",
+         rules=list(NFR4), control="grad", target="class predicted by each random network",
+         maps="w/o bottom process", init="torchvision's VGG16 initialisation under the draw's seed (He-normal "
+         "convolutions, N(0, 0.01^2) linear layers, biases zero); the same 10 photos for every draw")
+def c8_vgg16_random(draws, n_images, quiet=True) -> list[dict]:
+    """C8 on torchvision's VGG16 with random weights, ImageNet photos at 224 px."""
+    return _c8_imagenet("C8/vgg16-random-224", draws, n_images, quiet)
+
+
+@setting("C8/efficientnet_lite0-random-224", draws=10, n_images=10, model="efficientnet_lite0", data="samples",
+         size=224, dtype="float64", rules=list(NFR4), control="grad",
+         target="class predicted by each random network", maps="w/o bottom process",
+         init="EfficientNet-Lite0's initialisation under the draw's seed; the same 10 photos for every draw")
+def c8_effnet_random(draws, n_images, quiet=True) -> list[dict]:
+    """C8 on EfficientNet-Lite0 with random weights, ImageNet photos at 224 px."""
+    return _c8_imagenet("C8/efficientnet_lite0-random-224", draws, n_images, quiet)
 
 
 @setting("C8/cifar_vgg16-trained", draws=10, n_images=100, weights="pretrained", **C8_CONFIG)
