@@ -340,6 +340,25 @@ def _c9(model, L, draws, n_images, quiet) -> list[dict]:
     return units
 
 
+@setting("C9/vgg16-random-224", draws=10, n_images=10, model="vgg16", weights="random", data="samples", size=224,
+         levels=[0, 8, 16], rules=list(CASCADE4), target="pred", dtype="float32",
+         init="torchvision's VGG16 initialisation under the draw's seed (which also draws the 10 of foolbox's 20 photos)")
+def c9_vgg16_random(draws, n_images, quiet=True) -> list[dict]:
+    """Per (draw, photo): alignment of random VGG16 at cascade levels 0, L/2 = 8 and L = 16 (224 px)."""
+    units = []
+    for k in tqdm(list(draws), desc="C9 evidence (draws)", disable=quiet):
+        res = cascade.run(cascade.Config(model="vgg16", weights="random", data="samples", size=224, n_images=n_images,
+                                         levels=[0, 8, 16], rules=list(CASCADE4), seed=int(k), quiet=True, batch_size=5))
+        idx = image_index("samples", n_images, int(k))
+        for i in range(len(idx)):
+            u = dict(draw=int(k), image=i, index=idx[i])
+            for r in CASCADE4:
+                u[f"random_{r}_N0"], u[f"random_{r}_NH"], u[f"random_{r}_NL"] = res["curves"][r]["per_image"][i]
+            units.append(u)
+        gc.collect()
+    return units
+
+
 @setting("C9/cifar_resnet56-trained-vs-random", draws=10, n_images=100, model="cifar_resnet56", data="cifar10",
          levels=[0, 28, 56], rules=list(CASCADE4), target="pred",
          twin="cifar_resnet56 --weights random: its initialisation under the draw's seed (the draw's "
