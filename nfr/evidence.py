@@ -624,7 +624,7 @@ def _c15(draws, n_images, quiet, attacks, energy) -> list[dict]:
                 if energy:
                     area = float(r["area"][0])
                     u.update(energy_poisoned=float(r["poisoned_energy"][0]), energy_clean=float(r["clean_energy"][0]),
-                             area=area, enrichment_poisoned=float(r["poisoned_energy"][0]) / area)
+                             area=area, enrichment_poisoned=float(r["poisoned_energy"][0]) / area if area > 0 else math.nan)
                 units.append(u)
     return units
 
