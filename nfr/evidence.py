@@ -135,6 +135,15 @@ def c10_resnet56(draws, n_images, quiet=True) -> list[dict]:
     return _c10("C10/cifar_resnet56-redrawn", draws, n_images, quiet)
 
 
+@setting("C10/cifar_vgg16-redrawn", draws=10, n_images=100, model="cifar_vgg16", weights="pretrained",
+         data="cifar10", laws=list(LAWS), rules=list(NFR3), scale="he", bias="zero",
+         level="N = L (all 16 weight layers redrawn; trained BatchNorm kept)",
+         target="class predicted by each randomized network", maps="R w/o B")
+def c10_cifar_vgg16(draws, n_images, quiet=True) -> list[dict]:
+    """C10 on the trained CIFAR VGG16 layout with every weight layer redrawn and its BatchNorm kept."""
+    return _c10("C10/cifar_vgg16-redrawn", draws, n_images, quiet)
+
+
 # ----------------------------------------------------------------------------- C11, C16 on the trained VGG16 layout
 @setting("C11/cifar_vgg16-trained", draws=10, n_images=200, model="cifar_vgg16", weights="pretrained",
          data="cifar10", k=3, rules=list(NFR3), randomization="gaussian, He scale, biases zero; draw = "
@@ -374,10 +383,21 @@ def c9_resnet56(draws, n_images, quiet=True) -> list[dict]:
 def c12_vgg(draws, n_images, quiet=True) -> list[dict]:
     """Per image: |alpha(max) - alpha(min)| at start layers 1 and 15 and the smaller cosine of the two
     started maps with the ordinary attribution at layer 15 (GBP, z+; trained network, no draw)."""
+    return _c12("cifar_vgg16", 15, draws, n_images, quiet)
+
+
+@setting("C12/cifar_resnet56-trained", draws=1, n_images=1000, model="cifar_resnet56", weights="pretrained",
+         data="cifar10", layers=[1, 55], frac=0.1, rules=["gbp", "zplus"], target="pred")
+def c12_resnet56(draws, n_images, quiet=True) -> list[dict]:
+    """C12 on the trained CIFAR ResNet-56 (as :func:`c12_vgg`, top start layer 55)."""
+    return _c12("cifar_resnet56", 55, draws, n_images, quiet)
+
+
+def _c12(model, top, draws, n_images, quiet) -> list[dict]:
     units = []
     for k in draws:
-        res = activations.run(activations.Config(model="cifar_vgg16", weights="pretrained", data="cifar10",
-                                                 n_images=n_images, layers=[1, 15], rules=["gbp", "zplus"],
+        res = activations.run(activations.Config(model=model, weights="pretrained", data="cifar10",
+                                                 n_images=n_images, layers=[1, top], rules=["gbp", "zplus"],
                                                  seed=int(k), quiet=quiet, batch_size=100))
         idx = image_index("cifar10", n_images, int(k))
         for i in range(n_images):
