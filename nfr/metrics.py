@@ -537,7 +537,9 @@ def edge_mask(raw, q: float = 0.9) -> np.ndarray:
     if not 0.0 < q < 1.0:
         raise NFRError(f"q must lie in (0, 1), got {q}")
     grey = 0.299 * a[:, 0] + 0.587 * a[:, 1] + 0.114 * a[:, 2]
-    g = np.hypot(ndimage.sobel(grey, axis=1), ndimage.sobel(grey, axis=2))
+    # one photo at a time: ndimage.sobel smooths along every axis but the derivative's, so on the
+    # [N, H, W] stack it would mix each photo with its neighbours in the batch
+    g = np.stack([np.hypot(ndimage.sobel(p, axis=0), ndimage.sobel(p, axis=1)) for p in grey])
     thr = np.quantile(g.reshape(len(g), -1), q, axis=1)
     return g >= thr[:, None, None]
 

@@ -52,6 +52,16 @@ def test_similarity_matrix_symmetric_with_unit_diagonal():
         metrics.group_similarity(s, ["x"], control="a")
 
 
+def test_edge_mask_of_a_photo_does_not_depend_on_its_batch():
+    """The Sobel gradient is taken within each photo: a photo's mask is the same alone and among others
+    (scipy's sobel on the [N, H, W] stack used to smooth across neighbouring photos)."""
+    rng = np.random.default_rng(0)
+    raw = rng.random((3, 3, 16, 16))
+    alone = np.concatenate([metrics.edge_mask(raw[i:i + 1]) for i in range(3)])
+    assert np.array_equal(metrics.edge_mask(raw), alone)
+    assert np.array_equal(metrics.edge_mask(raw[::-1])[::-1], alone)
+
+
 def test_edge_mask_finds_a_vertical_step():
     raw = torch.zeros(1, 3, 20, 20, dtype=DT)
     raw[..., 10:] = 1.0                       # a vertical edge between columns 9 and 10
