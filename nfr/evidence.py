@@ -29,12 +29,12 @@ from nfr import verdicts
 from nfr.claims import book_root
 from nfr.data import select_indices
 from nfr.engine.attribute import alignment, attribute
-from nfr.engine.weights import randomize
+from nfr.engine.weights import randomize, weight_layers
 from nfr.errors import NFRError
-from nfr.experiments import activations, cascade, failure, removal, sanity
+from nfr.experiments import activations, cascade, failure, removal, sanity, table1
 from nfr.metrics import colour_fidelity
-from nfr.setup import load_setup
-from nfr import backdoors, mprt, train
+from nfr.setup import load_model, load_setup
+from nfr import backdoors, metrics, mprt, train
 
 
 @dataclass(frozen=True)
@@ -233,9 +233,6 @@ def _c8_quantities(model, s, target, net: str) -> dict:
     (:func:`nfr.metrics.location_profile`), and the mean pairwise cosine and SSIM within the four NFR
     maps and between the gradient and each of them (:func:`nfr.metrics.similarity`); keys end in
     ``net``."""
-    from nfr import metrics
-    from nfr.engine.weights import weight_layers
-    from nfr.experiments import table1
     mp = table1.maps(model, s.x, target, ("grad",) + NFR4, layer=len(weight_layers(model)) // 2,
                      low=s.low, high=s.high)
     wo = {r: mp[r]["w/o B"] for r in mp}
@@ -270,7 +267,6 @@ def _c8_vgg(draws, n_images, quiet) -> list[dict]:
 def _c8_imagenet(key, draws, n_images, quiet) -> list[dict]:
     """Per (draw, photo): :func:`_c8_quantities` of the setting's network with its random
     initialisation under the draw's seed, on the same foolbox photos for every draw."""
-    from nfr.setup import load_model
     cfg = SETTINGS[key].config
     s = load_setup(cfg["model"], "random", "samples", n_images, cfg["size"], seed=0, dtype=cfg["dtype"])
     idx = image_index("samples", n_images, 0)
