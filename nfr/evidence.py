@@ -445,13 +445,20 @@ def c13_vgg16(draws, n_images, quiet=True) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- B1-B4: the MPRT's variants
-#: the book's own predictions of chapter 13 (not claims of the papers): networks of the settings
-MPRT_NETS = {"cifar_resnet20-trained": ("cifar_resnet20", "pretrained"),
-             "cifar_vgg16-trained": ("cifar_vgg16", "pretrained"),
-             "cifar_vgg16-random": ("cifar_vgg16", "random")}
+#: the book's own predictions of chapter 13 (not claims of the papers): networks of the settings, each
+#: with its data, images per draw and (``steps``) the randomization steps B1 averages over (None: all)
+MPRT_NETS = {
+    "cifar_resnet20-trained": dict(model="cifar_resnet20", weights="pretrained", data="cifar10", n_images=100),
+    "cifar_vgg16-trained": dict(model="cifar_vgg16", weights="pretrained", data="cifar10", n_images=100),
+    "cifar_vgg16-random": dict(model="cifar_vgg16", weights="random", data="cifar10", n_images=100),
+    # ImageNet's EfficientNet-Lite0 on foolbox's 20 photos at 224 px: 10 photos per draw; of its 50 weight
+    # layers B1 averages over the steps 5, 10, ..., 50 (all 50 would take about 2.7 CPU hours)
+    "efficientnet_lite0-trained": dict(model="efficientnet_lite0", weights="imagenet", data="samples",
+                                       n_images=10, size=224, steps=list(range(5, 51, 5)), smooth_n=20),
+}
 MPRT_RULES = ("grad",) + NFR4
 MPRT_PREPS = {"abs": True, "signed": False}
-MPRT_MEASURES = ("ssim_original", "ssim_skimage", "spearman", "pearson")
+MPRT_MEASURES = ("ssim_original", "ssim_skimage", "spearman", "pearson", "kendall", "cosine")
 
 
 def _mprt_maps(s, model, rules, smooth_seed=None, smooth_n=50):
@@ -476,12 +483,12 @@ def _mprt_units(net, part, draws, n_images, quiet) -> list[dict]:
     """Units of the MPRT settings: per (draw, image) the quantities of ``part`` (``"orders"``,
     ``"variants"``, ``"smooth"`` or ``"emprt"``). Draw k: randomization seed k (layer l from (k, l)) and
     the image subset drawn with seed k (and, for a random network, its weights)."""
-    model, weights = MPRT_NETS[net]
+    net_cfg = MPRT_NETS[net]
     units = []
     for k in tqdm(list(draws), desc=f"MPRT {part} {net} (draws)", disable=quiet):
-        s = load_setup(model=model, weights=weights, data="cifar10", n_images=n_images, seed=int(k),
-                       batch_size=100)
-        idx = image_index("cifar10", n_images, int(k))
+        s = load_setup(model=net_cfg["model"], weights=net_cfg["weights"], data=net_cfg["data"],
+                       n_images=n_images, size=net_cfg.get("size"), seed=int(k), batch_size=100)
+        idx = image_index(net_cfg["data"], n_images, int(k))
         mine = [dict(draw=int(k), image=i, index=idx[i]) for i in range(len(s.x))]
         if part == "orders":
             base = _mprt_maps(s, s.model, MPRT_RULES)
@@ -489,7 +496,7 @@ def _mprt_units(net, part, draws, n_images, quiet) -> list[dict]:
             for order in mprt.ORDERS:
                 tot = {r: [0.0] * len(mine) for r in MPRT_RULES}
                 n_steps = 0
-                for _, _, mk in mprt.randomization_steps(s.model, order, int(k)):
+                for _, _, mk in mprt.randomization_steps(s.model, order, int(k), steps=net_cfg.get("steps")):
                     for r, v in _mprt_maps(s, mk, MPRT_RULES).items():
                         for i, m in enumerate(v):
                             tot[r][i] += mprt.similarity(base[r][i], mprt.prepare(m), "spearman")
@@ -501,7 +508,9 @@ def _mprt_units(net, part, draws, n_images, quiet) -> list[dict]:
         else:
             full = randomize(s.model, "gaussian", int(k))
             seeds = (1_000_003 * int(k), 1_000_003 * int(k) + 1) if part == "smooth" else (None, None)
-            a, b = _mprt_maps(s, s.model, MPRT_RULES, seeds[0]), _mprt_maps(s, full, MPRT_RULES, seeds[1])
+            sn = net_cfg.get("smooth_n", 50)
+            a = _mprt_maps(s, s.model, MPRT_RULES, seeds[0], smooth_n=sn)
+            b = _mprt_maps(s, full, MPRT_RULES, seeds[1], smooth_n=sn)
             for i, u in enumerate(mine):
                 if part == "emprt":
                     for r in MPRT_RULES:
@@ -523,14 +532,21 @@ def _mprt_units(net, part, draws, n_images, quiet) -> list[dict]:
 
 
 def _mprt_setting(claim, part, what):
-    for net, (model, weights) in MPRT_NETS.items():
+    for net, c in MPRT_NETS.items():
         def units(draws, n_images, quiet=True, net=net):
             return _mprt_units(net, part, draws, n_images, quiet)
         units.__doc__ = f"{claim} ({what}) on {net}: per (draw, image), see _mprt_units."
-        setting(f"{claim}/{net}", draws=10, n_images=100, model=model, weights=weights, data="cifar10",
+        extra = {}
+        if part == "smooth":
+            extra = {"smooth_n": c.get("smooth_n", 50), "smooth_noise": 0.1}
+        if part == "orders" and c.get("steps"):
+            extra = {"steps": c["steps"]}
+        if part == "variants":
+            extra = {"measures": list(MPRT_MEASURES)}
+        setting(f"{claim}/{net}", draws=10, n_images=c["n_images"], model=c["model"], weights=c["weights"],
+                data=c["data"], **({"size": c["size"]} if c.get("size") else {}),
                 rules=list(MPRT_RULES), randomization="gaussian, He scale, biases zero, layer l from (draw, l)",
-                maps="with bottom process", target="pred", part=part,
-                **({"smooth_n": 50, "smooth_noise": 0.1} if part == "smooth" else {}))(units)
+                maps="with bottom process", target="pred", part=part, **extra)(units)
 
 
 _mprt_setting("B1", "orders", "layer orders")

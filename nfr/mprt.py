@@ -20,7 +20,9 @@ this module makes each one an argument:
   their largest magnitude into [-1, 1], 5 x 5 window, data range 2; Adebayo's answer in issue 2 of
   the ``adebayoj/sanity_checks_saliency`` repository), SSIM with scikit-image's defaults (7 x 7
   window; the data range, which scikit-image requires for float maps, the two maps' joint range,
-  as Quantus passes it), Spearman rank correlation and Pearson correlation;
+  as Quantus passes it), Spearman rank correlation, Pearson correlation, Kendall's tau (tau-b) and
+  cosine similarity (the further similarity functions of Hedström et al.'s library Quantus; its
+  ``cosine`` returns scipy's cosine *distance*, one minus this similarity);
 * **smooth MPRT** (:func:`smooth_maps`, Hedström et al.): every map is the mean of the maps of
   ``n`` noisy copies of the input, noise N(0, (``noise`` * (max x - min x))^2) per sample, before it
   is compared;
@@ -38,6 +40,7 @@ import math
 
 import numpy as np
 import torch
+from scipy.stats import kendalltau
 from torch import nn
 
 from nfr.engine.attribute import attribute
@@ -50,7 +53,7 @@ __all__ = ["ORDERS", "NORMALISATIONS", "SIMILARITIES", "CONTROLS", "randomizatio
 
 ORDERS = ("top_down", "bottom_up", "independent")
 NORMALISATIONS = (None, "max", "minmax", "second_moment")
-SIMILARITIES = ("ssim_original", "ssim_skimage", "spearman", "pearson")
+SIMILARITIES = ("ssim_original", "ssim_skimage", "spearman", "pearson", "kendall", "cosine")
 CONTROLS = ("input", "sobel", "noise")
 
 
@@ -191,11 +194,13 @@ def similarity(a: np.ndarray, b: np.ndarray, measure: str = "spearman") -> float
     ----------
     a, b : numpy.ndarray
         ``(H, W)`` maps (see :func:`prepare`).
-    measure : {"ssim_original", "ssim_skimage", "spearman", "pearson"}
+    measure : {"ssim_original", "ssim_skimage", "spearman", "pearson", "kendall", "cosine"}
         ``"ssim_original"``: both maps divided by their own largest magnitude (so in [-1, 1]), SSIM
         with a 5 x 5 window and data range 2 (Adebayo et al.'s settings); ``"ssim_skimage"``:
         scikit-image's 7 x 7 window, data range the joint range of the two maps; ``"spearman"``:
-        rank correlation; ``"pearson"``: linear correlation.
+        rank correlation; ``"pearson"``: linear correlation; ``"kendall"``: Kendall's tau-b (scipy,
+        ties counted as tau-b does); ``"cosine"``: the cosine of the angle between the two maps as
+        vectors (not centred, unlike Pearson).
 
     Returns
     -------
@@ -224,6 +229,11 @@ def similarity(a: np.ndarray, b: np.ndarray, measure: str = "spearman") -> float
         x, y = a.ravel() - a.mean(), b.ravel() - b.mean()
         den = math.sqrt(float((x ** 2).sum() * (y ** 2).sum()))
         return float((x * y).sum() / den) if den > 0 else float("nan")
+    if measure == "kendall":
+        return float(kendalltau(a.ravel(), b.ravel()).statistic)
+    if measure == "cosine":
+        den = math.sqrt(float((a ** 2).sum() * (b ** 2).sum()))
+        return float((a * b).sum() / den) if den > 0 else float("nan")
     raise NFRError(f"unknown similarity {measure!r}; choose one of {SIMILARITIES}")
 
 

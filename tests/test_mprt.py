@@ -76,12 +76,34 @@ def test_similarities_against_scipy_and_skimage():
     for m in M.SIMILARITIES:
         assert M.similarity(a, a, m) == pytest.approx(1.0)
     # scaling a map changes nothing for the scale-free measures, and the original SSIM rescales itself
-    for m in ("spearman", "pearson", "ssim_original"):
+    for m in ("spearman", "pearson", "ssim_original", "kendall", "cosine"):
         assert M.similarity(a, 7 * b, m) == pytest.approx(M.similarity(a, b, m), abs=1e-12)
     with pytest.raises(NFRError):
         M.similarity(a, b, "mse")
     with pytest.raises(NFRError):
         M.similarity(a, b[:3], "spearman")
+
+
+def test_kendall_and_cosine_by_hand_and_against_quantus():
+    # 4 pixels, one swapped pair: 5 concordant and 1 discordant of 6 pairs -> tau = 4/6
+    a, b = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 3.0], [2.0, 4.0]])
+    assert M.similarity(a, b, "kendall") == pytest.approx(4 / 6, abs=1e-12)
+    assert M.similarity(a, b, "cosine") == pytest.approx(29 / 30, abs=1e-12)  # (1+6+6+16) / (1+4+9+16)
+    # a map and its negative: cosine -1, while Pearson is blind to an added constant and cosine is not
+    assert M.similarity(a, -a, "cosine") == pytest.approx(-1.0)
+    assert M.similarity(a, a + 10, "pearson") == pytest.approx(1.0)
+    assert M.similarity(a, a + 10, "cosine") < 0.99
+    assert np.isnan(M.similarity(a, np.zeros_like(a), "cosine"))
+    # oracle: Quantus's similarity functions on the same flattened maps (its "cosine" is scipy's cosine
+    # *distance*, one minus the similarity)
+    quantus = pytest.importorskip("quantus")
+    g = np.random.default_rng(3)
+    x, y = g.standard_normal((16, 16)), g.standard_normal((16, 16))
+    y = x + y
+    y[0, :4] = y[0, 0]  # ties, which tau-b counts
+    f = quantus.similarity_func
+    assert M.similarity(x, y, "kendall") == pytest.approx(f.correlation_kendall_tau(x.ravel(), y.ravel()), abs=1e-12)
+    assert M.similarity(x, y, "cosine") == pytest.approx(1 - f.cosine(x.ravel(), y.ravel()), abs=1e-12)
 
 
 def test_entropy_and_emprt():
