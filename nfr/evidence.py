@@ -27,14 +27,14 @@ from tqdm import tqdm
 
 from nfr import verdicts
 from nfr.claims import book_root
-from nfr.data import select_indices
+from nfr.data import normalize, select_indices
 from nfr.engine.attribute import alignment, attribute
 from nfr.engine.weights import randomize, weight_layers
 from nfr.errors import NFRError
 from nfr.experiments import activations, cascade, failure, removal, sanity, table1
 from nfr.metrics import colour_fidelity
 from nfr.setup import load_model, load_setup
-from nfr import backdoors, metrics, mprt, train
+from nfr import backdoors, kis, metrics, mprt, train
 
 
 @dataclass(frozen=True)
@@ -442,6 +442,41 @@ def c13_resnet56(draws, n_images, quiet=True) -> list[dict]:
          data="cifar10", layers=C13_LAYERS["cifar_vgg16"], below="gbp", box_frac=0.5, target="pred")
 def c13_vgg16(draws, n_images, quiet=True) -> list[dict]:
     return _c13("cifar_vgg16", draws, n_images, quiet)
+
+
+# ----------------------------------------------------------------------------- C14: KIS against Insertion
+C14_SCORES = ("kis", "insertion", "insertion_abs")
+
+
+def _c14(model: str, draws, n_images: int, quiet: bool) -> list[dict]:
+    """Per CIFAR-10 test image: KIS, Insertion and Insertion(ABS) of the GBP map for the decided class
+    (:func:`nfr.kis.evaluate`, float64) and whether the decision is correct (``group``)."""
+    units = []
+    for k in draws:
+        s = load_setup(model=model, weights="pretrained", data="cifar10", n_images=n_images, seed=int(k),
+                       dtype="float64", batch_size=100)
+        mean, std = s.config["preprocess"]["mean"], s.config["preprocess"]["std"]
+        res = kis.evaluate(s.model, s.raw.double(), s.labels, lambda t: normalize(t, mean, std), rule="gbp",
+                           batch_size=100, progress=not quiet)
+        idx = image_index("cifar10", n_images, int(k))
+        for i in range(len(idx)):
+            units.append(dict(draw=int(k), image=i, index=idx[i], group="correct" if res["correct"][i] else "wrong",
+                              **{q: float(res[q][i]) for q in C14_SCORES}))
+    return units
+
+
+@setting("C14/cifar_resnet20-trained", draws=1, n_images=10000, model="cifar_resnet20", weights="pretrained",
+         data="cifar10", rule="gbp", dtype="float64", target="pred", scores=list(C14_SCORES),
+         baseline="0 in the model's input space", groups=["correct", "wrong"])
+def c14_resnet20(draws, n_images, quiet=True) -> list[dict]:
+    return _c14("cifar_resnet20", draws, n_images, quiet)
+
+
+@setting("C14/cifar_resnet56-trained", draws=1, n_images=10000, model="cifar_resnet56", weights="pretrained",
+         data="cifar10", rule="gbp", dtype="float64", target="pred", scores=list(C14_SCORES),
+         baseline="0 in the model's input space", groups=["correct", "wrong"])
+def c14_resnet56(draws, n_images, quiet=True) -> list[dict]:
+    return _c14("cifar_resnet56", draws, n_images, quiet)
 
 
 # ----------------------------------------------------------------------------- B1-B4: the MPRT's variants

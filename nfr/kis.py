@@ -49,14 +49,13 @@ import torch.nn as nn
 from nfr.engine.canonize import state_key
 from nfr.errors import NFRError
 from nfr.metrics import rescale_to_input_range
+from nfr.stats import BIMODALITY_THRESHOLD, as_vector, bimodality_coefficient, roc_auc
 from nfr.engine import attribute as engine
 
 __all__ = ["LastLinear", "features", "decision_change", "kis", "insertion_input", "insertion",
            "scores", "evaluate", "roc_auc", "auc_difference", "summary", "c14_criterion", "bimodality_coefficient",
            "BIMODALITY_THRESHOLD"]
 
-#: Sarle's bimodality coefficient of a uniform distribution (5/9); larger values suggest bimodality
-BIMODALITY_THRESHOLD = 5.0 / 9.0
 
 
 class LastLinear:
@@ -421,53 +420,9 @@ def evaluate(model, images: torch.Tensor, labels, preprocess=None, *, rule: str 
         for name, xs in subs.items():
             out[name].append(_change(rd, A, logits, rd(xs)[0], k))
     res = {k: torch.cat(v).cpu().numpy() for k, v in out.items()}
-    res["label"] = _np1(labels).astype(np.int64)
+    res["label"] = as_vector(labels).astype(np.int64)
     res["correct"] = res["pred"] == res["label"]
     return res
-
-
-def _np1(a) -> np.ndarray:
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a, dtype=np.float64).ravel()
-
-
-def roc_auc(score, label) -> float:
-    """ROC-AUC of ``score`` for predicting ``label`` (1/True = positive), rank-based (Mann-Whitney):
-
-        AUC = (sum of the ranks of the positives - n1 (n1 + 1) / 2) / (n1 n0),
-
-    ranks 1..n over all samples with ties given their average rank; equivalently the probability
-    that a random positive scores above a random negative, ties counting 1/2.
-
-    Parameters
-    ----------
-    score : array_like or torch.Tensor
-        The N scores, all finite.
-    label : array_like or torch.Tensor
-        The N labels (1/True = positive).
-
-    Returns
-    -------
-    float
-        The AUC; nan if a class is empty.
-
-    Raises
-    ------
-    nfr.NFRError
-        If ``score`` and ``label`` differ in size, or a score is not finite (nan or inf).
-    """
-    from scipy.stats import rankdata
-    s, y = _np1(score), _np1(label).astype(bool)
-    if s.shape != y.shape:
-        raise NFRError(f"score and label have different sizes {s.size} and {y.size}")
-    if not np.isfinite(s).all():
-        raise NFRError("roc_auc: scores contain nan or inf; drop those samples first")
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    r = rankdata(s, method="average")
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def auc_difference(score_a, score_b, label, n_boot: int = 2000, seed: int = 0,
@@ -501,7 +456,7 @@ def auc_difference(score_a, score_b, label, n_boot: int = 2000, seed: int = 0,
     nfr.NFRError
         If ``score_a``, ``score_b`` and ``label`` differ in length.
     """
-    a, b, y = _np1(score_a), _np1(score_b), _np1(label).astype(bool)
+    a, b, y = as_vector(score_a), as_vector(score_b), as_vector(label).astype(bool)
     if not (a.shape == b.shape == y.shape):
         raise NFRError("score_a, score_b and label must have the same length")
     if y.all() or not y.any():
@@ -515,46 +470,6 @@ def auc_difference(score_a, score_b, label, n_boot: int = 2000, seed: int = 0,
         diffs.append(roc_auc(a[i], y[i]) - roc_auc(b[i], y[i]))
     lo, hi = np.percentile(diffs, [50 * (1 - level), 50 * (1 + level)])
     return {"diff": roc_auc(a, y) - roc_auc(b, y), "lo": float(lo), "hi": float(hi)}
-
-
-def bimodality_coefficient(values) -> float:
-    """Sarle's bimodality coefficient (SAS; Pfister et al. 2013) of a sample of size n >= 4:
-
-        b = (g^2 + 1) / (kappa + 3 (n - 1)^2 / ((n - 2)(n - 3))),
-
-    g the bias-corrected sample skewness G1 = sqrt(n (n - 1)) / (n - 2) * m3 / m2^(3/2) and kappa
-    the bias-corrected sample excess kurtosis G2 = (n - 1) / ((n - 2)(n - 3)) * ((n + 1) m4 / m2^2
-    - 3 (n - 1)), with central moments m_j = mean((v - mean v)^j). b -> 1/3 for a normal sample,
-    5/9 for a uniform one (``BIMODALITY_THRESHOLD``) and 1 for two equal point masses; b > 5/9
-    suggests a bimodal (or very skewed) distribution.
-
-    Parameters
-    ----------
-    values : array_like or torch.Tensor
-        The sample; non-finite values are dropped.
-
-    Returns
-    -------
-    float
-        b; nan for a constant sample.
-
-    Raises
-    ------
-    nfr.NFRError
-        If fewer than 4 finite values remain.
-    """
-    v = _np1(values)
-    v = v[np.isfinite(v)]
-    n = v.size
-    if n < 4:
-        raise NFRError(f"the bimodality coefficient needs at least 4 finite values, got {n}")
-    d = v - v.mean()
-    m2, m3, m4 = (d ** 2).mean(), (d ** 3).mean(), (d ** 4).mean()
-    if m2 == 0:
-        return float("nan")
-    g = np.sqrt(n * (n - 1)) / (n - 2) * m3 / m2 ** 1.5
-    kappa = (n - 1) / ((n - 2) * (n - 3)) * ((n + 1) * m4 / m2 ** 2 - 3 * (n - 1))
-    return float((g ** 2 + 1) / (kappa + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
 
 
 def summary(res: dict, keys=("kis", "insertion", "insertion_abs")) -> dict:

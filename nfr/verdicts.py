@@ -14,9 +14,14 @@ The empirical rows of the claims ledger are not typed; they are computed here:
 Statistics (per part). ``mean``: the mean of the unit values; ``paired``: units carry two
 quantities (``quantity`` minus ``minus``) on the same unit, and the statistic is the mean
 difference; ``groups``: the difference of the means of two groups of units (``group`` field: first
-listed minus second). A part with ``where`` (a dict of unit fields and values) reads only the units
+listed minus second); ``bimodality``: Sarle's bimodality coefficient of the quantity over all units
+(:func:`nfr.stats.bimodality_coefficient`); ``auc_difference``: AUC(``quantity``) - AUC(``minus``),
+each the ROC-AUC of telling the first group (the positives) from the second by that quantity, both
+on the same units (:func:`nfr.stats.roc_auc`). A part with ``where`` (a dict of unit fields and values) reads only the units
 that match it, e.g. one attack's triggered images. Interval: a 95% bootstrap interval (``scipy.stats.bootstrap``, BCa, 9,999
-resamples, seeded) over units; with ``cluster`` set (e.g. the weight draw), units are first averaged
+resamples, seeded) over units (for ``bimodality`` and ``auc_difference`` a percentile interval, the
+groups of ``auc_difference`` resampled separately, so each resample keeps both and each unit keeps
+its pair of scores); with ``cluster`` set (e.g. the weight draw), units are first averaged
 within each cluster and the bootstrap runs over clusters, so images that share a draw are not
 counted as independent. Two-group parts also report a permutation test's p-value
 (``scipy.stats.permutation_test``, difference of means, two-sided).
@@ -44,10 +49,13 @@ from pathlib import Path
 
 import numpy as np
 
+from nfr.stats import auc_rows, bimodality_rows
+
 VERDICTS = ("confirmed", "partly", "refuted", "inconclusive", "not testable here")
 RULES = ("greater", "less", "within")
-STATISTICS = ("mean", "paired", "groups")
+STATISTICS = ("mean", "paired", "groups", "bimodality", "auc_difference")
 N_RESAMPLES = 9999
+N_RESAMPLES_SAMPLE = 1999  # whole-sample statistics (bimodality, AUC): each resample ranks all units
 LEVEL = 0.95
 
 
@@ -108,6 +116,9 @@ def check_criterion(key: str, entry: dict) -> None:
             raise CriterionError(f"criterion {key}: every part needs a name and a quantity")
         if p.get("statistic") == "paired" and "minus" not in p:
             raise CriterionError(f"criterion {key}, part {p['name']}: a paired part needs 'minus'")
+        if p.get("statistic") == "auc_difference" and ("minus" not in p or len(p.get("groups", ())) != 2):
+            raise CriterionError(f"criterion {key}, part {p['name']}: an auc_difference part needs 'minus' and "
+                                 "two groups (positive first)")
         if p.get("statistic") == "groups" and len(p.get("groups", ())) != 2:
             raise CriterionError(f"criterion {key}, part {p['name']}: a groups part needs two groups")
         bound = "margin" if p["rule"] == "within" else "threshold"
@@ -150,6 +161,41 @@ def _two_group(a: np.ndarray, b: np.ndarray, seed: int) -> tuple[tuple[float, fl
     p = stats.permutation_test((a, b), diff, n_resamples=N_RESAMPLES, alternative="two-sided",
                                random_state=np.random.default_rng(seed + 1)).pvalue
     return (float(ci[0]), float(ci[1])), float(p)
+
+
+def _sample_statistic(kind: str, arrays: tuple, seed: int) -> tuple[float, tuple[float, float]]:
+    """A statistic of the whole sample and its 95% percentile bootstrap interval over units.
+
+    ``kind`` ``"bimodality"``: ``arrays = (v,)``; ``"auc_difference"``: ``arrays = (pos, neg)``, each
+    ``(n_g, 2)`` with columns (quantity, minus) of the group's units."""
+    from scipy import stats  # noqa: PLC0415
+
+    if kind == "bimodality":
+        (v,) = arrays
+        if len(v) < 4:
+            return math.nan, (math.nan, math.nan)
+
+        def stat(x, axis=-1):
+            x = np.moveaxis(np.asarray(x), axis, -1)
+            return bimodality_rows(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1])
+        data, effect = (v,), float(bimodality_rows(v[None, :])[0])
+    else:
+        pos, neg = arrays
+        if len(pos) < 2 or len(neg) < 2:
+            return math.nan, (math.nan, math.nan)
+        ip, ineg = np.arange(len(pos)), np.arange(len(neg))
+
+        def stat(i, j, axis=-1):
+            i, j = np.moveaxis(np.asarray(i), axis, -1), np.moveaxis(np.asarray(j), axis, -1)
+            shape = i.shape[:-1]
+            i, j = i.reshape(-1, i.shape[-1]), j.reshape(-1, j.shape[-1])
+            return (auc_rows(pos[i, 0], neg[j, 0]) - auc_rows(pos[i, 1], neg[j, 1])).reshape(shape)
+        data, effect = (ip, ineg), float(auc_rows(pos[None, :, 0], neg[None, :, 0])[0]
+                                         - auc_rows(pos[None, :, 1], neg[None, :, 1])[0])
+    res = stats.bootstrap(data, stat, confidence_level=LEVEL, n_resamples=N_RESAMPLES_SAMPLE, batch=200,
+                          vectorized=True, method="percentile", random_state=np.random.default_rng(seed))
+    lo, hi = res.confidence_interval
+    return effect, (float(lo), float(hi))
 
 
 def _cluster_means(values: np.ndarray, clusters: list | None) -> np.ndarray:
@@ -203,7 +249,22 @@ def judge_part(part: dict, units: list[dict], cluster: str | None, seed: int = 0
     out = dict(name=part["name"])
     where = part.get("where") or {}
     units = [u for u in units if all(u.get(k) == v for k, v in where.items())]
-    if stat == "groups":
+    if stat in ("bimodality", "auc_difference"):
+        if stat == "bimodality":
+            v = _values(units, part["quantity"])
+            v = v[np.isfinite(v)]
+            effect, ci = _sample_statistic(stat, (v,), seed)
+            n = len(v)
+            out.update(n=n)
+        else:
+            g1, g2 = part["groups"]
+            pair = [np.stack([_values(gu, part["quantity"]), _values(gu, part["minus"])], axis=1)
+                    for gu in ([u for u in units if u["group"] == g1], [u for u in units if u["group"] == g2])]
+            pos, neg = (a[np.isfinite(a).all(axis=1)] for a in pair)
+            effect, ci = _sample_statistic(stat, (pos, neg), seed)
+            n = min(len(pos), len(neg))
+            out.update(n={g1: len(pos), g2: len(neg)})
+    elif stat == "groups":
         g1, g2 = part["groups"]
         a = _values([u for u in units if u["group"] == g1], part["quantity"])
         b = _values([u for u in units if u["group"] == g2], part["quantity"])

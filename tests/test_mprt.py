@@ -219,7 +219,13 @@ def test_the_mprt_experiment_is_consistent_with_itself_and_with_nfr_mprt():
             np.testing.assert_allclose(td[-1], bu[-1], atol=1e-12)
             np.testing.assert_allclose(ind[-1], td[0], atol=1e-12)
             assert np.allclose(A[f"top_down|control_input|{prep}|{me}"], 1.0)
-            assert np.all(np.abs(A[f"bottom_up|control_noise|{prep}|{me}"]) < 0.5)
+            noise = A[f"bottom_up|control_noise|{prep}|{me}"]
+            if me == "cosine":
+                # not centred: two independent non-negative maps (|noise|, or min-max scaled noise) have a
+                # large positive cosine (2/pi for |N(0, 1)|), so cosine cannot tell noise from a kept map
+                assert np.all(noise > 0.5)
+            else:
+                assert np.all(np.abs(noise) < 0.5)
     assert res["emprt"]["control_input|abs"]["mean"] == 0.0
     assert res.arrays["smooth"]["top_down|gbp|abs|spearman"].shape == (1, 2)
     # one value, recomputed from nfr.mprt directly

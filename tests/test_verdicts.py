@@ -244,3 +244,54 @@ def test_mprt_table_cells_are_the_evidence_estimates():
     assert rows["cifar_resnet20-trained: eMPRT"]["GBP"] == f"{e['mean']:.2f} [{e['interval'][0]:.2f}, {e['interval'][1]:.2f}]"
     assert rows["cifar_resnet20-trained: full, abs, spearman"]["GBP"] == ""   # B2 reports Grad and the NFR mean
     assert all(set(r) == set(E.MPRT_LABELS.values()) for r in rows.values())
+
+
+def test_whole_sample_statistics_equal_their_definitions_row_by_row():
+    from nfr import stats as S
+    g = np.random.default_rng(4)
+    pos, neg = g.normal(0.5, 1, (5, 40)), g.normal(0, 1, (5, 30))
+    pos[:, :3] = neg[:, :3]  # ties across the groups
+    rows = S.auc_rows(pos, neg)
+    for k in range(5):
+        lab = np.r_[np.ones(40), np.zeros(30)]
+        assert rows[k] == pytest.approx(S.roc_auc(np.r_[pos[k], neg[k]], lab), abs=1e-12)
+        assert S.bimodality_rows(pos)[k] == pytest.approx(S.bimodality_coefficient(pos[k]), abs=1e-12)
+    assert np.isnan(S.bimodality_rows(np.ones((1, 6)))[0])
+
+
+def test_bimodality_statistic_decides_from_its_bootstrap_interval():
+    g = np.random.default_rng(5)
+    two = np.r_[g.normal(-3, 0.3, 300), g.normal(3, 0.3, 300)]
+    one = g.normal(0, 1, 600)
+    entry = _entry(statistic="bimodality", threshold=5 / 9)
+    from nfr.stats import bimodality_coefficient
+    j2, j1 = V.judge(entry, _units(two)), V.judge(entry, _units(one))
+    assert j2["effect"] == pytest.approx(bimodality_coefficient(two)) and j2["verdict"] == "confirmed"
+    assert j2["interval"][0] > 5 / 9
+    assert j1["effect"] == pytest.approx(bimodality_coefficient(one)) and j1["verdict"] == "refuted"
+    assert j1["interval"][0] < j1["effect"] < j1["interval"][1] < 5 / 9
+
+
+def test_auc_difference_statistic_pairs_the_two_scores_of_each_unit():
+    from sklearn.metrics import roc_auc_score
+    g = np.random.default_rng(6)
+    n = 400
+    group = np.where(np.arange(n) < 150, "wrong", "correct")
+    good = np.where(group == "correct", 1.0, 0.0) + g.normal(0, 0.7, n)   # separates the groups
+    bad = g.normal(0, 1, n)                                                 # does not
+    units = [dict(q=float(a), m=float(b), group=str(c), draw=0) for a, b, c in zip(good, bad, group)]
+    entry = _entry(statistic="auc_difference", minus="m", groups=["correct", "wrong"], threshold=0.0)
+    j = V.judge(entry, units)
+    y = group == "correct"
+    assert j["effect"] == pytest.approx(roc_auc_score(y, good) - roc_auc_score(y, bad), abs=1e-12)
+    assert j["parts"][0]["n"] == {"correct": 250, "wrong": 150}
+    assert j["verdict"] == "confirmed" and j["interval"][0] > 0
+    # the same score twice: the difference is 0 in every resample (pairing kept), so never confirmed
+    same = [dict(u, m=u["q"]) for u in units]
+    j0 = V.judge(entry, same)
+    assert j0["effect"] == 0 and j0["interval"] == [0.0, 0.0] and j0["verdict"] == "inconclusive"
+    # reversed roles: refuted
+    assert V.judge(_entry(statistic="auc_difference", minus="q", quantity="m", groups=["correct", "wrong"],
+                          threshold=0.0), units)["verdict"] == "refuted"
+    with pytest.raises(V.CriterionError, match="auc_difference"):
+        V.check_criterion("k", _entry(statistic="auc_difference", groups=["correct", "wrong"]))

@@ -28,7 +28,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # lower number = lower layer; a module may import modules of the same or a lower number
 LAYERS = {
     "errors": 0,
-    "config": 1, "verdicts": 1,
+    "config": 1, "verdicts": 1, "stats": 1,
     "reference": 2, "plotting": 2,
     "engine": 3,
     "metrics": 4, "data": 4, "models": 4, "interop": 4, "distributed": 4, "resources": 4,
