@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -35,6 +36,7 @@ from nfr.experiments import activations, cascade, failure, removal, sanity, tabl
 from nfr.metrics import colour_fidelity
 from nfr.setup import load_model, load_setup
 from nfr import backdoors, kis, metrics, mprt, train
+from nfr.reference import nie
 
 
 @dataclass(frozen=True)
@@ -442,6 +444,40 @@ def c13_resnet56(draws, n_images, quiet=True) -> list[dict]:
          data="cifar10", layers=C13_LAYERS["cifar_vgg16"], below="gbp", box_frac=0.5, target="pred")
 def c13_vgg16(draws, n_images, quiet=True) -> list[dict]:
     return _c13("cifar_vgg16", draws, n_images, quiet)
+
+
+# ----------------------------------------------------------------------------- T4: the noise of GBP (NumPy)
+T4_NS, T4_KS, T4_C = (16, 64, 256, 1024), (3, 5, 7), 0.5
+T4_VGG = ((3, 64), (64, 128), (128, 256), (256, 512), (512, 512))
+
+
+def _t4_seed(draw: int, *key: int) -> int:
+    """Seed of one random network of draw ``draw`` (every network of every draw its own)."""
+    return int(np.random.SeedSequence([int(draw), *map(int, key)]).generate_state(1)[0])
+
+
+@setting("T4/nie-random", draws=100, n_images=1, model="Nie et al.'s three-layer CNN (nfr.reference.nie)",
+         weights="i.i.d. N(0, c^2), c = 0.5, one generator per network from (draw, k, N)", image="32 x 32 random-sign image drawn with the draw",
+         filters=list(T4_NS), kernels=list(T4_KS), vgg_layers=[list(v) for v in T4_VGG], vgg_image="12 x 12 random-sign, C_in channels")
+def t4_nie(draws, n_images, quiet=True) -> list[dict]:
+    """Per draw (one random-sign image, a fresh network for every filter number N and size k): the
+    log-log slope of GBP's relative residual ||s - E s|| / ||E s|| in N for k = 3, 5, 7 (plus 0.5:
+    the 1/sqrt(N) law is 0), the residual ratio k = 7 / k = 3 at N = 1024, and the residual of the
+    first minus the last VGG16-shaped layer (3x3 filters)."""
+    units = []
+    for d in tqdm(list(draws), desc="T4 (draws)", disable=quiet):
+        x = nie.sign_image((32, 32), int(d))
+        res = {k: np.array([nie.measure(x, k, N, T4_C, [_t4_seed(d, k, N)])["residual"][0] for N in T4_NS])
+               for k in T4_KS}
+        u = dict(draw=int(d), image=0, index=int(d))
+        for k in T4_KS:
+            u[f"slope_dev_k{k}"] = float(np.polyfit(np.log(T4_NS), np.log(res[k]), 1)[0]) + 0.5
+        u["ratio_k7_k3"] = float(res[7][-1] / res[3][-1])
+        layer = [nie.measure(nie.sign_image((cin, 12, 12), int(d)), 3, n, T4_C, [_t4_seed(d, 0, cin, n)])["residual"][0]
+                 for cin, n in T4_VGG]
+        u["vgg_first_minus_last"] = float(layer[0] - layer[-1])
+        units.append(u)
+    return units
 
 
 # ----------------------------------------------------------------------------- C14: KIS against Insertion
