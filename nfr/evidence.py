@@ -36,7 +36,7 @@ from nfr.experiments import activations, cascade, failure, removal, sanity, tabl
 from nfr.metrics import colour_fidelity
 from nfr.setup import load_model, load_setup
 from nfr import backdoors, kis, metrics, mprt, train
-from nfr.reference import nie
+from nfr.reference import nie, theorem1
 
 
 @dataclass(frozen=True)
@@ -444,6 +444,32 @@ def c13_resnet56(draws, n_images, quiet=True) -> list[dict]:
          data="cifar10", layers=C13_LAYERS["cifar_vgg16"], below="gbp", box_frac=0.5, target="pred")
 def c13_vgg16(draws, n_images, quiet=True) -> list[dict]:
     return _c13("cifar_vgg16", draws, n_images, quiet)
+
+
+# ----------------------------------------------------------------------------- C10 on Theorem 1's toy networks
+C10_TOY_N, C10_TOY_SEED = 4096, 1
+C10_TOY_X2 = (math.cos(math.pi / 6), math.sin(math.pi / 6))
+
+
+@setting("C10/toy-one-hidden", draws=100, n_images=1, model="one hidden layer, bias-free ReLU (nfr.reference.theorem1)",
+         width=C10_TOY_N, rule="gbp", laws={"d = 2": ["gaussian", "sphere (ring)", "uniform (square)"],
+                                           "d = 64": ["gaussian", "sphere", "uniform (cube)"]},
+         x={"d = 2": "unit vector at 30 degrees", "d = 64": "N(0, I) drawn with the draw"},
+         seeds="theorem1.draw(1, law, d, N, [draw]): every law, dimension and draw its own generator")
+def c10_toy(draws, n_images, quiet=True) -> list[dict]:
+    """Per draw: GBP's alignment alpha(R, x) of a width-4096 one-hidden-layer network whose hidden
+    weights come from each law (top weights v ~ N(0, 1) independent of them), for d = 2 and d = 64."""
+    units = []
+    for k in draws:
+        u = dict(draw=int(k), image=0, index=int(k))
+        xs = {2: np.array(C10_TOY_X2), 64: np.random.default_rng([C10_TOY_SEED, 64, int(k)]).standard_normal(64)}
+        for d, x in xs.items():
+            for law in ("gaussian", "sphere", "uniform"):
+                W, v = theorem1.draw(C10_TOY_SEED, law, d, C10_TOY_N, [int(k)])
+                R = theorem1.one_hidden_maps(W, v, x)
+                u[f"gbp_{law}_d{d}"] = float(theorem1.alignments(R, x)[0, theorem1.RULES.index("gbp")])
+        units.append(u)
+    return units
 
 
 # ----------------------------------------------------------------------------- T4: the noise of GBP (NumPy)
