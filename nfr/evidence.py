@@ -36,7 +36,7 @@ from nfr.experiments import activations, cascade, failure, removal, sanity, tabl
 from nfr.metrics import colour_fidelity
 from nfr.setup import load_model, load_setup
 from nfr import backdoors, kis, metrics, mprt, train
-from nfr.reference import nie, theorem1
+from nfr.reference import nie, sweeps, theorem1, theorem2
 
 
 @dataclass(frozen=True)
@@ -444,6 +444,31 @@ def c13_resnet56(draws, n_images, quiet=True) -> list[dict]:
          data="cifar10", layers=C13_LAYERS["cifar_vgg16"], below="gbp", box_frac=0.5, target="pred")
 def c13_vgg16(draws, n_images, quiet=True) -> list[dict]:
     return _c13("cifar_vgg16", draws, n_images, quiet)
+
+
+# ----------------------------------------------------------------------------- C9 on Theorem 2's toy networks
+C9_TOY_CONFIGS = {"L4w512": [256, 512, 512, 512, 10], "L10w256": [256] + [256] * 9 + [10]}
+C9_TOY_SEED0 = 10_000  # draw k is the network of seed 10,000 + k (the chapter's sample uses seeds 0-15)
+
+
+@setting("C9/toy-cascade", draws=100, n_images=1, model="random bias-free ReLU MLPs (nfr.reference.theorem2)",
+         widths=C9_TOY_CONFIGS, weights="N(0, 1/d_in)", x="chapter 3's 16 x 16 toy image", maps="r_0 without bottom process",
+         rules=["gbp", "rectgrad", "zplus", "activation"], q=0.9, seeds=f"draw k: numpy default_rng({C9_TOY_SEED0} + k)")
+def c9_toy(draws, n_images, quiet=True) -> list[dict]:
+    """Per draw (one network per architecture): alpha(r_0, x) at the levels N = 0, L/2 and L of cascade
+    substitution for GBP, RectGrad, z+ and Activation."""
+    x = sweeps.toy_image(16)
+    units = []
+    for k in draws:
+        u = dict(draw=int(k), image=0, index=int(k))
+        for name, widths in C9_TOY_CONFIGS.items():
+            al = theorem2.cascade_alignment(widths, [C9_TOY_SEED0 + int(k)], x=x)
+            L = len(widths) - 1
+            for rule, a in al.items():
+                for tag, lev in (("N0", 0), ("NH", L // 2), ("NL", L)):
+                    u[f"{name}_{rule}_{tag}"] = float(a[0, lev])
+        units.append(u)
+    return units
 
 
 # ----------------------------------------------------------------------------- C10 on Theorem 1's toy networks
