@@ -30,7 +30,7 @@ from nfr import verdicts
 from nfr.claims import book_root
 from nfr.data import normalize, select_indices
 from nfr.engine.attribute import alignment, attribute
-from nfr.engine.weights import randomize, weight_layers
+from nfr.engine.weights import randomize, weight_layers, weight_stats
 from nfr.errors import NFRError
 from nfr.experiments import activations, cascade, failure, removal, sanity, table1
 from nfr.metrics import colour_fidelity
@@ -446,6 +446,46 @@ def c13_vgg16(draws, n_images, quiet=True) -> list[dict]:
     return _c13("cifar_vgg16", draws, n_images, quiet)
 
 
+# ----------------------------------------------------------------------------- C7: weight statistics
+#: architectures of C7 and their trained weights (None: no trained weights offline)
+C7_NETS = {"vgg16": None, "cifar_resnet56": "pretrained", "efficientnet_lite0": "imagenet", "cifar_vgg16": "pretrained"}
+
+
+def isotropic_layer(d: dict) -> bool:
+    """Chapter 5's test of one layer's statistics (:func:`nfr.engine.weights.weight_stats`): mean
+    pairwise cosine within 0.05 of 0, sqrt(n) sd(cos) in [0.8, 1.25], sqrt(2n) CV(norm) <= 1.5."""
+    n = d["fan_in"]
+    return abs(d["cos_mean"]) <= 0.05 and 0.8 <= math.sqrt(n) * d["cos_std"] <= 1.25 and math.sqrt(2 * n) * d["norm_cv"] <= 1.5
+
+
+def rms_cos(d: dict) -> float:
+    """Root mean square pairwise cosine of one layer's neurons."""
+    return math.hypot(d["cos_mean"], d["cos_std"])
+
+
+@setting("C7/weight-stats", draws=10, n_images=1, models=C7_NETS, max_neurons=512,
+         random="the architecture's default initialisation under seed = draw (nfr.setup.load_model)",
+         neuron_subset="seeded with (draw, layer) when a layer has more than 512 neurons")
+def c7_weights(draws, n_images, quiet=True) -> list[dict]:
+    """Per architecture and draw: the share of isotropic layers of the random initialisation of seed
+    ``draw``, and (architectures with trained weights) the shares of layers whose RMS cosine and norm
+    CV are larger in the trained network than in that random one."""
+    units, trained = [], {}
+    for k in tqdm(list(draws), desc="C7 (draws)", disable=quiet):
+        for net, w in C7_NETS.items():
+            rand = weight_stats(load_model(net, "random", int(k)), max_neurons=512, seed=int(k))
+            u = dict(draw=int(k), image=0, index=int(k), net=net,
+                     isotropic_share=float(sum(map(isotropic_layer, rand)) / len(rand)))
+            if w is not None:
+                if (net, k) not in trained:
+                    trained[net, k] = weight_stats(load_model(net, w, 0), max_neurons=512, seed=int(k))
+                t = trained[net, k]
+                u["rms_larger_share"] = float(sum(rms_cos(a) > rms_cos(b) for a, b in zip(t, rand)) / len(rand))
+                u["cv_larger_share"] = float(sum(a["norm_cv"] > b["norm_cv"] for a, b in zip(t, rand)) / len(rand))
+            units.append(u)
+    return units
+
+
 # ----------------------------------------------------------------------------- C9 on Theorem 2's toy networks
 C9_TOY_CONFIGS = {"L4w512": [256, 512, 512, 512, 10], "L10w256": [256] + [256] * 9 + [10]}
 C9_TOY_SEED0 = 10_000  # draw k is the network of seed 10,000 + k (the chapter's sample uses seeds 0-15)
@@ -858,14 +898,14 @@ def check_units(key: str, root: Path | None = None, draws=(0,), n_images: int = 
     ev = verdicts.load_evidence(root, key)
     if ev is None:
         raise NFRError(f"no evidence file for {key}")
-    stored = {(u["draw"], u["index"], u.get("attack")): u for u in ev["units"]}
+    stored = {(u["draw"], u["index"], u.get("attack"), u.get("net")): u for u in ev["units"]}
     n = 0
     for u in recompute(key, draws, n_images):
-        s = stored.get((u["draw"], u["index"], u.get("attack")))
+        s = stored.get((u["draw"], u["index"], u.get("attack"), u.get("net")))
         if s is None:
             raise NFRError(f"{key}: image {u['index']} of draw {u['draw']} is not in the evidence file")
         for q, v in u.items():
-            if q in ("image", "group", "draw", "index", "attack", "fired"):
+            if q in ("image", "group", "draw", "index", "attack", "fired", "net"):
                 if q in ("group", "fired") and v != s[q]:
                     raise NFRError(f"{key}: image {u['index']} is {v} now, {s[q]} in the evidence file")
                 continue
