@@ -35,7 +35,7 @@ from nfr.errors import NFRError
 from nfr.experiments import activations, cascade, failure, removal, sanity, table1
 from nfr.metrics import colour_fidelity
 from nfr.setup import load_model, load_setup
-from nfr import backdoors, kis, metrics, mprt, train
+from nfr import backdoors, kis, metrics, mprt, predictable, train, trgbp
 from nfr.reference import nie, sweeps, theorem1, theorem2
 
 
@@ -604,6 +604,64 @@ def c14_resnet20(draws, n_images, quiet=True) -> list[dict]:
          baseline="0 in the model's input space", groups=["correct", "wrong"])
 def c14_resnet56(draws, n_images, quiet=True) -> list[dict]:
     return _c14("cifar_resnet56", draws, n_images, quiet)
+
+
+# ----------------------------------------------------------------------------- T2, T3: TR-GBP
+def _t2(model: str, weights: str, data: str, draws, n_images: int, size, quiet: bool) -> list[dict]:
+    """Per image: the mean pairwise Pearson correlation of its top-5 class maps under GBP, eq 9 and
+    TR-GBP (:func:`nfr.trgbp.class_maps`, float64)."""
+    units = []
+    for k in draws:
+        s = load_setup(model=model, weights=weights, data=data, n_images=n_images, size=size, seed=int(k),
+                       dtype="float64", batch_size=50)
+        idx = image_index(data, n_images, int(k))
+        corr = {"gbp": [], "eq9": [], "trgbp": []}
+        for xb in tqdm(s.x.split(20), desc=f"T2 {model} (batches)", disable=quiet):
+            _, G, R, Rt = trgbp.class_maps(s.model, xb)
+            for q, m in (("gbp", G), ("eq9", R), ("trgbp", Rt)):
+                corr[q] += [float(c) for c in predictable.class_correlation(m)]
+        units += [dict(draw=int(k), image=i, index=idx[i], **{f"corr_{q}": v[i] for q, v in corr.items()})
+                  for i in range(len(idx))]
+    return units
+
+
+@setting("T2/cifar_resnet56-trained", draws=1, n_images=1000, model="cifar_resnet56", weights="pretrained",
+         data="cifar10", dtype="float64", top=5, maps="GBP (channel sum), eq 9, TR-GBP (eq 10)")
+def t2_resnet56(draws, n_images, quiet=True) -> list[dict]:
+    return _t2("cifar_resnet56", "pretrained", "cifar10", draws, n_images, None, quiet)
+
+
+@setting("T2/efficientnet_lite0-trained", draws=1, n_images=20, model="efficientnet_lite0", weights="imagenet",
+         data="samples", size=224, dtype="float64", top=5, maps="GBP (channel sum), eq 9, TR-GBP (eq 10)")
+def t2_lite0(draws, n_images, quiet=True) -> list[dict]:
+    return _t2("efficientnet_lite0", "imagenet", "samples", draws, n_images, 224, quiet)
+
+
+@setting("T3/cifar_resnet56-random", draws=10, n_images=100, model="cifar_resnet56", weights="pretrained",
+         data="cifar10", dtype="float64", top=5, target="the trained network's prediction",
+         randomization="all weight layers Gaussian He (seed = draw, layer l from (draw, l)) and every bias "
+                       "(BatchNorm merged into them) N(0, He std^2) (nfr.trgbp.randomize_biases, seed = draw)",
+         border=2)
+def t3_resnet56(draws, n_images, quiet=True) -> list[dict]:
+    """Per (draw, image): TR-GBP's map of the trained network's predicted class under the trained
+    network and under the fully random one (weights and biases): the Spearman correlation of their
+    |maps|, and each map's border/centre ratio and centre CV (:func:`nfr.predictable.sanity_stats`,
+    border band of 2 pixels)."""
+    units = []
+    for k in tqdm(list(draws), desc="T3 (draws)", disable=quiet):
+        s = load_setup(model="cifar_resnet56", weights="pretrained", data="cifar10", n_images=n_images, seed=int(k),
+                       dtype="float64", batch_size=50)
+        rand = trgbp.randomize_biases(randomize(s.model, "gaussian", int(k), bias="keep"), int(k))
+        idx = image_index("cifar10", n_images, int(k))
+        for i0 in range(0, len(idx), 20):
+            xb, tb = s.x[i0:i0 + 20], s.target[i0:i0 + 20]
+            Rt0, Rt1 = trgbp.trgbp(s.model, xb, tb), trgbp.trgbp(rand, xb, tb)
+            for j in range(len(xb)):
+                sp, bc1, cv1 = predictable.sanity_stats(Rt1[j:j + 1], Rt0[j:j + 1], 2)
+                _, bc0, cv0 = predictable.sanity_stats(Rt0[j:j + 1], Rt0[j:j + 1], 2)
+                units.append(dict(draw=int(k), image=i0 + j, index=idx[i0 + j], spearman_random=sp,
+                                  bc_random=bc1, bc_trained=bc0, cv_random=cv1, cv_trained=cv0))
+    return units
 
 
 # ----------------------------------------------------------------------------- B1-B4: the MPRT's variants
