@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nfr.stats import auc_rows, bimodality_rows
+from nfr.stats import auc_weighted, bimodality_rows
 
 VERDICTS = ("confirmed", "partly", "refuted", "inconclusive", "not testable here")
 RULES = ("greater", "less", "within")
@@ -185,13 +185,19 @@ def _sample_statistic(kind: str, arrays: tuple, seed: int) -> tuple[float, tuple
             return math.nan, (math.nan, math.nan)
         ip, ineg = np.arange(len(pos)), np.arange(len(neg))
 
+        def counts(i, n):  # (B, n) resampled indices -> (B, n) multiplicities
+            B = i.shape[0]
+            return np.bincount((np.arange(B)[:, None] * n + i).ravel(), minlength=B * n).reshape(B, n)
+
         def stat(i, j, axis=-1):
             i, j = np.moveaxis(np.asarray(i), axis, -1), np.moveaxis(np.asarray(j), axis, -1)
             shape = i.shape[:-1]
             i, j = i.reshape(-1, i.shape[-1]), j.reshape(-1, j.shape[-1])
-            return (auc_rows(pos[i, 0], neg[j, 0]) - auc_rows(pos[i, 1], neg[j, 1])).reshape(shape)
-        data, effect = (ip, ineg), float(auc_rows(pos[None, :, 0], neg[None, :, 0])[0]
-                                         - auc_rows(pos[None, :, 1], neg[None, :, 1])[0])
+            cp, cn = counts(i, len(pos)), counts(j, len(neg))
+            return (auc_weighted(pos[:, 0], neg[:, 0], cp, cn) - auc_weighted(pos[:, 1], neg[:, 1], cp, cn)).reshape(shape)
+        one_p, one_n = np.ones((1, len(pos))), np.ones((1, len(neg)))
+        data, effect = (ip, ineg), float(auc_weighted(pos[:, 0], neg[:, 0], one_p, one_n)[0]
+                                         - auc_weighted(pos[:, 1], neg[:, 1], one_p, one_n)[0])
     res = stats.bootstrap(data, stat, confidence_level=LEVEL, n_resamples=N_RESAMPLES_SAMPLE, batch=200,
                           vectorized=True, method="percentile", random_state=np.random.default_rng(seed))
     lo, hi = res.confidence_interval

@@ -295,3 +295,15 @@ def test_auc_difference_statistic_pairs_the_two_scores_of_each_unit():
                           threshold=0.0), units)["verdict"] == "refuted"
     with pytest.raises(V.CriterionError, match="auc_difference"):
         V.check_criterion("k", _entry(statistic="auc_difference", groups=["correct", "wrong"]))
+
+
+def test_weighted_auc_equals_the_auc_of_the_resampled_scores():
+    from nfr import stats as S
+    g = np.random.default_rng(8)
+    pos, neg = np.round(g.normal(0.3, 1, 60), 1), np.round(g.normal(0, 1, 40), 1)  # rounded: many ties
+    i, j = g.integers(0, 60, (7, 60)), g.integers(0, 40, (7, 40))
+    wp = np.array([np.bincount(r, minlength=60) for r in i])
+    wn = np.array([np.bincount(r, minlength=40) for r in j])
+    np.testing.assert_allclose(S.auc_weighted(pos, neg, wp, wn), S.auc_rows(pos[i], neg[j]), atol=1e-12)
+    assert S.auc_weighted(pos, neg, np.ones((1, 60)), np.ones((1, 40)))[0] == pytest.approx(
+        S.roc_auc(np.r_[pos, neg], np.r_[np.ones(60), np.zeros(40)]), abs=1e-12)
