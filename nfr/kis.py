@@ -430,7 +430,7 @@ def auc_difference(score_a, score_b, label, n_boot: int = 2000, seed: int = 0,
     """AUC(a) - AUC(b) for predicting the same ``label``, with a paired bootstrap interval.
 
     Each of ``n_boot`` resamples draws the N samples with replacement (``numpy`` generator seeded by
-    ``seed``; resamples with a single class are redrawn) and recomputes both :func:`roc_auc`;
+    ``seed``; resamples with a single class are redrawn) and recomputes both :func:`nfr.stats.roc_auc`;
     ``lo`` / ``hi`` are the (1 - level)/2 and (1 + level)/2 percentiles of the differences.
 
     Parameters
@@ -488,7 +488,7 @@ def summary(res: dict, keys=("kis", "insertion", "insertion_abs")) -> dict:
     -------
     dict
         Score name -> ``{"auc", "bc", "neg", "med_correct", "med_wrong", "n"}``: ``auc``
-        (:func:`roc_auc` for predicting ``correct``), ``bc`` (:func:`bimodality_coefficient` over
+        (:func:`nfr.stats.roc_auc` for predicting ``correct``), ``bc`` (:func:`nfr.stats.bimodality_coefficient` over
         all samples), ``neg`` (share of scores below 0), the medians ``med_correct`` /
         ``med_wrong`` (nan when a group is empty) and ``n``, the number of samples kept.
 

@@ -103,7 +103,7 @@ def ibd(R, border: int | None = None) -> np.ndarray:
 
 def roc_auc(scores, labels) -> float:
     """ROC-AUC of ``scores`` for binary ``labels`` (Mann-Whitney, average ranks for ties; nan when
-    a class is empty): the one implementation, :func:`nfr.kis.roc_auc`."""
+    a class is empty): the one implementation, :func:`nfr.stats.roc_auc`."""
     return kis.roc_auc(scores, labels)
 
 

@@ -5,7 +5,7 @@
   ``BIMODALITY_THRESHOLD`` (5/9, a uniform sample's value) as the usual cut.
 
 Both accept NumPy arrays, sequences or torch tensors (read through ``.detach().cpu().numpy()``
-without importing torch), so :mod:`nfr.kis` (the KIS metric, chapter 9) and :mod:`nfr.verdicts`
+without importing torch), so :mod:`nfr.kis` (the KIS metric, chapter 9) and ``nfr.verdicts``
 (the criteria's ``auc_difference`` and ``bimodality`` statistics) compute them the same way.
 """
 from __future__ import annotations
@@ -112,7 +112,7 @@ def bimodality_coefficient(values) -> float:
 
 def bimodality_rows(v: np.ndarray) -> np.ndarray:
     """:func:`bimodality_coefficient` of every row: the vectorised form the bootstrap of
-    :mod:`nfr.verdicts` resamples.
+    ``nfr.verdicts`` resamples.
 
     Parameters
     ----------
@@ -137,7 +137,7 @@ def bimodality_rows(v: np.ndarray) -> np.ndarray:
 
 
 def auc_rows(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-    """:func:`roc_auc` for every row: the vectorised form the bootstrap of :mod:`nfr.verdicts` resamples.
+    """:func:`roc_auc` for every row: the vectorised form the bootstrap of ``nfr.verdicts`` resamples.
 
     Parameters
     ----------
