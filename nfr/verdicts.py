@@ -244,7 +244,8 @@ def combine(verdicts: list[str], mode: str = "strict") -> str:
 
 def _values(units: list[dict], q: str) -> np.ndarray:
     try:
-        return np.array([float(u[q]) for u in units])
+        # a non-finite value is stored as None (nan) or "inf" / "-inf" in an evidence file
+        return np.array([math.nan if u[q] is None else float(u[q]) for u in units])
     except KeyError as e:
         raise CriterionError(f"a unit has no quantity {q!r}") from e
 
@@ -541,6 +542,8 @@ def describe(row: dict) -> str:
     for p in row.get("parts") or ():
         lo, hi = p["interval"]
         extra = f", p = {p['p_value']:.2g}" if p.get("p_value") is not None else ""
+        if p.get("n_nonfinite"):
+            extra += f" (n = {p['n']}: {p['n_nonfinite']} units without a finite value left out)"
         lines.append(f"  {p['name']}: {_fmt(p['effect'])} [{_fmt(lo)}, {_fmt(hi)}] {p['verdict']}{extra}")
     return "\n".join(lines)
 

@@ -308,3 +308,12 @@ def test_weighted_auc_equals_the_auc_of_the_resampled_scores():
     np.testing.assert_allclose(S.auc_weighted(pos, neg, wp, wn), S.auc_rows(pos[i], neg[j]), atol=1e-12)
     assert S.auc_weighted(pos, neg, np.ones((1, 60)), np.ones((1, 40)))[0] == pytest.approx(
         S.roc_auc(np.r_[pos, neg], np.r_[np.ones(60), np.zeros(40)]), abs=1e-12)
+
+
+def test_non_finite_values_stored_as_none_or_inf_are_dropped_as_in_the_run():
+    units = _units(np.r_[np.full(25, 0.5), np.full(5, 0.4)])
+    j = V.judge(_entry(threshold=0.1), [dict(u, q=float("nan")) if i < 3 else u for i, u in enumerate(units)])
+    stored = [dict(u, q=None) if i < 3 else dict(u, q="inf") if i == 3 else u for i, u in enumerate(units)]
+    k = V.judge(_entry(threshold=0.1), stored)
+    assert k["parts"][0]["n_nonfinite"] == 4 and j["parts"][0]["n_nonfinite"] == 3
+    assert k["parts"][0]["n"] == 26 and k["verdict"] == "confirmed"
