@@ -222,7 +222,8 @@ def test_the_mprt_experiment_is_consistent_with_itself_and_with_nfr_mprt():
             noise = A[f"bottom_up|control_noise|{prep}|{me}"]
             if me == "cosine":
                 # not centred: two independent non-negative maps (|noise|, or min-max scaled noise) have a
-                # large positive cosine (2/pi for |N(0, 1)|), so cosine cannot tell noise from a kept map
+                # large positive cosine ((E a)^2 / E a^2: 2/pi for one |N(0, 1)| channel, 0.84 for the sum of three), so cosine
+                # cannot tell noise from a kept map
                 assert np.all(noise > 0.5)
             else:
                 assert np.all(np.abs(noise) < 0.5)
