@@ -155,14 +155,20 @@ def c11_vgg(draws, n_images, quiet=True) -> list[dict]:
     return _c11("cifar_vgg16", draws, n_images, quiet)
 
 
-def _c11(model, draws, n_images, quiet) -> list[dict]:
+#: the setup of the random ImageNet-layout VGG16 settings of C11, C12 and C16 (foolbox's photos at 224 px)
+VGG16_RANDOM_224 = dict(weights="random", data="samples", size=224, batch_size=5)
+
+
+def _c11(model, draws, n_images, quiet, weights="pretrained", data="cifar10", size=None,
+         batch_size=100) -> list[dict]:
     units = []
     for k in tqdm(list(draws), desc="C11 evidence (draws)", disable=quiet):
-        res = removal.run(removal.Config(model=model, weights="pretrained", data="cifar10",
+        res = removal.run(removal.Config(model=model, weights=weights, data=data, size=size,
                                          n_images=n_images, k=[3], rules=list(NFR3), seed=int(k),
-                                         quiet=True, batch_size=100))
-        idx = image_index("cifar10", n_images, int(k))
-        for i in range(n_images):
+                                         quiet=True, batch_size=batch_size))
+        idx = image_index(data, n_images, int(k))
+        gc.collect()
+        for i in range(len(idx)):
             u = dict(draw=int(k), image=i, index=idx[i])
             for r in NFR3:
                 u[f"original_{r}"] = res["original"][r]["per_image"][i]
@@ -185,15 +191,17 @@ def c16_vgg(draws, n_images, quiet=True) -> list[dict]:
     return _c16("cifar_vgg16", draws, n_images, quiet)
 
 
-def _c16(model, draws, n_images, quiet) -> list[dict]:
+def _c16(model, draws, n_images, quiet, weights="pretrained", data="cifar10", size=None,
+         batch_size=100) -> list[dict]:
     units = []
     for k in tqdm(list(draws), desc="C16 evidence (draws)", disable=quiet):
-        res = sanity.run(sanity.Config(model=model, weights="pretrained", data="cifar10",
+        res = sanity.run(sanity.Config(model=model, weights=weights, data=data, size=size,
                                        n_images=n_images, steps=[3], rules=list(NFR4) + ["grad"],
-                                       seed=int(k), quiet=True, batch_size=100))
+                                       seed=int(k), quiet=True, batch_size=batch_size))
         j = res["steps"].index(3)
-        idx = image_index("cifar10", n_images, int(k))
-        for i in range(n_images):
+        idx = image_index(data, n_images, int(k))
+        gc.collect()
+        for i in range(len(idx)):
             u = dict(draw=int(k), image=i, index=idx[i])
             for r in list(NFR4) + ["grad"]:
                 u[f"ssim_{r}"] = res["ssim"][r]["per_image"][i][j]
@@ -217,6 +225,28 @@ def c11_resnet56(draws, n_images, quiet=True) -> list[dict]:
 def c16_resnet56(draws, n_images, quiet=True) -> list[dict]:
     """C16 on the trained CIFAR ResNet-56 (as :func:`c16_vgg`)."""
     return _c16("cifar_resnet56", draws, n_images, quiet)
+
+
+VGG16_RANDOM_INIT = ("torchvision's VGG16 initialisation under the draw's seed (He-normal convolutions, "
+                     "N(0, 0.01^2) linear layers, biases zero), which also draws the draw's 10 of "
+                     "foolbox's 20 photos")
+
+
+@setting("C11/vgg16-random-224", draws=10, n_images=10, model="vgg16", data="samples", size=224,
+         dtype="float32", k=3, rules=list(NFR3), init=VGG16_RANDOM_INIT,
+         randomization="gaussian, He scale, biases zero, layer l drawn from (draw, l)", target="pred")
+def c11_vgg16_random(draws, n_images, quiet=True) -> list[dict]:
+    """C11 on torchvision's VGG16 with random weights, ImageNet photos at 224 px (as :func:`c11_vgg`)."""
+    return _c11("vgg16", draws, n_images, quiet, **VGG16_RANDOM_224)
+
+
+@setting("C16/vgg16-random-224", draws=10, n_images=10, model="vgg16", data="samples", size=224,
+         dtype="float32", k=3, rules=list(NFR4) + ["grad"], maps="with bottom process, sum |R_c|",
+         init=VGG16_RANDOM_INIT, randomization="gaussian, He scale, biases zero, layer l drawn from (draw, l)",
+         target="pred")
+def c16_vgg16_random(draws, n_images, quiet=True) -> list[dict]:
+    """C16 on torchvision's VGG16 with random weights, ImageNet photos at 224 px (as :func:`c16_vgg`)."""
+    return _c16("vgg16", draws, n_images, quiet, **VGG16_RANDOM_224)
 
 
 # ----------------------------------------------------------------------------- C8 on the trained VGG16 layout
@@ -391,14 +421,26 @@ def c12_resnet56(draws, n_images, quiet=True) -> list[dict]:
     return _c12("cifar_resnet56", 55, draws, n_images, quiet)
 
 
-def _c12(model, top, draws, n_images, quiet) -> list[dict]:
+@setting("C12/vgg16-random-224", draws=10, n_images=10, model="vgg16", data="samples", size=224,
+         dtype="float32", layers=[1, 15], frac=0.1, rules=["gbp", "zplus"], init=VGG16_RANDOM_INIT,
+         target="pred")
+def c12_vgg16_random(draws, n_images, quiet=True) -> list[dict]:
+    """C12 on torchvision's VGG16 with random weights, ImageNet photos at 224 px (as :func:`c12_vgg`,
+    start layers 1 and 15 of 16; draw = the network's initialisation seed)."""
+    return _c12("vgg16", 15, draws, n_images, quiet, **VGG16_RANDOM_224)
+
+
+def _c12(model, top, draws, n_images, quiet, weights="pretrained", data="cifar10", size=None,
+         batch_size=100) -> list[dict]:
     units = []
-    for k in draws:
-        res = activations.run(activations.Config(model=model, weights="pretrained", data="cifar10",
+    for k in tqdm(list(draws), desc="C12 evidence (draws)", disable=quiet or len(draws) < 2):
+        res = activations.run(activations.Config(model=model, weights=weights, data=data, size=size,
                                                  n_images=n_images, layers=[1, top], rules=["gbp", "zplus"],
-                                                 seed=int(k), quiet=quiet, batch_size=100))
-        idx = image_index("cifar10", n_images, int(k))
-        for i in range(n_images):
+                                                 seed=int(k), quiet=quiet or len(draws) > 1,
+                                                 batch_size=batch_size))
+        idx = image_index(data, n_images, int(k))
+        gc.collect()
+        for i in range(len(idx)):
             u = dict(draw=int(k), image=i, index=idx[i])
             for r in ("gbp", "zplus"):
                 c = res["curves"][r]
